@@ -1,0 +1,76 @@
+"""Settings: environment variables with the prefix PINGAN_, plus an optional TOML file (PINGAN_CONFIG)."""
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from pingan.plans import PLANS_DIR
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PINGAN_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Where SQLite, the console sink and logs live")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; postgresql://… for production. Default: SQLite in data_dir"
+    )
+    plans_dir: Path = Field(default=PLANS_DIR, description="Directory of YAML response plans")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PINGAN_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Unset: `pingan up` starts the embedded tansu broker on 127.0.0.1 and a free port",
+    )
+    topic_prefix: str = Field(default="", description="Prepended to every topic name (isolates stacks and tests)")
+    app_id: str = Field(default="pingan", description="faust app id, also the consumer group")
+    consumer_fetch_wait_ms: int = Field(
+        default=20, ge=1, le=5000,
+        description="faust consumer fetch wait; 20 ms suits the embedded broker (see docs/architecture.md)",
+    )
+    broker_session_timeout_s: float = Field(default=10.0, gt=0)
+    broker_heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    correlation_window_s: float = Field(default=3600.0, gt=0, description="Reports with one dedup_key join within it")
+    relay_poll_interval_s: float = Field(default=0.05, gt=0, description="Outbox relay poll interval")
+    console_sink: Path | None = Field(default=None, description="Console channel's append-only file; default data_dir")
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str | None = Field(default=None, description="Override the Twilio API host (tests)")
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("PINGAN_CONFIG")
+        if config_file:
+            # The TOML file ranks below the environment, so one variable can override a shared file.
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the libpq-style scheme people paste, and use psycopg 3.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{(self.data_dir / 'pingan.db').resolve()}"
+
+    @property
+    def console_sink_path(self) -> Path:
+        return self.console_sink or self.data_dir / "console.log"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"

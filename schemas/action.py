@@ -1,0 +1,44 @@
+"""One entry of the tamper-evident command-chain log."""
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from pingan.schemas.common import Model, UtcDatetime
+
+
+class ActionKind(StrEnum):
+    created = "created"
+    correlated = "correlated"
+    plan_activated = "plan_activated"
+    no_plan = "no_plan"
+    grade_changed = "grade_changed"
+    notified = "notified"
+    delivered = "delivered"
+    failed = "failed"
+    acknowledged = "acknowledged"
+    escalated = "escalated"
+    handed_over = "handed_over"
+    closed = "closed"
+
+
+class ActionDraft(Model):
+    """An action before the log writer has given it a place in the chain."""
+
+    incident_id: str
+    at: UtcDatetime
+    actor: str = Field(min_length=1, max_length=200, description="Who did it: a person id, or system:<component>")
+    kind: ActionKind
+    details: dict[str, Any] = Field(default_factory=dict)
+    plan_id: str | None = None
+    plan_version: int | None = None
+    idempotency_key: str | None = Field(
+        default=None, description="Appending twice with one key writes one entry (replays are harmless)"
+    )
+
+
+class Action(ActionDraft):
+    seq: int = Field(ge=1)
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")

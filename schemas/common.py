@@ -1,0 +1,34 @@
+"""Small shared types and helpers for the models."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _aware_utc(value: datetime) -> datetime:
+    # Naive datetimes are ambiguous in a system that spans time zones: reject them rather than guess.
+    if value.tzinfo is None:
+        raise ValueError("datetime must carry a time zone offset, e.g. 2026-11-25T08:00:00+08:00")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(BaseModel):
+    """Base for every Pingan model: unknown fields are errors, so a typo never silently drops data."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, str_strip_whitespace=True)
+
+
+class LocalizedText(Model):
+    zh: str = Field(min_length=1)
+    en: str | None = None
+
+    def pick(self, lang: str) -> str:
+        return self.en if lang == "en" and self.en else self.zh
