@@ -1,0 +1,1 @@
+"""Notification channel adapters: the only I/O in handlers/."""
