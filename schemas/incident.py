@@ -89,3 +89,4 @@ class Incident(IncidentReport):
     received_at: UtcDatetime
     state: IncidentState = IncidentState.open
     report_count: int = Field(default=1, ge=1)
+    last_report_at: UtcDatetime | None = Field(default=None, description="When the latest correlated report came")

@@ -1,0 +1,60 @@
+"""What a channel's answer means for the ledger and the log. Pure: data in, decision out."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pingan.handlers.channels.base import SendOutcome, SendResult
+from pingan.schemas.action import ActionDraft, ActionKind
+from pingan.schemas.notification import DeliveryState, Notification
+
+ACTOR = "system:notifier"
+MAX_TRANSIENT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class DeliveryDecision:
+    state: DeliveryState
+    retry: bool
+    actions: list[ActionDraft]
+
+
+def _draft(n: Notification, kind: ActionKind, at: datetime, **details: object) -> ActionDraft:
+    return ActionDraft(
+        incident_id=n.incident_id,
+        at=at,
+        actor=ACTOR,
+        kind=kind,
+        plan_id=n.plan_id,
+        plan_version=n.plan_version,
+        details={
+            "notification": n.idempotency_key,
+            "recipient": n.recipient.id,
+            "recipient_name": n.recipient.name,
+            "channel": n.channel.value,
+            "step": n.step,
+            **details,
+        },
+        idempotency_key=f"{kind.value}:{n.idempotency_key}",
+    )
+
+
+def after_send(n: Notification, result: SendResult, attempt: int, now: datetime) -> DeliveryDecision:
+    provider = {"provider_id": result.provider_id} if result.provider_id else {}
+    if result.outcome is SendOutcome.delivered:
+        return DeliveryDecision(DeliveryState.delivered, False, [
+            _draft(n, ActionKind.notified, now, **provider),
+            _draft(n, ActionKind.delivered, now, **provider),
+        ])
+    if result.outcome is SendOutcome.accepted:
+        return DeliveryDecision(DeliveryState.sent, False, [_draft(n, ActionKind.notified, now, **provider)])
+    if result.outcome is SendOutcome.transient_failure and attempt < MAX_TRANSIENT_ATTEMPTS:
+        return DeliveryDecision(DeliveryState.intended, True, [])
+    return DeliveryDecision(DeliveryState.failed, False, [
+        _draft(n, ActionKind.failed, now, reason=result.detail or result.outcome.value,
+               outcome=result.outcome.value, attempts=attempt),
+    ])
+
+
+def retry_delay_s(attempt: int) -> float:
+    """Exponential backoff before the next attempt (jitter and limits deepen in the response issue)."""
+    return min(0.2 * (2 ** (attempt - 1)), 5.0)

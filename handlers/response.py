@@ -1,0 +1,55 @@
+"""Response: which plan an incident activates and whom it tells. Pure: data in, decision out."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pingan.handlers.matching import match_plan
+from pingan.handlers.notify import build_notifications
+from pingan.handlers.plan_loader import PlanSet
+from pingan.schemas.action import ActionDraft, ActionKind
+from pingan.schemas.incident import Incident
+from pingan.schemas.notification import Notification
+
+ACTOR = "system:response"
+
+
+@dataclass(frozen=True)
+class ResponseDecision:
+    plan_id: str | None
+    plan_version: int | None
+    notifications: list[Notification]
+    actions: list[ActionDraft]
+
+
+def respond(incident: Incident, plans: PlanSet, now: datetime) -> ResponseDecision:
+    match = match_plan(plans, incident)
+    if match.plan is None:
+        # No plan is itself a fact the duty room must see: it is logged, and shows up as a coverage gap.
+        action = ActionDraft(
+            incident_id=incident.id, at=now, actor=ACTOR, kind=ActionKind.no_plan,
+            details={"reason": match.reason, "candidates": match.candidates},
+            idempotency_key=f"response:{incident.id}",
+        )
+        return ResponseDecision(None, None, [], [action])
+    plan = match.plan
+    orders = build_notifications(incident, plan, now)
+    action = ActionDraft(
+        incident_id=incident.id,
+        at=now,
+        actor=ACTOR,
+        kind=ActionKind.plan_activated,
+        plan_id=plan.id,
+        plan_version=plan.version,
+        details={
+            "plan_title": plan.title.zh,
+            "level": incident.grade.value,
+            "reason": match.reason,
+            "candidates": match.candidates,
+            "notifications": [
+                {"key": n.idempotency_key, "recipient": n.recipient.id, "channel": n.channel.value, "step": n.step}
+                for n in orders
+            ],
+        },
+        idempotency_key=f"response:{incident.id}",
+    )
+    return ResponseDecision(plan.id, plan.version, orders, [action])

@@ -1,0 +1,121 @@
+"""The database schema: the system of record. The broker only carries what is written here first."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: the same on SQLite (text) and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+# Accepted intake events (transactional outbox). A row exists before anyone is told "accepted".
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("proposed_incident_id", String(64), nullable=False, index=True),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(300), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("accepted_at", UtcDateTime, nullable=False),
+    Column("published_at", UtcDateTime, nullable=True),
+)
+Index("ix_outbox_unpublished", outbox.c.published_at, outbox.c.accepted_at)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("dedup_key", String(300), nullable=False, index=True),
+    Column("source", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("subtype", String(48), nullable=False),
+    Column("grade", String(4), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False, index=True),
+    Column("last_report_at", UtcDateTime, nullable=False),
+    Column("report_count", Integer, nullable=False),
+    Column("body", Text, nullable=False),  # the whole Incident as JSON
+)
+
+# One row per raw event triage has handled: replaying `incidents.raw` finds it and changes nothing.
+triage_events = Table(
+    "triage_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("outcome", String(16), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+)
+
+# One row per incident whose response was decided: replaying `incidents` decides nothing twice.
+responses = Table(
+    "responses",
+    metadata,
+    Column("incident_id", String(64), primary_key=True),
+    Column("plan_id", String(64), nullable=True),
+    Column("plan_version", Integer, nullable=True),
+    Column("decided_at", UtcDateTime, nullable=False),
+)
+
+# The command-chain log. `at` and `details` are stored as the exact text that was hashed.
+actions = Table(
+    "actions",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("at", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("details", Text, nullable=False),
+    Column("plan_id", String(64), nullable=True),
+    Column("plan_version", Integer, nullable=True),
+    Column("idempotency_key", String(200), nullable=True, unique=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# The notification ledger: intent before sending, result after. Its key makes every send at most once.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("idempotency_key", String(64), primary_key=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("channel", String(32), nullable=False),
+    Column("recipient_id", String(100), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("provider_id", String(100), nullable=True),
+    Column("detail", Text, nullable=False, default=""),
+    Column("body", Text, nullable=False),  # the whole Notification as JSON
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

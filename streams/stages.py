@@ -1,0 +1,114 @@
+"""The work of each pipeline stage: read the store, call a pure handler, commit, say what to emit.
+
+Agents stay thin: they parse a message, run one of these in a thread (the store is blocking I/O),
+and send what it returns. Every stage is idempotent, so a replayed topic or a re-published outbox
+writes no duplicate rows and sends nothing twice.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from pingan.handlers.channels.base import ChannelAdapter, ReconcileOutcome, SendOutcome, SendResult
+from pingan.handlers.delivery import after_send, retry_delay_s
+from pingan.handlers.plan_loader import PlanSet
+from pingan.handlers.response import respond
+from pingan.handlers.triage import triage
+from pingan.schemas.action import Action
+from pingan.schemas.common import utcnow
+from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
+from pingan.schemas.incident import Incident
+from pingan.schemas.notification import DeliveryState, Notification
+from pingan.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageOutput:
+    incident_events: list[IncidentEvent] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+
+
+def triage_stage(store: Store, event: RawEvent, window: timedelta, cached: Incident | None = None) -> StageOutput:
+    """`cached` is the faust Table's guess at the open incident for this dedup_key; the store decides."""
+    earlier = store.triage_result(event.event_id)
+    if earlier is not None:
+        # A replay: re-emit what was decided, so a lost downstream message is sent again.
+        return StageOutput(incident_events=[earlier])
+    candidate = cached
+    if candidate is not None:
+        candidate = store.get_incident(candidate.id)
+    if candidate is None:
+        since = event.received_at - window
+        candidate = store.open_incident_for(event.report.effective_dedup_key(), event.report.status.value, since)
+    decision = triage(event, candidate, window)
+    emitted, logged = store.apply_triage(event.event_id, decision.outcome, decision.incident, decision.actions)
+    return StageOutput(incident_events=[emitted], actions=logged)
+
+
+def response_stage(store: Store, plans: PlanSet, event: IncidentEvent) -> StageOutput:
+    if event.outcome is not TriageOutcome.created:
+        return StageOutput()  # a correlated report is logged by triage and tells nobody again
+    incident = event.incident
+    if store.response_decided(incident.id):
+        # A replay: re-emit the intents that were never handed to a channel.
+        pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
+        return StageOutput(notifications=pending)
+    decision = respond(incident, plans, utcnow())
+    logged = store.apply_response(
+        incident.id, decision.plan_id, decision.plan_version, decision.notifications, decision.actions
+    )
+    if not logged:  # another worker decided first; its intents are in the ledger
+        pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
+        return StageOutput(notifications=pending)
+    return StageOutput(notifications=decision.notifications, actions=logged)
+
+
+def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notification,
+                 sleep: Callable[[float], None] = time.sleep) -> StageOutput:
+    if not store.claim(n.idempotency_key):
+        return StageOutput()  # sent, sending or finished already: at most once
+    channel = channels.get(n.channel.value)
+    attempt = 0
+    while True:
+        attempt += 1
+        if channel is None:
+            result = SendResult(SendOutcome.permanent_failure, detail=f"channel {n.channel.value} is not configured")
+        else:
+            result = channel.send(n)
+        decision = after_send(n, result, attempt, utcnow())
+        if decision.retry:
+            log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt, result.detail)
+            sleep(retry_delay_s(attempt))
+            continue
+        logged = store.record_result(n.idempotency_key, decision.state, result.provider_id, result.detail,
+                                     decision.actions)
+        return StageOutput(actions=logged)
+
+
+def reconcile_sending(store: Store, channels: dict[str, ChannelAdapter]) -> StageOutput:
+    """After a crash: settle every notification left "sending". Sends nothing itself."""
+    out = StageOutput()
+    for entry in store.ledger_in_state(DeliveryState.sending):
+        n = entry.notification
+        channel = channels.get(n.channel.value)
+        verdict = channel.reconcile(n) if channel else None
+        if verdict is not None and verdict.outcome is ReconcileOutcome.not_sent:
+            store.release(n.idempotency_key, verdict.detail or "reconciled: not sent")
+            out.notifications.append(n)
+            continue
+        if verdict is not None and verdict.outcome is ReconcileOutcome.sent:
+            outcome = SendOutcome.delivered if n.channel.value == "console" else SendOutcome.accepted
+            result = SendResult(outcome, provider_id=verdict.provider_id, detail="reconciled after restart")
+        else:
+            # We cannot tell whether it went out; sending again could notify twice, so record the doubt.
+            detail = verdict.detail if verdict else "channel not configured"
+            result = SendResult(SendOutcome.permanent_failure, detail=f"outcome unknown after restart: {detail}")
+        decision = after_send(n, result, entry.attempts, utcnow())
+        out.actions += store.record_result(n.idempotency_key, decision.state, result.provider_id, result.detail,
+                                           decision.actions)
+    return out
