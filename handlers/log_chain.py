@@ -50,7 +50,8 @@ def chain(prev_seq: int, prev_hash: str, drafts: Iterable[ActionDraft]) -> list[
     for draft in drafts:
         prev_seq += 1
         digest = entry_hash(prev_hash, hashed_fields(prev_seq, draft))
-        actions.append(Action(**draft.model_dump(), seq=prev_seq, prev_hash=prev_hash, hash=digest))
+        fields = draft.model_dump(include=set(ActionDraft.model_fields))
+        actions.append(Action(**fields, seq=prev_seq, prev_hash=prev_hash, hash=digest))
         prev_hash = digest
     return actions
 

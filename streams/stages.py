@@ -19,7 +19,6 @@ from pingan.handlers.triage import triage
 from pingan.schemas.action import Action
 from pingan.schemas.common import utcnow
 from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
-from pingan.schemas.incident import Incident
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.store.repository import Store
 
@@ -33,16 +32,14 @@ class StageOutput:
     actions: list[Action] = field(default_factory=list)
 
 
-def triage_stage(store: Store, event: RawEvent, window: timedelta, cached: Incident | None = None) -> StageOutput:
-    """`cached` is the faust Table's guess at the open incident for this dedup_key; the store decides."""
+def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: str | None = None) -> StageOutput:
+    """`cached_id` is the faust Table's guess at the open incident for this dedup_key; the store decides."""
     earlier = store.triage_result(event.event_id)
     if earlier is not None:
         # A replay: re-emit what was decided, so a lost downstream message is sent again.
         return StageOutput(incident_events=[earlier])
-    candidate = cached
-    if candidate is not None:
-        candidate = store.get_incident(candidate.id)
-    if candidate is None:
+    candidate = store.get_incident(cached_id) if cached_id else None
+    if candidate is None or candidate.state.value == "closed":
         since = event.received_at - window
         candidate = store.open_incident_for(event.report.effective_dedup_key(), event.report.status.value, since)
     decision = triage(event, candidate, window)

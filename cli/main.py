@@ -1,0 +1,154 @@
+"""The `pingan` command line."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pingan.cli import runtime
+from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Source, Subtype
+
+app = typer.Typer(help="Pingan (平安): event-driven emergency response and alerting.", no_args_is_help=True,
+                  add_completion=False)
+log_app = typer.Typer(help="The tamper-evident command-chain log.", no_args_is_help=True)
+schema_app = typer.Typer(help="The data shapes as JSON Schema.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+app.add_typer(schema_app, name="schema")
+
+
+@app.command()
+def up() -> None:
+    """Run the whole stack (embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set, worker, HTTP API)."""
+    from pingan.supervisor import run_stack
+
+    runtime.configure_logging()
+    run_stack(runtime.settings())
+
+
+@app.command()
+def worker() -> None:
+    """Run the stream worker alone (recovery, outbox relay, faust agents) against KAFKA_BOOTSTRAP_SERVERS."""
+    from pingan.streams.worker import run_worker
+
+    runtime.configure_logging()
+    run_worker(runtime.settings())
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Default: PINGAN_HTTP_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: PINGAN_HTTP_PORT")] = None,
+) -> None:
+    """Run the HTTP API alone."""
+    import uvicorn
+
+    from pingan.bootstrap import bootstrap
+    from pingan.web.app import create_api
+
+    runtime.configure_logging()
+    services = bootstrap(runtime.settings(), with_plans=False)
+    settings = services.settings
+    uvicorn.run(create_api(settings, services.store), host=host or settings.http_host,
+                port=port or settings.http_port, log_level="warning")
+
+
+@app.command()
+def report(
+    category: Annotated[Category, typer.Option(help="Incident category")],
+    subtype: Annotated[Subtype, typer.Option(help="Subtype within the category")],
+    grade: Annotated[Grade, typer.Option(help="I (特别重大) … IV (一般)")],
+    title: Annotated[str, typer.Option(help="Short title, e.g. 仓库起火")],
+    description: Annotated[str, typer.Option(help="Free text")] = "",
+    hazard: Annotated[str | None, typer.Option(help="Finer hazard, e.g. typhoon")] = None,
+    area_code: Annotated[str | None, typer.Option(help="Administrative area code")] = None,
+    area_name: Annotated[str | None, typer.Option(help="Area name")] = None,
+    dedup_key: Annotated[str | None, typer.Option(help="Reports with one key join one incident")] = None,
+    status: Annotated[IncidentStatus, typer.Option(help="actual, exercise or test")] = IncidentStatus.actual,
+) -> None:
+    """Submit one incident through the intake path; prints its id once it is stored."""
+    from pydantic import ValidationError
+
+    from pingan.schemas.incident import IncidentReport, Location
+    from pingan.streams import topics
+
+    try:
+        incident_report = IncidentReport(
+            source=Source.cli, status=status, category=category, subtype=subtype, grade=grade, title=title,
+            description=description, hazard=hazard, dedup_key=dedup_key,
+            location=Location(area_code=area_code, area_name=area_name),
+        )
+    except ValidationError as exc:
+        runtime.fail(runtime.describe_validation(exc))
+    store = runtime.store()
+    accepted = store.accept(incident_report, runtime.settings().topic(topics.RAW))
+    typer.echo(accepted.incident_id)
+
+
+@app.command()
+def timeline(incident_id: Annotated[str, typer.Argument(help="Incident id (or the id a report was given)")]) -> None:
+    """Print one incident's command-chain log."""
+    store = runtime.store()
+    resolved = store.resolve_incident_id(incident_id)
+    if resolved is None:
+        if store.is_accepted(incident_id):
+            typer.echo(f"{incident_id}: accepted, waiting for triage")
+            return
+        runtime.fail(f"incident {incident_id!r} not found")
+    incident = store.get_incident(resolved)
+    assert incident is not None
+    typer.echo(f"{incident.id}  {incident.grade.value}  {incident.category.value}/{incident.subtype.value}  "
+               f"{incident.status.value}  {incident.title}")
+    for action in store.timeline(resolved):
+        typer.echo(runtime.format_action(action))
+
+
+@app.command()
+def tail(
+    topic: Annotated[str, typer.Argument(help="incidents.raw, incidents, notifications or actions")],
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Keep waiting for new messages")] = True,
+    max_messages: Annotated[int | None, typer.Option("--max", help="Stop after this many")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop after this many idle seconds")] = None,
+) -> None:
+    """Print a topic's messages from the beginning (key and JSON value)."""
+    from pingan.streams.tail import tail as tail_topic
+
+    settings = runtime.settings()
+    bootstrap = runtime.bootstrap_servers()
+    for partition, offset, key, value in tail_topic(bootstrap, settings.topic(topic), from_beginning=True,
+                                                    follow=follow, max_messages=max_messages, timeout_s=timeout):
+        text = value.decode("utf-8", "replace") if value else ""
+        typer.echo(f"{partition}:{offset} {key.decode() if isinstance(key, bytes) else key} {text}")
+
+
+@log_app.command("verify")
+def log_verify() -> None:
+    """Check the whole hash chain; names the first entry that was changed, removed or moved."""
+    from pingan.handlers.log_chain import verify_chain
+
+    checked, broken = verify_chain(runtime.store().iter_log())
+    if broken is None:
+        typer.echo(f"ok: {checked} entries, hash chain intact")
+        return
+    runtime.fail(f"BROKEN at seq {broken.seq}: {broken.reason} ({checked} entries before it are intact)")
+
+
+@schema_app.command("export")
+def schema_export(directory: Annotated[Path, typer.Argument(help="Where to write <model>.schema.json")]) -> None:
+    """Write the JSON Schema of every public model."""
+    from pingan.schemas import PUBLIC_MODELS
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, model in PUBLIC_MODELS.items():
+        path = directory / f"{name}.schema.json"
+        path.write_text(json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2) + "\n")
+        typer.echo(str(path))
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(app())

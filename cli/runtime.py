@@ -1,0 +1,63 @@
+"""What CLI commands share: settings, the store, the broker address, and output formatting."""
+
+import logging
+import os
+from functools import cache
+from typing import NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from pingan.schemas.action import Action
+from pingan.settings import Settings
+from pingan.store.repository import Store
+
+BROKER_ADDRESS_FILE = "broker.address"
+
+
+@cache
+def settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fail("bad settings: " + describe_validation(exc))
+
+
+@cache
+def store() -> Store:
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    return Store(s.resolved_database_url)
+
+
+def bootstrap_servers() -> str:
+    """KAFKA_BOOTSTRAP_SERVERS, or the address `pingan up` wrote for its embedded broker."""
+    s = settings()
+    if s.kafka_bootstrap_servers:
+        return s.kafka_bootstrap_servers
+    path = s.data_dir / BROKER_ADDRESS_FILE
+    if path.exists():
+        return path.read_text().strip()
+    fail("no broker: set KAFKA_BOOTSTRAP_SERVERS or start `pingan up`")
+
+
+def configure_logging() -> None:
+    level = os.environ.get("PINGAN_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def describe_validation(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
+
+
+def format_action(a: Action) -> str:
+    plan = f" plan={a.plan_id}@v{a.plan_version}" if a.plan_id else ""
+    bits = [f"{k}={v}" for k, v in a.details.items() if k in ("channel", "recipient", "reason", "event_id",
+                                                              "report_count", "provider_id", "level")]
+    return f"  #{a.seq:<6} {a.at.isoformat(timespec='milliseconds')} {a.kind.value:<15} {a.actor}{plan} " + \
+        " ".join(bits)

@@ -1,0 +1,46 @@
+"""Wiring: builds the store, the plans and the channel adapters from the settings, in one place.
+
+Tests and drills swap adapters by passing their own `channels`; nothing else needs to know.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from pingan.handlers.channels.base import ChannelAdapter
+from pingan.handlers.channels.console import ConsoleChannel
+from pingan.handlers.channels.twilio_sms import twilio_channel_from_settings
+from pingan.handlers.plan_loader import PlanSet, load_plans
+from pingan.settings import Settings
+from pingan.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    plans: PlanSet
+    channels: dict[str, ChannelAdapter] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_channels(settings: Settings) -> dict[str, ChannelAdapter]:
+    channels: dict[str, ChannelAdapter] = {"console": ConsoleChannel(settings.console_sink_path)}
+    twilio = twilio_channel_from_settings(settings)
+    if twilio is not None:
+        channels["twilio_sms"] = twilio
+    else:
+        log.info("twilio_sms is not configured (PINGAN_TWILIO_*): SMS notifications will be logged as failed")
+    return channels
+
+
+def bootstrap(settings: Settings | None = None, *, with_plans: bool = True,
+              channels: dict[str, ChannelAdapter] | None = None) -> Services:
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.resolved_database_url)
+    plans = load_plans(settings.plans_dir) if with_plans else PlanSet.empty()
+    return Services(settings, store, plans, channels if channels is not None else build_channels(settings))

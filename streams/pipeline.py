@@ -1,0 +1,94 @@
+"""The faust agents: incidents.raw -> triage -> incidents -> response -> notifications -> notifier -> actions.
+
+Agents are thin: parse, run a stage from streams/stages.py in a thread (the store blocks), send what it
+returns. The store is the truth; the dedup Table only saves a query when it is warm.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import faust
+from pydantic import ValidationError
+
+from pingan.bootstrap import Services
+from pingan.schemas.action import Action
+from pingan.schemas.events import IncidentEvent, RawEvent
+from pingan.schemas.notification import Notification
+from pingan.streams import topics
+from pingan.streams.faust_app import app_topics, create_app
+from pingan.streams.stages import StageOutput, notify_stage, response_stage, triage_stage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+async def _stage(name: str, fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking stage; on a store error, wait and retry rather than drop an accepted event."""
+    delay = 0.1
+    while True:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except Exception:
+            log.exception("%s stage failed; retrying in %.1fs", name, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+def _parse(model: type[T], value: bytes, topic: str) -> T | None:
+    try:
+        return model.model_validate_json(value)  # type: ignore[attr-defined, no-any-return]
+    except ValidationError as exc:
+        # Intake validated it; a bad message here is corruption. Skip it loudly rather than stall the partition.
+        log.error("skipping malformed message on %s: %s", topic, exc)
+        return None
+
+def build_pipeline(services: Services) -> faust.App:
+    settings = services.settings
+    store, plans, channels = services.store, services.plans, services.channels
+    window = timedelta(seconds=settings.correlation_window_s)
+    app = create_app(settings)
+    t = app_topics(app, settings)
+    # status:dedup_key -> the open incident id: a cache in front of the store's index, never the only copy.
+    dedup_index = app.Table("dedup_index", default=None, partitions=topics.DEFAULT_PARTITIONS)
+
+    async def emit(out: StageOutput) -> None:
+        for event in out.incident_events:
+            await t[topics.INCIDENTS].send(key=event.incident.id, value=event.model_dump_json().encode())
+        for n in out.notifications:
+            await t[topics.NOTIFICATIONS].send(key=n.incident_id, value=n.model_dump_json().encode())
+        await _send_actions(t[topics.ACTIONS], out.actions)
+
+    @app.agent(t[topics.RAW], name="triage")
+    async def triage_agent(stream: faust.StreamT) -> None:
+        async for value in stream:
+            event = _parse(RawEvent, value, topics.RAW)
+            if event is None:
+                continue
+            cache_key = f"{event.report.status.value}:{event.report.effective_dedup_key()}"
+            out = await _stage("triage", triage_stage, store, event, window, dedup_index[cache_key])
+            for emitted in out.incident_events:
+                dedup_index[cache_key] = emitted.incident.id
+            await emit(out)
+
+    @app.agent(t[topics.INCIDENTS], name="response")
+    async def response_agent(stream: faust.StreamT) -> None:
+        async for value in stream:
+            event = _parse(IncidentEvent, value, topics.INCIDENTS)
+            if event is not None:
+                await emit(await _stage("response", response_stage, store, plans, event))
+
+    @app.agent(t[topics.NOTIFICATIONS], name="notifier")
+    async def notifier_agent(stream: faust.StreamT) -> None:
+        async for value in stream:
+            n = _parse(Notification, value, topics.NOTIFICATIONS)
+            if n is not None:
+                await emit(await _stage("notify", notify_stage, store, channels, n))
+
+    app.pingan_agents = [triage_agent, response_agent, notifier_agent]  # type: ignore[attr-defined]
+    return app
+
+async def _send_actions(topic: faust.TopicT, actions: list[Action]) -> None:
+    # The log is already committed to the store; this copy is for live readers (tail, console).
+    for action in actions:
+        await topic.send(key=action.incident_id, value=action.model_dump_json().encode())

@@ -1,0 +1,45 @@
+"""`pingan worker`: recover unfinished work, relay the outbox, and run the faust agents."""
+
+import logging
+
+import faust
+
+from pingan.bootstrap import Services, bootstrap
+from pingan.settings import Settings
+from pingan.streams.producer import make_producer
+from pingan.streams.recovery import resume
+from pingan.streams.relay import OutboxRelay
+from pingan.streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def prepare(services: Services) -> OutboxRelay:
+    """Topics, recovery and the relay: everything the agents need before they consume."""
+    settings = services.settings
+    bootstrap_servers = settings.kafka_bootstrap_servers
+    if not bootstrap_servers:
+        raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set (use `pingan up` for the embedded broker)")
+    ensure_topics(bootstrap_servers, settings)
+    producer = make_producer(bootstrap_servers)
+    try:
+        resume(services.store, services.channels, producer, settings)
+    finally:
+        producer.close(timeout=5)
+    relay = OutboxRelay(services.store, bootstrap_servers, settings.relay_poll_interval_s)
+    relay.start()
+    return relay
+
+
+def run_worker(settings: Settings | None = None) -> None:
+    from pingan.streams.pipeline import build_pipeline  # faust wiring is only needed here
+
+    services = bootstrap(settings)
+    relay = prepare(services)
+    app = build_pipeline(services)
+    worker = faust.Worker(app, loglevel=services.settings.log_level.lower(), quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        relay.stop()
+        services.close()

@@ -1,0 +1,52 @@
+from datetime import UTC, datetime, timedelta
+
+from pingan.handlers.triage import triage
+from pingan.schemas.action import ActionKind
+from pingan.schemas.events import RawEvent, TriageOutcome
+from pingan.schemas.incident import IncidentReport
+
+T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+WINDOW = timedelta(hours=1)
+
+
+def raw(n: int, at: datetime = T0, status: str = "actual", key: str = "warehouse-7") -> RawEvent:
+    report = IncidentReport(category="accident_disaster", subtype="fire", grade="III", title=f"仓库起火 {n}",
+                            dedup_key=key, status=status)
+    return RawEvent(event_id=f"ev{n}", proposed_incident_id=f"INC-{n}", received_at=at, report=report)
+
+
+def test_first_report_creates_the_incident_with_the_proposed_id() -> None:
+    decision = triage(raw(1), None, WINDOW)
+    assert decision.outcome is TriageOutcome.created
+    assert decision.incident.id == "INC-1" and decision.incident.dedup_key == "warehouse-7"
+    assert [a.kind for a in decision.actions] == [ActionKind.created]
+    assert decision.actions[0].idempotency_key == "created:INC-1"
+
+
+def test_same_key_within_window_correlates() -> None:
+    first = triage(raw(1), None, WINDOW).incident
+    decision = triage(raw(2, T0 + timedelta(minutes=10)), first, WINDOW)
+    assert decision.outcome is TriageOutcome.correlated
+    assert decision.incident.id == "INC-1" and decision.incident.report_count == 2
+    assert decision.actions[0].kind is ActionKind.correlated
+    assert decision.actions[0].details["event_id"] == "ev2"
+
+
+def test_window_counts_from_the_latest_report() -> None:
+    first = triage(raw(1), None, WINDOW).incident
+    second = triage(raw(2, T0 + timedelta(minutes=50)), first, WINDOW).incident
+    third = triage(raw(3, T0 + timedelta(minutes=100)), second, WINDOW)
+    assert third.outcome is TriageOutcome.correlated
+
+
+def test_outside_window_creates_a_new_incident() -> None:
+    first = triage(raw(1), None, WINDOW).incident
+    decision = triage(raw(2, T0 + timedelta(hours=2)), first, WINDOW)
+    assert decision.outcome is TriageOutcome.created and decision.incident.id == "INC-2"
+
+
+def test_exercise_never_joins_an_actual_incident() -> None:
+    actual = triage(raw(1), None, WINDOW).incident
+    decision = triage(raw(2, status="exercise"), actual, WINDOW)
+    assert decision.outcome is TriageOutcome.created
+    assert decision.incident.status.value == "exercise"
