@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.database",
     "tests.fixtures.twilio_server",
+    "tests.fixtures.stack",
 ]
