@@ -1,0 +1,120 @@
+"""Turn an activated plan into dispatch orders. Pure: incident, plan and clock in, notifications out.
+
+The output is deterministic (steps in plan order, recipients in list order) and each order carries an
+idempotency key derived only from (incident, plan, version, step, recipient, attempt), so replaying
+the same decision after a crash yields the same keys and the ledger refuses to send twice.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import datetime
+
+from pingan.schemas.incident import Incident
+from pingan.schemas.notification import Notification, Recipient, idempotency_key
+from pingan.schemas.plan import NotifyStep, Plan
+from pingan.schemas.taxonomy import GRADE_NAMES, IncidentStatus
+
+_FORMATTER = string.Formatter()
+
+MAX_TEXT = 1600  # Notification.text's limit, and Twilio's limit for one (concatenated) SMS body
+
+UNKNOWN_AREA = {"zh": "未知地点", "en": "unknown area"}
+
+# A drill or test message that reads like a real one is how false alarms start: mark it up front.
+STATUS_PREFIX = {
+    IncidentStatus.exercise: {"zh": "【演练】", "en": "[DRILL] "},
+    IncidentStatus.test: {"zh": "【测试】", "en": "[TEST] "},
+}
+
+
+def _lang(recipient: Recipient) -> str:
+    return "en" if recipient.lang == "en" else "zh"
+
+
+def placeholder_values(incident: Incident, plan: Plan, lang: str) -> dict[str, str]:
+    location = incident.location
+    return {
+        "id": incident.id,
+        "title": incident.title,
+        "grade": incident.grade.value,
+        "grade_name": GRADE_NAMES[incident.grade][lang],
+        "area": location.area_name or location.area_code or UNKNOWN_AREA[lang],
+        "category": incident.category.value,
+        "subtype": incident.subtype.value,
+        "plan": plan.title.pick(lang),
+    }
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """str.format-style rendering where only exact known names are replaced; anything else stays visible.
+
+    Plain str.format_map would follow `{title.upper}` or `{x[0]}` into attributes and items (printing a
+    method repr into an SMS) and raises on `{0}` or a stray brace. Templates are checked when plans load,
+    but a plan built in code skips that check, and a message with a visible typo beats no message.
+    """
+    try:
+        parts = list(_FORMATTER.parse(template))
+    except ValueError:  # unbalanced braces: substitute what is recognisable, keep the rest as written
+        text = template
+        for key, value in values.items():
+            text = text.replace("{" + key + "}", value)
+        return text
+    out: list[str] = []
+    for literal, name, spec, conversion in parts:
+        out.append(literal)
+        if name is None:
+            continue
+        raw = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if name in values and not conversion:
+            try:
+                out.append(format(values[name], spec or ""))
+                continue
+            except ValueError:  # a bad format spec such as {grade:d}
+                pass
+        out.append(raw)
+    return "".join(out)
+
+
+def _truncate(text: str) -> str:
+    if len(text) <= MAX_TEXT:
+        return text
+    return text[: MAX_TEXT - 1] + "…"  # the ellipsis tells the reader the message was cut
+
+
+def render_text(incident: Incident, plan: Plan, step: NotifyStep, recipient: Recipient) -> str:
+    lang = _lang(recipient)
+    text = render(step.template.pick(lang), placeholder_values(incident, plan, lang))
+    prefix = STATUS_PREFIX.get(incident.status, {}).get(lang, "")
+    # Prefix before truncating so the drill marker can never be the part that gets cut.
+    return _truncate(prefix + text)
+
+
+def build_notifications(incident: Incident, plan: Plan, now: datetime) -> list[Notification]:
+    """One notification per (step whose grades include the incident's grade, recipient), in plan order.
+
+    A recipient listed in two steps gets two notifications: the step id is part of the key, and each
+    step is a distinct duty (e.g. "inform" and "summon").
+    """
+    orders: list[Notification] = []
+    for step in plan.notify:
+        if incident.grade not in step.grades:
+            continue
+        for recipient in step.recipients:
+            orders.append(
+                Notification(
+                    idempotency_key=idempotency_key(incident.id, plan.id, plan.version, step.id, recipient.id,
+                                                    attempt=1),
+                    incident_id=incident.id,
+                    incident_status=incident.status,
+                    plan_id=plan.id,
+                    plan_version=plan.version,
+                    step=step.id,
+                    attempt=1,
+                    recipient=recipient,
+                    channel=recipient.channel,
+                    text=render_text(incident, plan, step, recipient),
+                    created_at=now,
+                )
+            )
+    return orders
