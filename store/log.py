@@ -81,7 +81,7 @@ def timeline(engine: Engine, incident_id: str) -> list[Action]:
 
 
 def _validated(row: RowMapping) -> Action:
-    fields = row_to_action(row).model_dump()
+    fields = dict(row_to_action(row).__dict__)
     fields["at"] = datetime.fromisoformat(str(fields["at"]).replace("Z", "+00:00"))
     return Action.model_validate(fields)
 

@@ -66,7 +66,7 @@ def build_pipeline(services: Services) -> faust.App:
             if event is None:
                 continue
             cache_key = f"{event.report.status.value}:{event.report.effective_dedup_key()}"
-            out = await _stage("triage", triage_stage, store, event, window, dedup_index[cache_key])
+            out = await _stage("triage", triage_stage, store, event, window, dedup_index.get(cache_key))
             for emitted in out.incident_events:
                 dedup_index[cache_key] = emitted.incident.id
             await emit(out)
