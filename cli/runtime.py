@@ -44,6 +44,8 @@ def bootstrap_servers() -> str:
 def configure_logging() -> None:
     level = os.environ.get("PINGAN_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python logs every connection at INFO; that drowns what the duty room needs to read.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

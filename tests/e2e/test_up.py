@@ -138,3 +138,31 @@ def test_every_verb_has_help(tmp_path: Path) -> None:
                  ["schema", "export"]):
         result = cli(env, *verb, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout, (verb, result.stderr)
+
+
+def _broker_pid(stack: Stack) -> int:
+    address = (Path(stack.env["PINGAN_DATA_DIR"]) / "broker.address").read_text().strip()
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        try:
+            cmdline = (proc_dir / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "tansu" in cmdline and f"tcp://{address}" in cmdline:
+            return int(proc_dir.name)
+    raise AssertionError(f"no tansu process listening on {address}")
+
+
+def test_a_dead_broker_is_restarted_and_work_goes_on(stack: Stack) -> None:
+    import os
+    import signal
+
+    first = httpx.post(stack.url + "/v1/incidents", json=FIRE).json()["id"]
+    wait_for(lambda: _delivered(stack, first), 30, 0.2, "first delivered")
+    os.kill(_broker_pid(stack), signal.SIGKILL)  # the broker's memory, topics and offsets are gone
+    second = httpx.post(stack.url + "/v1/incidents", json={**FIRE, "title": "配电房起火"}).json()["id"]
+    wait_for(lambda: _delivered(stack, second), 60, 0.2, "delivered after the broker restart")
+    assert "broker died" in (stack.proc.log_tail(200) if stack.proc else "")
+    for incident_id in (first, second):
+        assert len([r for r in read_sink(stack.sink) if r["incident_id"] == incident_id]) == 1
