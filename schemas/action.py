@@ -3,9 +3,8 @@
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
-
 from pingan.schemas.common import Model, UtcDatetime
+from pydantic import Field
 
 
 class ActionKind(StrEnum):

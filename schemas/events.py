@@ -2,10 +2,9 @@
 
 from enum import StrEnum
 
-from pydantic import Field
-
 from pingan.schemas.common import Model, UtcDatetime
 from pingan.schemas.incident import Incident, IncidentReport
+from pydantic import Field
 
 
 class RawEvent(Model):

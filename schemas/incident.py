@@ -3,8 +3,6 @@
 import hashlib
 import re
 
-from pydantic import Field, model_validator
-
 from pingan.schemas.common import Model, UtcDatetime
 from pingan.schemas.taxonomy import (
     SUBTYPES_BY_CATEGORY,
@@ -16,6 +14,7 @@ from pingan.schemas.taxonomy import (
     Subtype,
     WarningColour,
 )
+from pydantic import Field, model_validator
 
 
 class Location(Model):

@@ -1,13 +1,10 @@
 """The store: every durable fact of the pipeline, each change in one transaction with its log entries."""
 
-import json
 import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy import Engine, and_, func, select, update
 
 from pingan.schemas.action import Action, ActionDraft
 from pingan.schemas.common import utcnow
@@ -17,6 +14,7 @@ from pingan.schemas.notification import DeliveryState, Notification
 from pingan.store.engine import make_engine, write_tx
 from pingan.store.log import append_actions, iter_log, timeline
 from pingan.store.tables import incidents, notifications, outbox, responses, triage_events
+from sqlalchemy import Engine, and_, func, select, update
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread on a phone
 
