@@ -1,0 +1,95 @@
+"""The faust app factory, tuned for the embedded tansu broker (see /work/shared/broker-notes.md).
+
+- No exactly_once: tansu has no idempotent producer for aiokafka, and the worker would stop.
+  Handlers are idempotent instead, with keys checked in the database.
+- Session 10 s / heartbeat 2 s: tansu's group joins take about half the session timeout.
+- A short consumer fetch wait: tansu does not answer a fetch early when data arrives, so latency is about
+  the fetch wait, and faust hard-codes 1500 ms. The app swaps in a consumer thread that applies
+  settings.consumer_fetch_wait_ms; other faust apps in the same process are unaffected.
+"""
+
+from datetime import timedelta
+from typing import cast
+
+import aiokafka
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TopicT, TransportT
+from pingan.settings import Settings
+from pingan.streams.topics import DEFAULT_PARTITIONS, TOPICS
+
+DEFAULT_FETCH_WAIT_MS = 1500  # faust's own value, kept when the app is built without create_app()
+
+
+class _FetchWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_consumer(self, loop: object) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_consumer(loop)  # type: ignore[arg-type]
+        # aiokafka hands this value to its Fetcher in start(), which runs after this method returns.
+        consumer._fetch_max_wait_ms = getattr(self.app, "consumer_fetch_wait_ms", DEFAULT_FETCH_WAIT_MS)
+        return consumer
+
+
+class _FetchWaitConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _FetchWaitTransport(faust_aiokafka.Transport):
+    Consumer = _FetchWaitConsumer
+
+
+class PinganApp(faust.App):
+    """faust.App whose consumer transport applies `consumer_fetch_wait_ms`."""
+
+    consumer_fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS
+
+    def _new_transport(self) -> TransportT:
+        # Only the consumer side fetches; the producer transport stays faust's own.
+        return cast(TransportT, _FetchWaitTransport(self.conf.broker_consumer, self))
+
+
+def bootstrap_servers(settings: Settings) -> str:
+    if not settings.kafka_bootstrap_servers:
+        raise ValueError(
+            "no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS (or PINGAN_KAFKA_BOOTSTRAP_SERVERS), "
+            "or let `pingan up` start the embedded broker and pass its address on"
+        )
+    return settings.kafka_bootstrap_servers
+
+
+def create_app(settings: Settings) -> PinganApp:
+    app = PinganApp(
+        settings.app_id,
+        # faust splits "a:9092,b:9092" itself and gives every host the first URL's scheme.
+        broker=f"kafka://{bootstrap_servers(settings)}",
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=False,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        topic_partitions=DEFAULT_PARTITIONS,
+        topic_replication_factor=1,
+        processing_guarantee="at_least_once",
+        producer_acks=-1,  # costs nothing on one broker, and is right on a real cluster
+        consumer_auto_offset_reset="earliest",
+    )
+    app.consumer_fetch_wait_ms = settings.consumer_fetch_wait_ms
+    return app
+
+
+def app_topics(app: faust.App, settings: Settings, partitions: int | None = None) -> dict[str, TopicT]:
+    """faust topics for every spec in streams/topics.py, keyed by logical (unprefixed) name.
+
+    Declared with the spec's partitions and retention, so a worker that declares them creates them right.
+    Values are raw bytes: agents parse JSON with pydantic themselves.
+    """
+    return {
+        spec.name: app.topic(
+            settings.topic(spec.name),
+            key_type=str,
+            value_serializer="raw",
+            partitions=partitions or spec.partitions,
+            retention=timedelta(milliseconds=spec.retention_ms),
+        )
+        for spec in TOPICS
+    }
