@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+from typing import Any
 
 from pingan.schemas.common import Model, UtcDatetime
 from pingan.schemas.taxonomy import (
@@ -36,6 +37,17 @@ class Reporter(Model):
     organisation: str | None = Field(default=None, max_length=200)
 
 
+class Attachment(Model):
+    """Something a source sent beside the report: a CAP <info> in another language, a voice recording…"""
+
+    kind: str = Field(min_length=1, max_length=64, description="e.g. cap_info, recording, raw_alert")
+    lang: str | None = Field(default=None, max_length=35)
+    title: str | None = Field(default=None, max_length=500)
+    text: str | None = Field(default=None, max_length=20_000)
+    url: str | None = Field(default=None, max_length=2_000)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class IncidentReport(Model):
     """What a source submits: an incident before triage has given it an id."""
 
@@ -61,6 +73,7 @@ class IncidentReport(Model):
         "Derived from category, subtype, hazard and area (or title) when not given.",
     )
     labels: dict[str, str] = Field(default_factory=dict)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _consistent_taxonomy(self) -> "IncidentReport":

@@ -8,13 +8,14 @@ from datetime import datetime
 
 from pingan.schemas.action import Action, ActionDraft
 from pingan.schemas.common import utcnow
-from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
+from pingan.schemas.events import IncidentEvent, IntakeItem, RawEvent, TriageOutcome
 from pingan.schemas.incident import Incident, IncidentReport
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.store.engine import make_engine, write_tx
 from pingan.store.log import append_actions, iter_log, timeline
 from pingan.store.tables import incidents, notifications, outbox, responses, triage_events
 from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread on a phone
 
@@ -27,6 +28,7 @@ def new_incident_id() -> str:
 class Accepted:
     event_id: str
     incident_id: str
+    duplicate: bool = False  # the source already sent this message; nothing new was stored
 
 
 @dataclass(frozen=True)
@@ -62,24 +64,49 @@ class Store:
 
     # ---- intake: the outbox ------------------------------------------------------------------------------
 
-    def accept(self, report: IncidentReport, raw_topic: str) -> Accepted:
+    def accept(self, item: IntakeItem | IncidentReport, raw_topic: str) -> Accepted:
         """Commit one intake event to the outbox. Only after this returns may anyone say "accepted"."""
+        return self.accept_many([item], raw_topic)[0]
+
+    def accept_many(self, items: Sequence[IntakeItem | IncidentReport], raw_topic: str) -> list[Accepted]:
+        """All or nothing, in one transaction: a webhook's whole batch is stored, or none of it is."""
+        try:
+            return self._accept_many(items, raw_topic)
+        except IntegrityError:
+            # A concurrent retry of the same source message won the unique source_key: now we find it.
+            return self._accept_many(items, raw_topic)
+
+    def _accept_many(self, items: Sequence[IntakeItem | IncidentReport], raw_topic: str) -> list[Accepted]:
         now = utcnow()
-        event = RawEvent(
-            event_id=uuid.uuid4().hex, proposed_incident_id=new_incident_id(), received_at=now, report=report
-        )
-        with write_tx(self.engine) as conn:
-            conn.execute(
-                outbox.insert().values(
-                    event_id=event.event_id,
-                    proposed_incident_id=event.proposed_incident_id,
-                    topic=raw_topic,
-                    key=report.effective_dedup_key(),
-                    payload=event.model_dump_json(),
-                    accepted_at=now,
+        results: list[Accepted] = []
+        with self.engine.begin() as conn:
+            for item in items:
+                if isinstance(item, IncidentReport):
+                    item = IntakeItem(report=item)
+                if item.source_key:
+                    earlier = conn.execute(
+                        select(outbox.c.event_id, outbox.c.proposed_incident_id).where(
+                            outbox.c.source_key == item.source_key
+                        )
+                    ).first()
+                    if earlier is not None:
+                        results.append(Accepted(earlier.event_id, earlier.proposed_incident_id, duplicate=True))
+                        continue
+                event = RawEvent(event_id=uuid.uuid4().hex, kind=item.kind, proposed_incident_id=new_incident_id(),
+                                 received_at=now, report=item.report)
+                conn.execute(
+                    outbox.insert().values(
+                        event_id=event.event_id,
+                        proposed_incident_id=event.proposed_incident_id,
+                        source_key=item.source_key,
+                        topic=raw_topic,
+                        key=item.report.effective_dedup_key(),
+                        payload=event.model_dump_json(),
+                        accepted_at=now,
+                    )
                 )
-            )
-        return Accepted(event.event_id, event.proposed_incident_id)
+                results.append(Accepted(event.event_id, event.proposed_incident_id))
+        return results
 
     def unpublished(self, limit: int = 500) -> list[OutboxRow]:
         with self.engine.connect() as conn:

@@ -40,6 +40,8 @@ outbox = Table(
     metadata,
     Column("event_id", String(64), primary_key=True),
     Column("proposed_incident_id", String(64), nullable=False, index=True),
+    # The source's own message id: a retried webhook finds its first acceptance instead of making a second.
+    Column("source_key", String(400), nullable=True, unique=True),
     Column("topic", String(200), nullable=False),
     Column("key", String(300), nullable=False),
     Column("payload", Text, nullable=False),
