@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from pingan.cli import runtime
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Source, Subtype
 
@@ -42,6 +43,7 @@ def api(
 ) -> None:
     """Run the HTTP API alone."""
     import uvicorn
+
     from pingan.bootstrap import bootstrap
     from pingan.web.app import create_api
 
@@ -66,9 +68,10 @@ def report(
     status: Annotated[IncidentStatus, typer.Option(help="actual, exercise or test")] = IncidentStatus.actual,
 ) -> None:
     """Submit one incident through the intake path; prints its id once it is stored."""
+    from pydantic import ValidationError
+
     from pingan.schemas.incident import IncidentReport, Location
     from pingan.streams import topics
-    from pydantic import ValidationError
 
     try:
         incident_report = IncidentReport(

@@ -6,10 +6,11 @@ from functools import cache
 from typing import NoReturn
 
 import typer
+from pydantic import ValidationError
+
 from pingan.schemas.action import Action
 from pingan.settings import Settings
 from pingan.store.repository import Store
-from pydantic import ValidationError
 
 BROKER_ADDRESS_FILE = "broker.address"
 

@@ -4,7 +4,6 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pingan.plans import PLANS_DIR
 from pydantic import AliasChoices, Field
 from pydantic_settings import (
     BaseSettings,
@@ -13,9 +12,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from pingan.plans import PLANS_DIR
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PINGAN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PINGAN_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(default=Path("var"), description="Where SQLite, the console sink and logs live")
     database_url: str | None = Field(

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
+
 from pingan.schemas.plan import Plan
 from pingan.schemas.taxonomy import Category, Grade, Subtype
-from pydantic import ValidationError
 
 # Keep in step with the placeholders documented on NotifyStep.template and rendered by handlers.notify.
 PLACEHOLDERS = frozenset({"id", "title", "grade", "grade_name", "area", "category", "subtype", "plan"})

@@ -3,8 +3,9 @@
 from enum import StrEnum
 from typing import Any
 
-from pingan.schemas.common import Model, UtcDatetime
 from pydantic import Field
+
+from pingan.schemas.common import Model, UtcDatetime
 
 
 class ActionKind(StrEnum):

@@ -2,9 +2,10 @@
 
 from enum import StrEnum
 
+from pydantic import Field
+
 from pingan.schemas.common import Model, UtcDatetime
 from pingan.schemas.incident import Incident, IncidentReport
-from pydantic import Field
 
 
 class RawKind(StrEnum):

@@ -4,6 +4,8 @@ import hashlib
 import re
 from typing import Any
 
+from pydantic import Field, model_validator
+
 from pingan.schemas.common import Model, UtcDatetime
 from pingan.schemas.taxonomy import (
     SUBTYPES_BY_CATEGORY,
@@ -15,7 +17,6 @@ from pingan.schemas.taxonomy import (
     Subtype,
     WarningColour,
 )
-from pydantic import Field, model_validator
 
 
 class Location(Model):

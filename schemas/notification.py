@@ -3,9 +3,10 @@
 import hashlib
 from enum import StrEnum
 
+from pydantic import Field
+
 from pingan.schemas.common import Model, UtcDatetime
 from pingan.schemas.taxonomy import IncidentStatus
-from pydantic import Field
 
 
 class Channel(StrEnum):

@@ -2,10 +2,11 @@
 
 from enum import StrEnum
 
+from pydantic import Field, model_validator
+
 from pingan.schemas.common import LocalizedText, Model
 from pingan.schemas.notification import Recipient
 from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, Subtype
-from pydantic import Field, model_validator
 
 
 class PlanStatus(StrEnum):

@@ -4,9 +4,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pingan.store.tables import metadata
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+
+from pingan.store.tables import metadata
 
 # Every transaction that appends to the hash chain holds this lock, so the chain has one writer at a time.
 _PG_CHAIN_LOCK = 7_243_001

@@ -4,10 +4,11 @@ import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
+from sqlalchemy import Connection, Engine, RowMapping, select
+
 from pingan.handlers.log_chain import GENESIS_HASH, canonical_json, canonical_time, chain
 from pingan.schemas.action import Action, ActionDraft
 from pingan.store.tables import actions
-from sqlalchemy import Connection, Engine, RowMapping, select
 
 
 def append_actions(conn: Connection, drafts: Sequence[ActionDraft]) -> list[Action]:

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+
 from pingan.schemas.action import Action, ActionDraft
 from pingan.schemas.common import utcnow
 from pingan.schemas.events import IncidentEvent, IntakeItem, RawEvent, TriageOutcome
@@ -14,8 +17,6 @@ from pingan.schemas.notification import DeliveryState, Notification
 from pingan.store.engine import make_engine, write_tx
 from pingan.store.log import append_actions, iter_log, timeline
 from pingan.store.tables import incidents, notifications, outbox, responses, triage_events
-from sqlalchemy import Engine, and_, func, select, update
-from sqlalchemy.exc import IntegrityError
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread on a phone
 

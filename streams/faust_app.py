@@ -15,6 +15,7 @@ import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TopicT, TransportT
+
 from pingan.settings import Settings
 from pingan.streams.topics import DEFAULT_PARTITIONS, TOPICS
 

@@ -11,6 +11,8 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import faust
+from pydantic import ValidationError
+
 from pingan.bootstrap import Services
 from pingan.schemas.action import Action
 from pingan.schemas.events import IncidentEvent, RawEvent
@@ -18,7 +20,6 @@ from pingan.schemas.notification import Notification
 from pingan.streams import topics
 from pingan.streams.faust_app import app_topics, create_app
 from pingan.streams.stages import StageOutput, notify_stage, response_stage, triage_stage
-from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -12,6 +12,9 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=bootstrap.split(","),
         acks="all",
+        # tansu cannot recover an idempotent producer after a broker restart (UnknownProducerId, then
+        # UnknownError forever); the consumers are idempotent through the store, so nothing needs it.
+        enable_idempotence=False,
         linger_ms=2,
         retries=5,
         max_block_ms=10_000,

@@ -4,6 +4,7 @@ import logging
 from dataclasses import dataclass
 
 from kafka import KafkaProducer
+
 from pingan.handlers.channels.base import ChannelAdapter
 from pingan.schemas.notification import DeliveryState
 from pingan.settings import Settings

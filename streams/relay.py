@@ -4,6 +4,7 @@ import logging
 import threading
 
 from kafka import KafkaProducer
+
 from pingan.store.repository import Store
 from pingan.streams.producer import make_producer, publish_all
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
 from kafka.errors import BrokerNotAvailableError, KafkaError
+
 from pingan.settings import Settings
 
 log = logging.getLogger(__name__)

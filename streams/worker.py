@@ -3,6 +3,7 @@
 import logging
 
 import faust
+
 from pingan.bootstrap import Services, bootstrap
 from pingan.settings import Settings
 from pingan.streams.producer import make_producer

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
 from pingan import __version__
 from pingan.schemas.action import Action
 from pingan.schemas.incident import Incident, IncidentReport
@@ -13,7 +15,6 @@ from pingan.schemas.taxonomy import Category, IncidentStatus, Source
 from pingan.settings import Settings
 from pingan.store.repository import Store
 from pingan.streams import topics
-from pydantic import BaseModel
 
 
 class AcceptedOut(BaseModel):

@@ -5,11 +5,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import requests
-from pingan.handlers.channels.base import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
-from pingan.schemas.notification import Notification
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+
+from pingan.handlers.channels.base import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
+from pingan.schemas.notification import Notification
 
 if TYPE_CHECKING:
     from pingan.settings import Settings

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pingan.handlers.channels.console import read_sink
 
+from pingan.handlers.channels.console import read_sink
 from tests.fixtures.stack import Proc, pingan_argv, pingan_env, wait_for
 
 

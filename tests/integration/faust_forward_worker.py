@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import faust
+
 from pingan.settings import Settings
 from pingan.streams import topics
 from pingan.streams.faust_app import app_topics, create_app

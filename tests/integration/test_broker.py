@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
 from pingan.settings import Settings
 from pingan.streams import topics
 from pingan.streams.broker import BrokerError, EmbeddedBroker, free_port, port_accepts

@@ -3,12 +3,12 @@
 from pathlib import Path
 
 import pytest
+
 from pingan.handlers.channels.console import read_sink
 from pingan.handlers.log_chain import verify_chain
 from pingan.schemas.incident import IncidentReport
 from pingan.schemas.notification import DeliveryState
 from pingan.store.repository import Store
-
 from tests.fixtures.stack import pingan_env, wait_for
 
 

@@ -2,13 +2,14 @@
 
 from datetime import timedelta
 
+from sqlalchemy import text
+
 from pingan.handlers.log_chain import verify_chain
 from pingan.schemas.events import RawEvent
 from pingan.schemas.incident import IncidentReport
 from pingan.schemas.notification import DeliveryState
 from pingan.store.repository import Store
 from pingan.streams.stages import triage_stage
-from sqlalchemy import text
 
 WINDOW = timedelta(hours=1)
 

@@ -5,11 +5,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from pingan.handlers.channels.base import ReconcileOutcome, SendOutcome
 from pingan.handlers.channels.twilio_sms import TwilioSmsChannel, twilio_channel_from_settings
 from pingan.schemas.notification import Channel, Notification, Recipient
 from pingan.settings import Settings
-
 from tests.fixtures.twilio_server import FakeTwilio
 
 GOOD_TO = "+8613800138000"

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from pingan.handlers.matching import match_plan
 from pingan.handlers.plan_loader import PlanSet, load_plans
 from pingan.plans import PLANS_DIR

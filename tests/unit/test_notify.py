@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pingan.handlers.notify import MAX_TEXT, build_notifications, placeholder_values, render
 from pingan.handlers.plan_loader import PLACEHOLDERS, PlanSet, load_plans
 from pingan.plans import PLANS_DIR

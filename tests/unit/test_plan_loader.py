@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from pingan.handlers.plan_loader import PlanLoadError, PlanProblem, PlanSet, load_plans
 from pingan.plans import PLANS_DIR
 from pingan.schemas.taxonomy import Category, Grade, Subtype

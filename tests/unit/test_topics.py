@@ -4,6 +4,7 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+
 from pingan.settings import Settings
 from pingan.streams import topics
 from pingan.streams.faust_app import PinganApp, app_topics, bootstrap_servers, create_app
