@@ -1,13 +1,17 @@
-"""Triage: does a raw event start a new incident or join an open one? Pure: data in, decision out."""
+"""Triage: does a raw event start an incident, join one, change one or close one? Pure: data in, decision out."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pingan.schemas.action import ActionDraft, ActionKind
-from pingan.schemas.events import RawEvent, TriageOutcome
+from pingan.schemas.events import RawEvent, RawKind, TriageOutcome
 from pingan.schemas.incident import Incident
+from pingan.schemas.taxonomy import IncidentState
 
 ACTOR = "system:triage"
+# What an update may change; the rest (id, source, status, taxonomy) belongs to the original report.
+_UPDATABLE = ("grade", "warning_colour", "title", "description", "location", "occurred_at", "hazard")
 
 
 @dataclass(frozen=True)
@@ -22,52 +26,87 @@ def within_window(incident: Incident, at: datetime, window: timedelta) -> bool:
     return at - last <= window
 
 
+def needs_window(event: RawEvent) -> bool:
+    """Reports join within the window; an update or close names its incident and applies at any age."""
+    return event.kind is RawKind.report
+
+
 def triage(event: RawEvent, candidate: Incident | None, window: timedelta) -> TriageDecision:
     """`candidate` is the open incident with the event's dedup_key and status, if the store has one."""
     report = event.report
-    if candidate is not None and candidate.status == report.status and within_window(
-        candidate, event.received_at, window
-    ):
-        joined = candidate.model_copy(
-            update={"report_count": candidate.report_count + 1, "last_report_at": event.received_at}
-        )
-        action = ActionDraft(
-            incident_id=joined.id,
-            at=event.received_at,
-            actor=ACTOR,
-            kind=ActionKind.correlated,
-            details={
-                "event_id": event.event_id,
-                "source": report.source.value,
-                "title": report.title,
-                "reported_grade": report.grade.value,
-                "report_count": joined.report_count,
-                "reporter": report.reporter.model_dump(exclude_none=True) if report.reporter else None,
-            },
-            idempotency_key=f"correlated:{event.event_id}",
-        )
-        return TriageDecision(TriageOutcome.correlated, joined, [action])
+    usable = candidate is not None and candidate.status == report.status and candidate.state != IncidentState.closed
+    if usable and needs_window(event):
+        usable = within_window(candidate, event.received_at, window)  # type: ignore[arg-type]
+    if usable and candidate is not None:
+        if event.kind is RawKind.close:
+            return _close(event, candidate)
+        if event.kind is RawKind.update:
+            return _update(event, candidate)
+        return _correlate(event, candidate)
+    if event.kind is RawKind.close:
+        # Nothing open to close (already closed, or never seen): record it, change nothing.
+        placeholder = _new_incident(event).model_copy(update={"state": IncidentState.closed})
+        return TriageDecision(TriageOutcome.ignored, placeholder, [])
+    incident = _new_incident(event)
+    return TriageDecision(TriageOutcome.created, incident, [_draft(event, incident.id, ActionKind.created, {
+        "status": incident.status.value,
+        "category": incident.category.value,
+        "subtype": incident.subtype.value,
+        "grade": incident.grade.value,
+        "dedup_key": incident.dedup_key,
+        "update_without_original": event.kind is RawKind.update or None,
+    }, key=f"created:{incident.id}")])
 
-    fields = report.model_dump()
-    fields["dedup_key"] = report.effective_dedup_key()
-    incident = Incident(
-        **fields, id=event.proposed_incident_id, received_at=event.received_at, last_report_at=event.received_at
+
+def _new_incident(event: RawEvent) -> Incident:
+    fields = event.report.model_dump()
+    fields["dedup_key"] = event.report.effective_dedup_key()
+    return Incident(**fields, id=event.proposed_incident_id, received_at=event.received_at,
+                    last_report_at=event.received_at)
+
+
+def _draft(event: RawEvent, incident_id: str, kind: ActionKind, details: dict[str, Any],
+           key: str | None = None) -> ActionDraft:
+    report = event.report
+    base = {"event_id": event.event_id, "source": report.source.value, "title": report.title}
+    return ActionDraft(
+        incident_id=incident_id, at=event.received_at, actor=ACTOR, kind=kind,
+        details={k: v for k, v in {**base, **details}.items() if v is not None},
+        idempotency_key=key or f"{kind.value}:{event.event_id}",
     )
-    action = ActionDraft(
-        incident_id=incident.id,
-        at=event.received_at,
-        actor=ACTOR,
-        kind=ActionKind.created,
-        details={
-            "event_id": event.event_id,
-            "source": incident.source.value,
-            "status": incident.status.value,
-            "category": incident.category.value,
-            "subtype": incident.subtype.value,
-            "grade": incident.grade.value,
-            "title": incident.title,
-            "dedup_key": incident.dedup_key,
-        },
-        idempotency_key=f"created:{incident.id}",
+
+
+def _correlate(event: RawEvent, candidate: Incident) -> TriageDecision:
+    joined = candidate.model_copy(
+        update={"report_count": candidate.report_count + 1, "last_report_at": event.received_at}
     )
-    return TriageDecision(TriageOutcome.created, incident, [action])
+    report = event.report
+    action = _draft(event, joined.id, ActionKind.correlated, {
+        "reported_grade": report.grade.value,
+        "report_count": joined.report_count,
+        "reporter": report.reporter.model_dump(exclude_none=True) if report.reporter else None,
+    })
+    return TriageDecision(TriageOutcome.correlated, joined, [action])
+
+
+def _update(event: RawEvent, candidate: Incident) -> TriageDecision:
+    report = event.report
+    changes = {f: getattr(report, f) for f in _UPDATABLE if getattr(report, f) != getattr(candidate, f)}
+    updated = candidate.model_copy(update={
+        **changes,
+        "report_count": candidate.report_count + 1,
+        "last_report_at": event.received_at,
+        "attachments": [*candidate.attachments, *report.attachments][-50:],
+    })
+    actions = [_draft(event, updated.id, ActionKind.updated, {"changed": sorted(changes)})]
+    if "grade" in changes:
+        actions.append(_draft(event, updated.id, ActionKind.grade_changed, {
+            "from": candidate.grade.value, "to": report.grade.value}))
+    return TriageDecision(TriageOutcome.updated, updated, actions)
+
+
+def _close(event: RawEvent, candidate: Incident) -> TriageDecision:
+    closed = candidate.model_copy(update={"state": IncidentState.closed, "last_report_at": event.received_at})
+    reason = {"cap": "CAP Cancel", "alertmanager": "alert resolved"}.get(event.report.source.value, "closed by source")
+    action = _draft(event, closed.id, ActionKind.closed, {"reason": reason})
+    return TriageDecision(TriageOutcome.closed, closed, [action])

@@ -13,6 +13,7 @@ class ActionKind(StrEnum):
     correlated = "correlated"
     plan_activated = "plan_activated"
     no_plan = "no_plan"
+    updated = "updated"
     grade_changed = "grade_changed"
     notified = "notified"
     delivered = "delivered"

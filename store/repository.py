@@ -129,6 +129,11 @@ class Store:
 
     # ---- triage ------------------------------------------------------------------------------------------
 
+    def was_ignored(self, event_id: str) -> bool:
+        with self.engine.connect() as conn:
+            outcome = conn.scalar(select(triage_events.c.outcome).where(triage_events.c.event_id == event_id))
+        return outcome == TriageOutcome.ignored.value
+
     def triage_result(self, event_id: str) -> IncidentEvent | None:
         """What triage already decided for this event, for a replay to re-emit instead of redo."""
         with self.engine.connect() as conn:
@@ -136,9 +141,12 @@ class Store:
             if row is None:
                 return None
             body = conn.scalar(select(incidents.c.body).where(incidents.c.id == row.incident_id))
+        if body is None:
+            return None
         return IncidentEvent(event_id=event_id, outcome=row.outcome, incident=Incident.model_validate_json(body))
 
-    def open_incident_for(self, dedup_key: str, status: str, since: datetime) -> Incident | None:
+    def open_incident_for(self, dedup_key: str, status: str, since: datetime | None) -> Incident | None:
+        """The open incident with this key and status; `since` bounds its latest report (None: any age)."""
         with self.engine.connect() as conn:
             body = conn.scalar(
                 select(incidents.c.body)
@@ -148,7 +156,7 @@ class Store:
                         # An exercise report must never join an actual incident, nor the reverse.
                         incidents.c.status == status,
                         incidents.c.state != "closed",
-                        incidents.c.last_report_at >= since,
+                        incidents.c.last_report_at >= since if since else True,
                     )
                 )
                 .order_by(incidents.c.last_report_at.desc())
@@ -163,8 +171,12 @@ class Store:
             done = conn.execute(select(triage_events).where(triage_events.c.event_id == event_id)).first()
             if done is not None:
                 body = conn.scalar(select(incidents.c.body).where(incidents.c.id == done.incident_id))
-                return IncidentEvent(event_id=event_id, outcome=done.outcome,
-                                     incident=Incident.model_validate_json(body)), []
+                first = Incident.model_validate_json(body) if body else incident
+                return IncidentEvent(event_id=event_id, outcome=done.outcome, incident=first), []
+            if outcome is TriageOutcome.ignored:
+                conn.execute(triage_events.insert().values(
+                    event_id=event_id, incident_id=incident.id, outcome=outcome.value, at=utcnow()))
+                return IncidentEvent(event_id=event_id, outcome=outcome, incident=incident), []
             row = _incident_row(incident)
             if outcome is TriageOutcome.created:
                 conn.execute(incidents.insert().values(**row))

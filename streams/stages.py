@@ -15,7 +15,7 @@ from pingan.handlers.channels.base import ChannelAdapter, ReconcileOutcome, Send
 from pingan.handlers.delivery import after_send, retry_delay_s
 from pingan.handlers.plan_loader import PlanSet
 from pingan.handlers.response import respond
-from pingan.handlers.triage import triage
+from pingan.handlers.triage import needs_window, triage
 from pingan.schemas.action import Action
 from pingan.schemas.common import utcnow
 from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
@@ -34,16 +34,22 @@ class StageOutput:
 
 def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: str | None = None) -> StageOutput:
     """`cached_id` is the faust Table's guess at the open incident for this dedup_key; the store decides."""
+    if store.was_ignored(event.event_id):
+        return StageOutput()
     earlier = store.triage_result(event.event_id)
     if earlier is not None:
         # A replay: re-emit what was decided, so a lost downstream message is sent again.
         return StageOutput(incident_events=[earlier])
     candidate = store.get_incident(cached_id) if cached_id else None
     if candidate is None or candidate.state.value == "closed":
-        since = event.received_at - window
+        since = event.received_at - window if needs_window(event) else None
         candidate = store.open_incident_for(event.report.effective_dedup_key(), event.report.status.value, since)
     decision = triage(event, candidate, window)
     emitted, logged = store.apply_triage(event.event_id, decision.outcome, decision.incident, decision.actions)
+    if emitted.outcome is TriageOutcome.ignored:
+        log.info("ignored %s event %s: no open incident with key %s", event.kind.value, event.event_id,
+                 decision.incident.dedup_key)
+        return StageOutput()
     return StageOutput(incident_events=[emitted], actions=logged)
 
 

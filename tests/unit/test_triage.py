@@ -50,3 +50,40 @@ def test_exercise_never_joins_an_actual_incident() -> None:
     decision = triage(raw(2, status="exercise"), actual, WINDOW)
     assert decision.outcome is TriageOutcome.created
     assert decision.incident.status.value == "exercise"
+
+
+def event_of(kind: str, n: int, grade: str = "III", at: datetime = T0, key: str = "warehouse-7") -> RawEvent:
+    report = IncidentReport(category="accident_disaster", subtype="fire", grade=grade, title=f"更新 {n}",
+                            dedup_key=key, source="cap")
+    return RawEvent(event_id=f"ev{n}", kind=kind, proposed_incident_id=f"INC-{n}", received_at=at, report=report)
+
+
+def test_update_changes_the_incident_and_logs_a_grade_change() -> None:
+    first = triage(raw(1), None, WINDOW).incident
+    decision = triage(event_of("update", 2, grade="II", at=T0 + timedelta(days=3)), first, WINDOW)
+    assert decision.outcome is TriageOutcome.updated
+    assert decision.incident.id == "INC-1" and decision.incident.grade.value == "II"
+    assert [a.kind for a in decision.actions] == [ActionKind.updated, ActionKind.grade_changed]
+    assert decision.actions[1].details["from"] == "III" and decision.actions[1].details["to"] == "II"
+
+
+def test_close_closes_the_open_incident_at_any_age() -> None:
+    first = triage(raw(1), None, WINDOW).incident
+    decision = triage(event_of("close", 2, at=T0 + timedelta(days=30)), first, WINDOW)
+    assert decision.outcome is TriageOutcome.closed
+    assert decision.incident.state.value == "closed"
+    assert decision.actions[0].kind is ActionKind.closed and decision.actions[0].details["reason"] == "CAP Cancel"
+
+
+def test_close_without_an_open_incident_is_ignored() -> None:
+    decision = triage(event_of("close", 2), None, WINDOW)
+    assert decision.outcome is TriageOutcome.ignored and decision.actions == []
+    closed = triage(event_of("close", 3), None, WINDOW).incident
+    again = triage(event_of("close", 4), closed, WINDOW)
+    assert again.outcome is TriageOutcome.ignored
+
+
+def test_update_without_its_original_creates_the_incident() -> None:
+    decision = triage(event_of("update", 5), None, WINDOW)
+    assert decision.outcome is TriageOutcome.created
+    assert decision.actions[0].details["update_without_original"] is True
