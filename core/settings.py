@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     twilio_auth_token: str | None = None
     twilio_from_number: str | None = None
     twilio_api_base_url: str | None = Field(default=None, description="Override the Twilio API host (tests)")
+    public_url: str | None = Field(
+        default=None, description="The URL Twilio calls (behind a proxy); Twilio signatures are checked against it"
+    )
+    intake_tokens: str | None = Field(
+        default=None,
+        description="Bearer tokens per source, `api=…,alertmanager=…,cap=…`; a source without one gets a token "
+        "generated into <data dir>/intake-tokens.json",
+    )
+    intake_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Larger bodies get 413")
+    intake_rate_per_minute: int = Field(default=6000, ge=1, description="Per source; more gets 429 with Retry-After")
+    intake_config: Path | None = Field(
+        default=None, description="YAML with intake mappings: sms keywords, areas, CAP and Alertmanager tables"
+    )
     log_level: str = "INFO"
 
     @classmethod

@@ -18,10 +18,12 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # A bounded wait for the write lock: intake answers 503 rather than hang (stages retry).
+        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
         _sqlite_pragmas(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=10,
+                               connect_args={"connect_timeout": 5})
     metadata.create_all(engine)
     return engine
 
@@ -34,7 +36,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA busy_timeout=10000")
         cur.close()
 
     @event.listens_for(engine, "begin")

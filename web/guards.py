@@ -1,0 +1,103 @@
+"""What every intake endpoint checks before it parses: who is calling, how big, how often."""
+
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import HTTPException, Request
+
+from pingan.settings import Settings
+
+log = logging.getLogger("pingan.intake")
+BEARER_SOURCES = ("api", "alertmanager", "cap")
+TOKEN_FILE = "intake-tokens.json"
+
+
+def load_tokens(settings: Settings) -> dict[str, str]:
+    """Configured tokens win; a source without one gets a generated token kept in the data dir (mode 0600)."""
+    tokens: dict[str, str] = {}
+    for pair in (settings.intake_tokens or "").split(","):
+        if pair.strip():
+            source, _, token = pair.partition("=")
+            if not token.strip():
+                raise ValueError(f"PINGAN_INTAKE_TOKENS: {pair!r} is not source=token")
+            tokens[source.strip()] = token.strip()
+    missing = [s for s in BEARER_SOURCES if s not in tokens]
+    if missing:
+        path = settings.data_dir / TOKEN_FILE
+        stored = _read_token_file(path)
+        for source in missing:
+            stored.setdefault(source, secrets.token_urlsafe(24))
+        _write_token_file(path, stored)
+        tokens.update({s: stored[s] for s in missing})
+    return tokens
+
+
+def _read_token_file(path: Path) -> dict[str, str]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return {}
+
+
+def _write_token_file(path: Path, tokens: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(tokens, out, indent=2)
+    os.replace(tmp, path)
+
+
+def check_bearer(request: Request, source: str, tokens: dict[str, str]) -> None:
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    expected = tokens.get(source)
+    if scheme.lower() != "bearer" or not given or expected is None or not secrets.compare_digest(given, expected):
+        log.warning("intake %s: 401 %s bearer token from %s", source, "missing" if not given else "wrong",
+                    request.client.host if request.client else "?")
+        raise HTTPException(401, f"{source}: missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per source: a burst of one minute's allowance, refilled continuously."""
+
+    per_minute: int
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, source: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        rate = self.per_minute / 60.0
+        with self._lock:
+            tokens, last = self._buckets.get(source, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - last) * rate)
+            if tokens < 1.0:
+                retry_after = max(1, int((1.0 - tokens) / rate + 0.999))
+                self._buckets[source] = (tokens, now)
+                log.warning("intake %s: 429 rate limit (%d/min)", source, self.per_minute)
+                raise HTTPException(429, f"{source}: more than {self.per_minute} requests a minute",
+                                    headers={"Retry-After": str(retry_after)})
+            self._buckets[source] = (tokens - 1.0, now)
+
+
+async def read_body(request: Request, source: str, limit: int) -> bytes:
+    """The body, or 413 as soon as it is known to be too large (by Content-Length, or while streaming)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        log.warning("intake %s: 413 body of %s bytes", source, declared)
+        raise HTTPException(413, f"{source}: body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            log.warning("intake %s: 413 body over %d bytes", source, limit)
+            raise HTTPException(413, f"{source}: body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

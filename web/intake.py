@@ -1,0 +1,116 @@
+"""Intake endpoints with a bearer token: the JSON API, Alertmanager and CAP. Twilio's are in web/twilio_intake.py."""
+
+import logging
+from collections.abc import Callable, Sequence
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.events import IntakeItem
+from pingan.schemas.incident import IncidentReport
+from pingan.settings import Settings
+from pingan.store.repository import Accepted, Store
+from pingan.streams import topics
+from pingan.web.guards import RateLimiter, check_bearer, read_body
+
+log = logging.getLogger("pingan.intake")
+
+
+class AcceptedOut(BaseModel):
+    id: str
+    event_id: str
+    status_url: str
+    duplicate: bool = False
+
+
+class BatchAcceptedOut(BaseModel):
+    accepted: list[AcceptedOut]
+
+
+def accepted_out(a: Accepted) -> AcceptedOut:
+    return AcceptedOut(id=a.incident_id, event_id=a.event_id, status_url=f"/v1/incidents/{a.incident_id}",
+                       duplicate=a.duplicate)
+
+
+class Intake:
+    """The one way in: guards, parse, commit to the outbox, and only then an answer."""
+
+    def __init__(self, settings: Settings, store: Store, tokens: dict[str, str]) -> None:
+        self.settings = settings
+        self.store = store
+        self.tokens = tokens
+        self.limiter = RateLimiter(settings.intake_rate_per_minute)
+        self.raw_topic = settings.topic(topics.RAW)
+
+    def commit(self, source: str, items: Sequence[IntakeItem | IncidentReport]) -> list[Accepted]:
+        try:
+            accepted = self.store.accept_many(items, self.raw_topic)
+        except SQLAlchemyError as exc:
+            # Nothing was stored, so the sender must try again; say when, and never answer 500 or hang.
+            log.error("intake %s: 503 store cannot commit: %s", source, exc.__class__.__name__)
+            raise HTTPException(503, "the store cannot commit right now; retry", headers={"Retry-After": "5"}) from exc
+        log.info("intake %s: accepted %d (%d duplicate)", source, len(accepted), sum(a.duplicate for a in accepted))
+        return accepted
+
+    async def guarded_body(self, request: Request, source: str) -> bytes:
+        check_bearer(request, source, self.tokens)
+        self.limiter.check(source)
+        return await read_body(request, source, self.settings.intake_max_body_bytes)
+
+
+def rejected(source: str, exc: IntakeError) -> JSONResponse:
+    log.warning("intake %s: 422 %s", source, exc)
+    return JSONResponse(status_code=422, content=exc.as_dict())
+
+
+def validation_to_intake_error(exc: ValidationError) -> IntakeError:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "body"
+    summary = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+    return IntakeError(summary, field=field, source="body")
+
+
+def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]],
+                  parse_alertmanager: Callable[[bytes], list[IntakeItem]]) -> APIRouter:
+    router = APIRouter()
+    report_schema = IncidentReport.model_json_schema(ref_template="#/components/schemas/{model}")
+
+    @router.post("/v1/incidents", status_code=202, response_model=AcceptedOut, openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": report_schema}}}})
+    async def post_incident(request: Request) -> AcceptedOut | JSONResponse:
+        body = await intake.guarded_body(request, "api")
+        try:
+            report = IncidentReport.model_validate_json(body)
+        except ValidationError as exc:
+            error = validation_to_intake_error(exc)
+            errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
+                      for e in exc.errors()]
+            log.warning("intake api: 422 %s", error)
+            return JSONResponse(status_code=422, content={"error": f"invalid request: {error.message}",
+                                                          "field": error.field, "errors": errors})
+        if report.source.value not in ("api", "cli", "drill"):
+            report = report.model_copy(update={"source": "api"})  # only the adapters may claim other sources
+        return accepted_out(intake.commit("api", [report])[0])
+
+    @router.post("/v1/intake/alertmanager", status_code=202, response_model=BatchAcceptedOut)
+    async def post_alertmanager(request: Request) -> BatchAcceptedOut | JSONResponse:
+        body = await intake.guarded_body(request, "alertmanager")
+        try:
+            items = parse_alertmanager(body)
+        except IntakeError as exc:
+            return rejected("alertmanager", exc)
+        return BatchAcceptedOut(accepted=[accepted_out(a) for a in intake.commit("alertmanager", items)])
+
+    @router.post("/v1/intake/cap", status_code=202, response_model=BatchAcceptedOut)
+    async def post_cap(request: Request) -> BatchAcceptedOut | JSONResponse:
+        body = await intake.guarded_body(request, "cap")
+        try:
+            items = parse_cap(body)
+        except IntakeError as exc:
+            return rejected("cap", exc)
+        return BatchAcceptedOut(accepted=[accepted_out(a) for a in intake.commit("cap", items)])
+
+    return router
