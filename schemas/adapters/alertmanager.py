@@ -1,0 +1,353 @@
+"""Prometheus Alertmanager webhook (message version 4) to IntakeItems. Pure: bytes in, items out.
+
+Each alert of the notification group becomes one IntakeItem:
+
+* ``dedup_key`` is ``"am:" + fingerprint``, or ``"am:" + sha256(sorted labels)`` when the alert has no fingerprint
+  (Alertmanager < 0.19, trimmed fixtures). A firing alert and its later resolve share the key, so the resolve closes
+  the incident the firing alert opened.
+* ``kind`` is ``report`` for ``firing`` and ``close`` for ``resolved``; an alert without its own status takes the
+  group's, and an alert with neither is rejected (the sender must say which it is).
+* ``source_key`` is ``am:{groupKey}:{fingerprint or labelhash}:{startsAt}:{status}``: Alertmanager re-sends the same
+  alert on every group flush and retry with the same startsAt, so those collapse to one event, while the resolve (a
+  new status) is a new event. startsAt is kept verbatim: a retry is byte-identical.
+
+Decisions where the webhook format leaves room:
+
+* ``version`` other than "4" (or missing) is accepted and flagged in the ``am_version_warning`` label: rejecting would
+  answer a future Alertmanager with 4xx, which it does not retry, and an alert would be lost. A payload that no longer
+  fits the v4 shape is still rejected by validation.
+* Bad ``pingan_*``/``area_code`` label values do not reject the webhook for the same reason: they are ignored and
+  named in ``am_mapping_warning`` so the duty room sees the rule that needs fixing.
+* Labels are copied sorted by key, at most 64, keys cut to 64 and values to 256 characters; ``am_labels_dropped``
+  counts what did not fit. Our own ``am_*`` labels overwrite alert labels of the same name.
+"""
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.events import IntakeItem, RawKind
+from pingan.schemas.incident import Attachment, IncidentReport, Location
+from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, IncidentStatus, Source, Subtype
+
+MAX_LABELS = 64
+MAX_LABEL_KEY = 64
+MAX_LABEL_VALUE = 256
+_SOURCE_KEY_MAX = 300  # IntakeItem.source_key
+_CATEGORY_OF: dict[Subtype, Category] = {sub: cat for cat, subs in SUBTYPES_BY_CATEGORY.items() for sub in subs}
+_GRADE_ALIASES = {"1": Grade.I, "2": Grade.II, "3": Grade.III, "4": Grade.IV}
+
+
+# --- The webhook payload. extra="allow": Alertmanager has added fields over versions (fingerprint, truncatedAlerts).
+
+def _none_is_empty(value: Any) -> Any:
+    # Go encodes a nil map as null; treat it as the empty map it means.
+    return {} if value is None else value
+
+
+StrMap = Annotated[dict[str, str], BeforeValidator(_none_is_empty)]
+AmStatus = Literal["firing", "resolved"]
+
+
+class AmAlert(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: AmStatus | None = None
+    labels: dict[str, str]
+    annotations: StrMap = Field(default_factory=dict)
+    startsAt: str | None = Field(default=None, max_length=64)
+    endsAt: str | None = Field(default=None, max_length=64)
+    generatorURL: str | None = None
+    fingerprint: str | None = Field(default=None, max_length=128)
+
+
+class AmWebhook(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    version: str | int | None = None
+    groupKey: str | None = None
+    truncatedAlerts: int = Field(default=0, ge=0)
+    status: AmStatus | None = None
+    receiver: str | None = None
+    groupLabels: StrMap = Field(default_factory=dict)
+    commonLabels: StrMap = Field(default_factory=dict)
+    commonAnnotations: StrMap = Field(default_factory=dict)
+    externalURL: str | None = None
+    alerts: list[AmAlert]
+
+
+# --- The mapping from labels to the Pingan taxonomy.
+
+class LabelRule(BaseModel):
+    """Sets taxonomy fields for alerts whose labels match. `match` values are exact; `match_re` values are regular
+    expressions matched against the whole value (anchored, like Alertmanager's =~ matchers). All must match."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    match: dict[str, str] = Field(default_factory=dict)
+    match_re: dict[str, str] = Field(default_factory=dict)
+    category: Category | None = None
+    subtype: Subtype | None = None
+    hazard: str | None = Field(default=None, max_length=64)
+    grade: Grade | None = None
+    area_code: str | None = Field(default=None, max_length=32)
+    area_name: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _valid(self) -> "LabelRule":
+        if not self.match and not self.match_re:
+            raise ValueError("a rule needs at least one matcher")
+        for pattern in self.match_re.values():
+            re.compile(pattern)
+        if self.category and self.subtype and self.subtype not in SUBTYPES_BY_CATEGORY[self.category]:
+            raise ValueError(f"subtype {self.subtype.value!r} is not in category {self.category.value!r}")
+        return self
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.match.items()) and all(
+            k in labels and re.fullmatch(p, labels[k]) for k, p in self.match_re.items()
+        )
+
+
+class AlertmanagerMapping(BaseModel):
+    """How alert labels become category, subtype, hazard, grade, area and status.
+
+    Precedence, per field: the explicit labels (``pingan_category``, ``pingan_subtype``, ``pingan_hazard``,
+    ``pingan_grade``, ``pingan_status``, ``area_code``, ``area``), then the first matching rule that sets the field,
+    then (grade only) the ``severity`` label, then the defaults. When the explicit labels name a category or subtype
+    they decide the taxonomy alone; a category without a subtype takes `subtype_for_category`.
+
+    DEFAULT: no rules; category/subtype accident_disaster/public_facility (公共设施和设备事故) because what reaches
+    us through Alertmanager is infrastructure monitoring; severity critical/page -> II, warning/error/major/high/
+    severe -> III, info/none/low/minor -> IV, anything else IV. Grade I (特别重大) is never derived from a severity:
+    only an explicit ``pingan_grade`` label (I..IV or 1..4) sets it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: tuple[LabelRule, ...] = ()
+    severity_label: str = "severity"
+    severity_grades: dict[str, Grade] = Field(default_factory=lambda: {
+        "critical": Grade.II, "page": Grade.II,
+        "warning": Grade.III, "error": Grade.III, "major": Grade.III, "high": Grade.III, "severe": Grade.III,
+        "info": Grade.IV, "none": Grade.IV, "low": Grade.IV, "minor": Grade.IV,
+    })
+    default_category: Category = Category.accident_disaster
+    default_subtype: Subtype = Subtype.public_facility
+    default_hazard: str | None = Field(default=None, max_length=64)
+    default_grade: Grade = Grade.IV
+    subtype_for_category: dict[Category, Subtype] = Field(default_factory=lambda: {
+        Category.natural_disaster: Subtype.meteorological,
+        Category.accident_disaster: Subtype.public_facility,
+        Category.public_health: Subtype.infectious_disease,
+        Category.social_security: Subtype.cyber,
+    })
+    category_label: str = "pingan_category"
+    subtype_label: str = "pingan_subtype"
+    hazard_label: str = "pingan_hazard"
+    grade_label: str = "pingan_grade"
+    status_label: str = "pingan_status"
+    area_code_label: str = "area_code"
+    area_name_label: str = "area"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AlertmanagerMapping":
+        if self.default_subtype not in SUBTYPES_BY_CATEGORY[self.default_category]:
+            raise ValueError("default_subtype is not in default_category")
+        for cat in Category:
+            sub = self.subtype_for_category.get(cat)
+            if sub is None or sub not in SUBTYPES_BY_CATEGORY[cat]:
+                raise ValueError(f"subtype_for_category needs a subtype of {cat.value!r}")
+        return self
+
+
+DEFAULT_MAPPING = AlertmanagerMapping()
+
+
+class _Classified(BaseModel):
+    category: Category
+    subtype: Subtype
+    hazard: str | None
+    grade: Grade
+    status: IncidentStatus
+    location: Location
+    warnings: list[str]
+
+
+def _enum_label(enum: type[Any], raw: str | None, name: str, warnings: list[str]) -> Any:
+    if raw is None:
+        return None
+    try:
+        return enum(raw.strip().lower())
+    except ValueError:
+        warnings.append(f"{name}={raw[:40]!r} unknown")
+        return None
+
+
+def _grade_label(raw: str | None, name: str, warnings: list[str]) -> Grade | None:
+    if raw is None:
+        return None
+    value = raw.strip().upper()
+    grade = _GRADE_ALIASES.get(value) or next((g for g in Grade if g.value == value), None)
+    if grade is None:
+        warnings.append(f"{name}={raw[:40]!r} unknown")
+    return grade
+
+
+def _classify(labels: dict[str, str], m: AlertmanagerMapping) -> _Classified:
+    warnings: list[str] = []
+    rules = [r for r in m.rules if r.matches(labels)]
+
+    def from_rules(attr: str) -> Any:
+        return next((getattr(r, attr) for r in rules if getattr(r, attr) is not None), None)
+
+    cat = _enum_label(Category, labels.get(m.category_label), m.category_label, warnings)
+    sub = _enum_label(Subtype, labels.get(m.subtype_label), m.subtype_label, warnings)
+    if cat is None and sub is None:
+        cat, sub = from_rules("category"), from_rules("subtype")
+    if cat is None and sub is None:
+        cat, sub = m.default_category, m.default_subtype
+    elif cat is None:
+        cat = _CATEGORY_OF[sub]
+    elif sub is None or sub not in SUBTYPES_BY_CATEGORY[cat]:
+        if sub is not None:
+            warnings.append(f"subtype {sub.value!r} is not in category {cat.value!r}")
+        sub = m.default_subtype if m.default_subtype in SUBTYPES_BY_CATEGORY[cat] else m.subtype_for_category[cat]
+
+    hazard = labels.get(m.hazard_label)
+    if hazard is not None and len(hazard) > 64:
+        warnings.append(f"{m.hazard_label} longer than 64 characters")
+        hazard = None
+    hazard = hazard or from_rules("hazard") or m.default_hazard
+
+    severity = labels.get(m.severity_label, "").strip().lower()
+    grade = (_grade_label(labels.get(m.grade_label), m.grade_label, warnings) or from_rules("grade")
+             or m.severity_grades.get(severity) or m.default_grade)
+    status = _enum_label(IncidentStatus, labels.get(m.status_label), m.status_label, warnings) or IncidentStatus.actual
+
+    area_code = labels.get(m.area_code_label)
+    if area_code is not None and len(area_code) > 32:
+        warnings.append(f"{m.area_code_label} longer than 32 characters")
+        area_code = None
+    area_name = labels.get(m.area_name_label) or from_rules("area_name")
+    area_code = area_code or from_rules("area_code")
+    location = Location(area_code=area_code, area_name=area_name[:200] if area_name else None)
+    return _Classified(category=cat, subtype=sub, hazard=hazard, grade=grade, status=status, location=location,
+                       warnings=warnings)
+
+
+# --- Parsing.
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _from_validation(exc: ValidationError, source: str, prefix: str = "") -> IntakeError:
+    first = exc.errors()[0]
+    more = len(exc.errors()) - 1
+    path = _field_path(tuple(first["loc"]))
+    field = f"{prefix}.{path}" if prefix and path else (prefix or path or None)
+    return IntakeError(first["msg"] + (f" (and {more} more)" if more else ""), field=field, source=source)
+
+
+def label_hash(labels: dict[str, str]) -> str:
+    """sha256 of the label set, independent of key order: the alert's identity when it carries no fingerprint."""
+    canonical = json.dumps(sorted(labels.items()), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _occurred_at(raw: str | None, field: str, source: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        when = datetime.fromisoformat(raw)  # 3.11 reads RFC 3339 with Z and Go's nanoseconds (cut to micro)
+    except ValueError:
+        raise IntakeError(f"not an RFC 3339 time: {raw!r}", field=field, source=source) from None
+    if when.tzinfo is None:
+        raise IntakeError("time without a UTC offset", field=field, source=source)
+    if when.year <= 1:  # Go's zero time.Time, "0001-01-01T00:00:00Z": not set
+        return None
+    return when.astimezone(UTC)
+
+
+def _bounded(labels: dict[str, str]) -> tuple[dict[str, str], int]:
+    items = sorted(labels.items())
+    kept = {k[:MAX_LABEL_KEY]: v[:MAX_LABEL_VALUE] for k, v in items[:MAX_LABELS]}
+    return kept, len(items) - min(len(items), MAX_LABELS)
+
+
+def _source_key(group_key: str, ident: str, starts_at: str, status: str) -> str:
+    key = f"am:{group_key}:{ident}:{starts_at}:{status}"
+    if len(key) > _SOURCE_KEY_MAX:
+        # groupKeys from nested routes carry whole regex matchers; a digest keeps the key unique and within bounds.
+        digest = hashlib.sha256(group_key.encode()).hexdigest()[:32]
+        key = f"am:sha256:{digest}:{ident}:{starts_at}:{status}"
+    return key
+
+
+def parse_alertmanager(data: bytes, mapping: AlertmanagerMapping | None = None,
+                       source_name: str = "body") -> list[IntakeItem]:
+    """One IntakeItem per alert of an Alertmanager webhook notification; IntakeError for anything we cannot read."""
+    m = mapping or DEFAULT_MAPPING
+    try:
+        raw = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise IntakeError(f"invalid JSON: {exc.msg}", line=exc.lineno, col=exc.colno, source=source_name) from None
+    except UnicodeDecodeError:
+        raise IntakeError("body is not UTF-8 JSON", source=source_name) from None
+    try:
+        hook = AmWebhook.model_validate(raw)
+    except ValidationError as exc:
+        raise _from_validation(exc, source_name) from None
+
+    common: dict[str, str] = {}
+    version = None if hook.version is None else str(hook.version)
+    if version != "4":
+        common["am_version_warning"] = f"webhook version {version!r} is not 4; read as v4"
+    for name, value in (("am_receiver", hook.receiver), ("am_group_key", hook.groupKey),
+                        ("am_external_url", hook.externalURL)):
+        if value:
+            common[name] = value[:MAX_LABEL_VALUE]
+    if hook.truncatedAlerts > 0:
+        common["am_truncated_alerts"] = str(hook.truncatedAlerts)
+
+    items: list[IntakeItem] = []
+    for i, alert in enumerate(hook.alerts):
+        where = f"alerts[{i}]"
+        status = alert.status or hook.status
+        if status is None:
+            raise IntakeError("no status: neither the alert nor the notification says firing or resolved",
+                              field=f"{where}.status", source=source_name)
+        ident = alert.fingerprint or label_hash(alert.labels)
+        labels, dropped = _bounded(alert.labels)
+        labels.update(common)
+        if dropped:
+            labels["am_labels_dropped"] = str(dropped)
+        c = _classify(alert.labels, m)
+        if c.warnings:
+            labels["am_mapping_warning"] = "; ".join(c.warnings)[:MAX_LABEL_VALUE]
+        ann = alert.annotations
+        title = ann.get("summary") or ann.get("title") or alert.labels.get("alertname") or f"Alertmanager alert {ident}"
+        description = ann.get("description") or ann.get("message") or ""
+        url = alert.generatorURL if alert.generatorURL and len(alert.generatorURL) <= 2_000 else None
+        try:
+            report = IncidentReport(
+                source=Source.alertmanager, status=c.status, category=c.category, subtype=c.subtype, hazard=c.hazard,
+                grade=c.grade, title=title[:500], description=description[:20_000], location=c.location,
+                occurred_at=_occurred_at(alert.startsAt, f"{where}.startsAt", source_name),
+                dedup_key=f"am:{ident}", labels=labels,
+                attachments=[Attachment(kind="raw_alert", url=url, data=raw["alerts"][i])],
+            )
+            items.append(IntakeItem(kind=RawKind.report if status == "firing" else RawKind.close, report=report,
+                                    source_key=_source_key(hook.groupKey or "", ident, alert.startsAt or "", status)))
+        except ValidationError as exc:
+            raise _from_validation(exc, source_name, where) from None
+    return items
