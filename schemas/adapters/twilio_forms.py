@@ -1,0 +1,397 @@
+"""Twilio inbound SMS and voice (IVR) webhooks to IntakeItems, and the TwiML we answer with. Pure: a decoded form
+in, IntakeItems and XML out; the web layer checks Twilio's request signature before calling us.
+
+Citizen reports are unverified, so they come in at grade IV; the duty room regrades. dedup_key is left to
+IncidentReport's automatic key (category, subtype, hazard, area or title), and source_key makes Twilio's retries
+of one MessageSid/CallSid idempotent.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.events import IntakeItem, RawKind
+from pingan.schemas.incident import Attachment, IncidentReport, Location, Reporter
+from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, Source, Subtype
+
+Lang = Literal["zh", "en"]
+Command = Literal["stop", "start", "help"]
+
+# Any CJK ideograph, CJK punctuation or full-width form means the sender writes Chinese.
+_CJK = re.compile("[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0002ffff]")
+# Twilio's default opt-out / opt-in / help keywords (whole body, case-insensitive). START/YES/UNSTOP are answered by
+# Twilio itself; treating them as reports would open a junk incident for every "YES".
+_COMMANDS: dict[str, Command] = {
+    **dict.fromkeys(["stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"], "stop"),
+    **dict.fromkeys(["start", "yes", "unstop"], "start"),
+    **dict.fromkeys(["help", "info", "帮助"], "help"),
+}
+_TITLE_CHARS = 60
+_MAX_MEDIA = 10  # Twilio delivers at most 10 media per message
+
+
+def detect_lang(text: str) -> Lang:
+    return "zh" if _CJK.search(text) else "en"
+
+
+def _find(text: str, term: str) -> int:
+    """Where `term` occurs in `text`, or -1. Latin terms must start a word (so "riot" is not found in "patriot",
+    nor "fight" in "firefighters") and match case-insensitively; CJK terms match anywhere, as Chinese has no spaces."""
+    if term.isascii():
+        found = re.search(r"(?<![a-z0-9])" + re.escape(term.casefold()), text.casefold())
+        return found.start() if found else -1
+    return text.find(term)
+
+
+class KeywordRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keywords: tuple[str, ...] = Field(min_length=1)
+    category: Category
+    subtype: Subtype
+    hazard: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "KeywordRule":
+        if self.subtype not in SUBTYPES_BY_CATEGORY[self.category]:
+            raise ValueError(f"subtype {self.subtype.value!r} is not in category {self.category.value!r}")
+        return self
+
+
+class KeywordTable(BaseModel):
+    """Keyword -> category/subtype/hazard. The longest keyword found wins; on a tie, the earlier rule (and within a
+    rule, the earlier keyword).
+
+    The fallback, when no keyword is found, is accident_disaster/public_facility (公共设施和设备事故): what citizens
+    text the district office without a recognisable hazard word is mostly broken public facilities (manholes, lamps,
+    pipes), and the item is labelled pingan_unclassified=true so the duty room reclassifies it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: tuple[KeywordRule, ...]
+    default_category: Category = Category.accident_disaster
+    default_subtype: Subtype = Subtype.public_facility
+    default_grade: Grade = Grade.IV
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "KeywordTable":
+        if self.default_subtype not in SUBTYPES_BY_CATEGORY[self.default_category]:
+            raise ValueError("default_subtype is not in default_category")
+        return self
+
+    def match(self, text: str) -> tuple[KeywordRule, str] | None:
+        best: tuple[int, int, KeywordRule, str] | None = None
+        for order, rule in enumerate(self.rules):
+            for kw in rule.keywords:
+                if _find(text, kw) >= 0 and (best is None or (-len(kw), order) < (best[0], best[1])):
+                    best = (-len(kw), order, rule, kw)
+        return (best[2], best[3]) if best else None
+
+
+def _kw(words: str, category: Category, subtype: Subtype, hazard: str | None = None) -> KeywordRule:
+    return KeywordRule(keywords=tuple(words.split()), category=category, subtype=subtype, hazard=hazard)
+
+
+_A, _N, _H, _S = Category.accident_disaster, Category.natural_disaster, Category.public_health, Category.social_security
+DEFAULT_KEYWORDS = KeywordTable(rules=(
+    # Order breaks ties between equally long keywords: fire first, so "火车着火" (train on fire) is a fire.
+    _kw("火 着火 起火 失火 火灾 冒烟 fire smoke burning", _A, Subtype.fire),
+    _kw("山火 森林火灾 wildfire", _N, Subtype.forest_fire),
+    _kw("车祸 交通事故 撞车 追尾 火车 crash collision", _A, Subtype.transport),
+    _kw("洪水 内涝 淹 积水 flood", _N, Subtype.flood_drought),
+    _kw("台风 typhoon", _N, Subtype.meteorological, "typhoon"),
+    _kw("暴雨 rainstorm", _N, Subtype.meteorological, "rainstorm"),
+    _kw("泄漏 泄露 毒气 燃气 煤气 化学品 leak gas chemical", _A, Subtype.hazardous_chemicals),
+    _kw("中毒 食物中毒 poison", _H, Subtype.food_occupational_poisoning),
+    _kw("地震 earthquake", _N, Subtype.earthquake),
+    _kw("滑坡 泥石流 塌方 landslide mudslide", _N, Subtype.geological),
+    _kw("打架 斗殴 聚集 闹事 fight riot", _S, Subtype.mass_incident),
+    _kw("疫情 发热 发烧 传染 fever outbreak epidemic", _H, Subtype.infectious_disease),
+))
+
+
+class Area(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=200)
+    aliases: tuple[str, ...] = ()
+
+
+class AreaTable(BaseModel):
+    """Known areas. The longest name or alias found in the text wins; on a tie, the one named first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    areas: tuple[Area, ...]
+
+    def match(self, text: str) -> Area | None:
+        best: tuple[int, int, Area] | None = None
+        for area in self.areas:
+            for term in (area.name, *area.aliases):
+                at = _find(text, term)
+                if at >= 0 and (best is None or (-len(term), at) < (best[0], best[1])):
+                    best = (-len(term), at, area)
+        return best[2] if best else None
+
+
+# A fictional district, 平安区: province code 99 is unassigned, so these codes never collide with a real place.
+DEFAULT_AREAS = AreaTable(areas=(
+    Area(code="990101001", name="城关街道", aliases=("城关", "Chengguan")),
+    Area(code="990101002", name="东湖街道", aliases=("东湖", "Donghu")),
+    Area(code="990101003", name="西山街道", aliases=("西山", "Xishan")),
+    Area(code="990101004", name="南湖街道", aliases=("南湖", "Nanhu")),
+    Area(code="990101100", name="河口镇", aliases=("河口", "Hekou")),
+))
+
+
+@dataclass(frozen=True)
+class SmsOutcome:
+    """A report (item set) or a keyword command (command set), and the language to answer in."""
+
+    item: IntakeItem | None
+    command: Command | None
+    lang: Lang
+
+
+@dataclass(frozen=True)
+class VoiceOutcome:
+    """The TwiML to answer Twilio with, and the report the call produced so far (None while the caller chooses)."""
+
+    item: IntakeItem | None
+    twiml: str
+
+
+def _required(form: Mapping[str, str], name: str) -> str:
+    value = form.get(name)
+    if value is None or (name != "Body" and not value.strip()):
+        raise IntakeError(f"missing {name}", field=name, source="form")
+    return value.strip()
+
+
+def _item(build: dict[str, object], source_key: str) -> IntakeItem:
+    try:
+        return IntakeItem(kind=RawKind.report, report=IncidentReport.model_validate(build), source_key=source_key)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise IntakeError(first["msg"], field=".".join(str(p) for p in first["loc"]) or None, source="form") from None
+
+
+def sms_to_item(form: Mapping[str, str], keywords: KeywordTable = DEFAULT_KEYWORDS,
+                areas: AreaTable = DEFAULT_AREAS) -> SmsOutcome:
+    """A Twilio inbound-SMS webhook form to a report, or to a STOP/START/HELP command."""
+    sid, sender, body = _required(form, "MessageSid"), _required(form, "From"), _required(form, "Body")
+    lang = detect_lang(body) if body else "zh"
+    command = _COMMANDS.get(body.casefold())
+    try:
+        num_media = int(form.get("NumMedia") or 0)
+    except ValueError:
+        raise IntakeError("NumMedia is not a number", field="NumMedia", source="form") from None
+    media = [Attachment(kind="media", url=url, data={"content_type": form.get(f"MediaContentType{i}", "")})
+             for i in range(min(max(num_media, 0), _MAX_MEDIA)) if (url := form.get(f"MediaUrl{i}"))]
+    if command or (not body and not media):
+        return SmsOutcome(item=None, command=command or "help", lang=lang)  # an empty text gets the usage
+
+    flat = " ".join(body.split())
+    if not flat:
+        title = "彩信报告" if lang == "zh" else "Picture message"
+    else:
+        title = flat if len(flat) <= _TITLE_CHARS else flat[:_TITLE_CHARS] + "…"
+    labels = {"twilio_message_sid": sid, "sms_lang": lang}
+    found = keywords.match(body)
+    if found:
+        rule, word = found
+        category, subtype, hazard = rule.category, rule.subtype, rule.hazard
+        labels["sms_keyword"] = word
+    else:
+        category, subtype, hazard = keywords.default_category, keywords.default_subtype, None
+        labels["pingan_unclassified"] = "true"
+    area = areas.match(body)
+    item = _item({
+        "source": Source.hotline_sms, "category": category, "subtype": subtype, "hazard": hazard,
+        "grade": keywords.default_grade, "title": title, "description": body[:20_000],
+        "location": Location(area_code=area.code, area_name=area.name) if area else Location(),
+        "reporter": Reporter(phone=sender), "labels": labels, "attachments": media,
+    }, "twilio:sms:" + sid)
+    return SmsOutcome(item=item, command=None, lang=lang)
+
+
+# --- SMS replies.
+
+_SMS = {
+    "zh": {
+        "ok": "【平安】已收到您的报告，编号 {ref}。如有危险请立即拨打 119/110/120。",
+        "help": "【平安】区应急办短信报警：请发送发生了什么和在哪里，例如“东湖街道幸福小区3栋冒烟”。"
+                "紧急情况请直接拨打 119/110/120。回复 STOP 退订。",
+    },
+    "en": {
+        "ok": "[Pingan] Report received, reference {ref}. If you are in danger, call 119 (fire), 110 (police) "
+              "or 120 (ambulance) now.",
+        "help": "[Pingan] District emergency office. Text what happened and where, e.g. \"smoke at Donghu Street, "
+                "block 3\". In an emergency call 119/110/120. Reply STOP to opt out.",
+    },
+}
+
+
+def _message(text: str | None) -> str:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return str(response)
+
+
+def sms_reply(lang: Lang, reference: str) -> str:
+    """Confirms an accepted report with its reference number."""
+    return _message(_SMS[lang]["ok"].format(ref=reference))
+
+
+def sms_help_reply(lang: Lang) -> str:
+    return _message(_SMS[lang]["help"])
+
+
+def sms_stop_reply(lang: Lang) -> str:
+    """An empty <Response/>: for STOP (and START) Twilio's opt-out handling answers the sender itself and blocks
+    further messages to them; a reply of ours would be a second message, or be dropped after the opt-out."""
+    del lang  # same answer in every language; kept for a uniform signature
+    return _message(None)
+
+
+# --- Voice IVR.
+
+# Twilio <Say> language and voice per language. "alice" speaks zh-CN and en-US; an account may swap in Polly.* or
+# Google.* voices here (their language codes differ, e.g. cmn-CN), which is why it is one table.
+SAY_VOICES: dict[Lang, tuple[str, str]] = {"zh": ("zh-CN", "alice"), "en": ("en-US", "alice")}
+GATHER_TIMEOUT_S = 8
+RECORD_MAX_S = 120
+
+_IVR: dict[str, tuple[str, str, Category, Subtype]] = {
+    "1": ("火灾", "fire", _A, Subtype.fire),
+    # Flood or typhoon: what callers live through is the water, so flood_drought, with no hazard guessed.
+    "2": ("洪水或台风", "flood or typhoon", _N, Subtype.flood_drought),
+    "3": ("化学品泄漏", "chemical leak", _A, Subtype.hazardous_chemicals),
+    "4": ("医疗或疫情", "medical or epidemic", _H, Subtype.infectious_disease),
+    "5": ("治安事件", "public order", _S, Subtype.mass_incident),
+}
+_VOICE = {
+    "zh": {
+        "menu": "平安应急热线。如有生命危险，请挂机拨打119、110或120。火灾请按1，洪水或台风请按2，化学品泄漏请按3，"
+                "医疗或疫情请按4，治安事件请按5，留言请按0。",
+        "invalid": "输入无效。",
+        "ok": "已收到您的{what}报警，值班人员将尽快处理。如有生命危险，请立即拨打119、110或120。再见。",
+        "record": "请在提示音后说明发生了什么和具体地点，说完请按井号键。",
+        "no_audio": "没有录到留言。再见。",
+        "thanks": "已收到您的留言，值班人员将尽快处理。再见。",
+    },
+    "en": {
+        "menu": "Pingan emergency line. If a life is in danger, hang up and dial 119, 110 or 120. Press 1 for fire, "
+                "2 for flood or typhoon, 3 for a chemical leak, 4 for medical or epidemic, 5 for public order, "
+                "or 0 to leave a recorded message.",
+        "invalid": "That is not a valid choice.",
+        "ok": "Your {what} report has been received and the duty officer will handle it. If a life is in danger, "
+              "dial 119, 110 or 120 now. Goodbye.",
+        "record": "After the beep, say what happened and exactly where, then press the pound key.",
+        "no_audio": "No message was recorded. Goodbye.",
+        "thanks": "Your message has been received and the duty officer will handle it. Goodbye.",
+    },
+}
+
+
+def _say(parent: VoiceResponse | Gather, key: str, langs: tuple[Lang, ...], what: dict[str, str] | None = None) -> None:
+    for lang in langs:
+        language, voice = SAY_VOICES[lang]
+        text = _VOICE[lang][key].format(what=what[lang]) if what else _VOICE[lang][key]
+        parent.say(text, language=language, voice=voice)
+
+
+def _langs(lang: Lang | None) -> tuple[Lang, ...]:
+    if lang is None:
+        return ("zh", "en")
+    if lang not in _VOICE:
+        raise ValueError(f"unknown language {lang!r}")
+    return (lang,)
+
+
+def _record(response: VoiceResponse, record_action_url: str) -> None:
+    _say(response, "record", ("zh", "en"))
+    response.record(action=record_action_url, method="POST", max_length=RECORD_MAX_S, play_beep=True,
+                    finish_on_key="#", timeout=10)
+    # Twilio goes on to the next verb when nothing was recorded.
+    _say(response, "no_audio", ("zh", "en"))
+    response.hangup()
+
+
+def voice_menu(action_url: str, lang: Lang | None = None) -> str:
+    """The IVR menu: one digit, posted to `action_url` (voice_choice). With no key pressed the call is redirected
+    to `action_url` without Digits, and voice_choice offers the menu once more before falling back to a message."""
+    response = VoiceResponse()
+    gather = Gather(num_digits=1, action=action_url, method="POST", timeout=GATHER_TIMEOUT_S)
+    _say(gather, "menu", _langs(lang))
+    response.append(gather)
+    response.redirect(action_url, method="POST")
+    return str(response)
+
+
+def _menu_again(record_action_url: str, invalid: bool) -> str:
+    response = VoiceResponse()
+    if invalid:
+        _say(response, "invalid", ("zh", "en"))
+    # No action: Twilio posts the digit to the URL of this document, i.e. back to voice_choice.
+    gather = Gather(num_digits=1, method="POST", timeout=GATHER_TIMEOUT_S)
+    _say(gather, "menu", ("zh", "en"))
+    response.append(gather)
+    # A caller who stays silent twice may be unable to speak freely: record rather than loop or hang up.
+    _record(response, record_action_url)
+    return str(response)
+
+
+def voice_choice(form: Mapping[str, str], record_action_url: str) -> VoiceOutcome:
+    """The Gather callback. 1..5 report at once; 0 records a message (item comes with voice_recording); no digit or
+    an invalid one offers the menu again."""
+    call_sid, caller = _required(form, "CallSid"), _required(form, "From")
+    digits = (form.get("Digits") or "").strip()
+    if digits == "0":
+        response = VoiceResponse()
+        _record(response, record_action_url)
+        return VoiceOutcome(item=None, twiml=str(response))
+    if digits not in _IVR:
+        return VoiceOutcome(item=None, twiml=_menu_again(record_action_url, invalid=bool(digits)))
+    zh, en, category, subtype = _IVR[digits]
+    item = _item({
+        "source": Source.hotline_voice, "category": category, "subtype": subtype, "grade": Grade.IV,
+        # The caller's number in the title keeps the automatic dedup_key apart for different callers.
+        "title": f"电话报警：{zh}（{caller}）", "description": f"IVR choice {digits}: {en}",
+        "reporter": Reporter(phone=caller), "labels": {"twilio_call_sid": call_sid, "ivr_digit": digits},
+    }, "twilio:voice:" + call_sid)
+    response = VoiceResponse()
+    _say(response, "ok", ("zh", "en"), what={"zh": zh, "en": en})
+    response.hangup()
+    return VoiceOutcome(item=item, twiml=str(response))
+
+
+def voice_recording(form: Mapping[str, str], keywords: KeywordTable = DEFAULT_KEYWORDS) -> VoiceOutcome:
+    """The <Record> action callback: the message as a report with the recording attached, filed under the keyword
+    table's default category until someone listens to it."""
+    call_sid, url = _required(form, "CallSid"), _required(form, "RecordingUrl")
+    caller = (form.get("From") or "").strip() or None
+    labels = {"twilio_call_sid": call_sid, "pingan_unclassified": "true"}
+    if form.get("RecordingSid"):
+        labels["twilio_recording_sid"] = form["RecordingSid"]
+    data = {k: form[k] for k in ("RecordingSid", "RecordingDuration") if form.get(k)}
+    item = _item({
+        "source": Source.hotline_voice, "category": keywords.default_category, "subtype": keywords.default_subtype,
+        "grade": keywords.default_grade, "title": f"电话留言（{caller or '未知号码'}）",
+        "description": "Voice message; listen to the recording.",
+        "reporter": Reporter(phone=caller) if caller else None, "labels": labels,
+        "attachments": [Attachment(kind="recording", url=url, data=data)],
+    }, "twilio:voice:" + call_sid + ":rec")
+    response = VoiceResponse()
+    _say(response, "thanks", ("zh", "en"))
+    response.hangup()
+    return VoiceOutcome(item=item, twiml=str(response))
