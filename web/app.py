@@ -10,17 +10,16 @@ from pydantic import BaseModel
 
 from pingan import __version__
 from pingan.schemas.action import Action
-from pingan.schemas.incident import Incident, IncidentReport
+from pingan.schemas.adapters.alertmanager import parse_alertmanager
+from pingan.schemas.adapters.cap import parse_cap
+from pingan.schemas.adapters.config import load_intake_config
+from pingan.schemas.incident import Incident
 from pingan.schemas.taxonomy import Category, IncidentStatus, Source
 from pingan.settings import Settings
 from pingan.store.repository import Store
-from pingan.streams import topics
-
-
-class AcceptedOut(BaseModel):
-    id: str
-    event_id: str
-    status_url: str
+from pingan.web.guards import load_tokens
+from pingan.web.intake import Intake, intake_router
+from pingan.web.twilio_intake import twilio_router
 
 
 class IncidentOut(BaseModel):
@@ -41,9 +40,17 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def create_api(settings: Settings, store: Store) -> FastAPI:
+def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None = None) -> FastAPI:
     api = FastAPI(title="Pingan (平安)", version=__version__,
                   description="Event-driven emergency response and alerting")
+    config = load_intake_config(settings.intake_config)
+    intake = Intake(settings, store, tokens if tokens is not None else load_tokens(settings))
+    api.include_router(intake_router(
+        intake,
+        parse_cap=lambda body: parse_cap(body, config.cap),
+        parse_alertmanager=lambda body: parse_alertmanager(body, config.alertmanager),
+    ))
+    api.include_router(twilio_router(intake, config))
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -58,12 +65,6 @@ def create_api(settings: Settings, store: Store) -> FastAPI:
     def healthz() -> dict[str, str]:
         store.list_incidents(limit=1)  # the store answers, or this raises and the check fails
         return {"status": "ok", "version": __version__}
-
-    @api.post("/v1/incidents", status_code=202, response_model=AcceptedOut)
-    def post_incident(report: IncidentReport) -> AcceptedOut:
-        accepted = store.accept(report, settings.topic(topics.RAW))
-        return AcceptedOut(id=accepted.incident_id, event_id=accepted.event_id,
-                           status_url=f"/v1/incidents/{accepted.incident_id}")
 
     @api.get("/v1/incidents/{incident_id}", response_model=IncidentOut)
     def get_incident(incident_id: str) -> IncidentOut | JSONResponse:

@@ -1,56 +1,14 @@
 """`pingan up` as a user runs it: HTTP intake, CLI report/timeline, SIGKILL of the whole tree, log verify."""
 
 import json
-import socket
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pingan.handlers.channels.console import read_sink
-from tests.fixtures.stack import Proc, pingan_argv, pingan_env, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(pingan_argv(*args), env=env, capture_output=True, text=True, timeout=60)
-
-
-def timeline_kinds(env: dict[str, str], incident_id: str) -> list[str]:
-    out = cli(env, "timeline", incident_id).stdout
-    return [line.split()[2] for line in out.splitlines()[1:] if line.strip().startswith("#")]
-
-
-class Stack:
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = free_port()
-        self.env = pingan_env(tmp_path / "data", PINGAN_HTTP_PORT=str(self.port))
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.tmp_path = tmp_path
-        self.runs = 0
-        self.proc: Proc | None = None
-
-    def up(self) -> None:
-        self.runs += 1
-        self.proc = Proc(pingan_argv("up"), self.env, self.tmp_path / f"up-{self.runs}.log")
-        wait_for(self._healthy, 60, 0.2, "pingan up to answer /healthz")
-
-    def _healthy(self) -> bool:
-        try:
-            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    @property
-    def sink(self) -> Path:
-        return Path(self.env["PINGAN_DATA_DIR"]) / "console.log"
+from tests.fixtures.stack import Stack, cli, pingan_env, timeline_kinds, wait_for
 
 
 @pytest.fixture
@@ -58,8 +16,7 @@ def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
     s = Stack(tmp_path)
     s.up()
     yield s
-    if s.proc is not None:
-        s.proc.stop()
+    s.stop()
 
 
 FIRE = {"category": "accident_disaster", "subtype": "fire", "grade": "III", "title": "仓库起火"}
@@ -77,13 +34,13 @@ def test_cli_report_reaches_delivered(stack: Stack) -> None:
 
 
 def test_http_report_and_422(stack: Stack) -> None:
-    response = httpx.post(stack.url + "/v1/incidents", json=FIRE)
+    response = stack.post("/v1/incidents", json=FIRE)
     assert response.status_code == 202
     incident_id = response.json()["id"]
-    body = wait_for(lambda: _delivered(stack, incident_id), 30, 0.2, "delivered over HTTP")
+    body = wait_for(lambda: stack.delivered(incident_id), 30, 0.2, "delivered over HTTP")
     assert [a["kind"] for a in body["timeline"]] == ["created", "plan_activated", "notified", "delivered"]
 
-    bad = httpx.post(stack.url + "/v1/incidents", json={**FIRE, "grade": "V"})
+    bad = stack.post("/v1/incidents", json={**FIRE, "grade": "V"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "grade"
     assert "grade" in bad.json()["error"]
@@ -91,30 +48,22 @@ def test_http_report_and_422(stack: Stack) -> None:
     assert listing["total"] >= 1 and listing["items"][0]["id"] == incident_id
 
 
-def _delivered(stack: Stack, incident_id: str) -> dict | None:  # type: ignore[type-arg]
-    response = httpx.get(f"{stack.url}/v1/incidents/{incident_id}")
-    if response.status_code != 200:
-        return None
-    body = response.json()
-    return body if any(a["kind"] == "delivered" for a in body["timeline"]) else None
-
-
 def test_sigkill_after_202_still_delivers_exactly_once(stack: Stack) -> None:
-    response = httpx.post(stack.url + "/v1/incidents", json={**FIRE, "title": "厂房起火"})
+    response = stack.post("/v1/incidents", json={**FIRE, "title": "厂房起火"})
     assert response.status_code == 202
     assert stack.proc is not None
     stack.proc.kill_tree()  # broker, worker and API all die at once; the broker's memory is gone
     incident_id = response.json()["id"]
     stack.up()
-    wait_for(lambda: _delivered(stack, incident_id), 60, 0.2, "delivered after restart")
+    wait_for(lambda: stack.delivered(incident_id), 60, 0.2, "delivered after restart")
     sent = [r for r in read_sink(stack.sink) if r["incident_id"] == incident_id]
     assert len(sent) == 1, sent
 
 
 def test_log_verify_names_a_changed_row(stack: Stack) -> None:
-    response = httpx.post(stack.url + "/v1/incidents", json=FIRE)
+    response = stack.post("/v1/incidents", json=FIRE)
     incident_id = response.json()["id"]
-    wait_for(lambda: _delivered(stack, incident_id), 30, 0.2, "delivered")
+    wait_for(lambda: stack.delivered(incident_id), 30, 0.2, "delivered")
     ok = cli(stack.env, "log", "verify")
     assert ok.returncode == 0 and "intact" in ok.stdout
     db = Path(stack.env["PINGAN_DATA_DIR"]) / "pingan.db"
@@ -158,11 +107,11 @@ def test_a_dead_broker_is_restarted_and_work_goes_on(stack: Stack) -> None:
     import os
     import signal
 
-    first = httpx.post(stack.url + "/v1/incidents", json=FIRE).json()["id"]
-    wait_for(lambda: _delivered(stack, first), 30, 0.2, "first delivered")
+    first = stack.post("/v1/incidents", json=FIRE).json()["id"]
+    wait_for(lambda: stack.delivered(first), 30, 0.2, "first delivered")
     os.kill(_broker_pid(stack), signal.SIGKILL)  # the broker's memory, topics and offsets are gone
-    second = httpx.post(stack.url + "/v1/incidents", json={**FIRE, "title": "配电房起火"}).json()["id"]
-    wait_for(lambda: _delivered(stack, second), 60, 0.2, "delivered after the broker restart")
+    second = stack.post("/v1/incidents", json={**FIRE, "title": "配电房起火"}).json()["id"]
+    wait_for(lambda: stack.delivered(second), 60, 0.2, "delivered after the broker restart")
     assert "broker died" in (stack.proc.log_tail(200) if stack.proc else "")
     for incident_id in (first, second):
         assert len([r for r in read_sink(stack.sink) if r["incident_id"] == incident_id]) == 1
