@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pingan.cli import runtime
+from pingan.cli.intake import intake_app
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Source, Subtype
 
 app = typer.Typer(help="Pingan (平安): event-driven emergency response and alerting.", no_args_is_help=True,
@@ -16,6 +17,7 @@ log_app = typer.Typer(help="The tamper-evident command-chain log.", no_args_is_h
 schema_app = typer.Typer(help="The data shapes as JSON Schema.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 app.add_typer(schema_app, name="schema")
+app.add_typer(intake_app, name="intake")
 
 
 @app.command()

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     intake_config: Path | None = Field(
         default=None, description="YAML with intake mappings: sms keywords, areas, CAP and Alertmanager tables"
     )
+    cap_feeds: str | None = Field(default=None, description="Comma-separated Atom/RSS feed URLs of CAP messages")
+    cap_feed_interval_s: float = Field(default=60.0, gt=0, description="How often each CAP feed is polled")
     log_level: str = "INFO"
 
     @classmethod

@@ -1,5 +1,7 @@
 """The HTTP API. POST answers 202 only after the event is committed to the store's outbox."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,7 +20,7 @@ from pingan.schemas.taxonomy import Category, IncidentStatus, Source
 from pingan.settings import Settings
 from pingan.store.repository import Store
 from pingan.web.guards import load_tokens
-from pingan.web.intake import Intake, intake_router
+from pingan.web.intake import Intake, intake_router, start_cap_feeds
 from pingan.web.twilio_intake import twilio_router
 
 
@@ -41,10 +43,18 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 
 def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None = None) -> FastAPI:
-    api = FastAPI(title="Pingan (平安)", version=__version__,
-                  description="Event-driven emergency response and alerting")
     config = load_intake_config(settings.intake_config)
     intake = Intake(settings, store, tokens if tokens is not None else load_tokens(settings))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pollers = start_cap_feeds(intake, config)
+        yield
+        for poller in pollers:
+            poller.stop()
+
+    api = FastAPI(title="Pingan (平安)", version=__version__, lifespan=lifespan,
+                  description="Event-driven emergency response and alerting")
     api.include_router(intake_router(
         intake,
         parse_cap=lambda body: parse_cap(body, config.cap),

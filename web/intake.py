@@ -8,12 +8,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.events import IntakeItem
 from pingan.schemas.incident import IncidentReport
 from pingan.settings import Settings
 from pingan.store.repository import Accepted, Store
 from pingan.streams import topics
+from pingan.streams.cap_feed import CapFeedPoller
 from pingan.web.guards import RateLimiter, check_bearer, read_body
 
 log = logging.getLogger("pingan.intake")
@@ -45,6 +47,12 @@ class Intake:
         self.limiter = RateLimiter(settings.intake_rate_per_minute)
         self.raw_topic = settings.topic(topics.RAW)
 
+    def commit_items(self, source: str, items: Sequence[IntakeItem | IncidentReport]) -> list[Accepted]:
+        """Commit without HTTP around it (feeds): raises SQLAlchemyError when the store cannot commit."""
+        accepted = self.store.accept_many(items, self.raw_topic)
+        log.info("intake %s: accepted %d (%d duplicate)", source, len(accepted), sum(a.duplicate for a in accepted))
+        return accepted
+
     def commit(self, source: str, items: Sequence[IntakeItem | IncidentReport]) -> list[Accepted]:
         try:
             accepted = self.store.accept_many(items, self.raw_topic)
@@ -59,6 +67,19 @@ class Intake:
         check_bearer(request, source, self.tokens)
         self.limiter.check(source)
         return await read_body(request, source, self.settings.intake_max_body_bytes)
+
+
+def start_cap_feeds(intake: Intake, config: IntakeConfig) -> list[CapFeedPoller]:
+    """One poller a configured feed; what it finds goes through the same commit as a CAP POST."""
+    pollers = []
+    for url in (u.strip() for u in (intake.settings.cap_feeds or "").split(",")):
+        if url:
+            poller = CapFeedPoller(url, on_items=lambda items: intake.commit_items("cap_feed", items),
+                                   interval_s=intake.settings.cap_feed_interval_s, mapping=config.cap)
+            poller.start()
+            pollers.append(poller)
+            log.info("polling CAP feed %s every %.0fs", url, intake.settings.cap_feed_interval_s)
+    return pollers
 
 
 def rejected(source: str, exc: IntakeError) -> JSONResponse:
