@@ -1,8 +1,16 @@
-"""Load the YAML response plans, with errors that name the file, line and field.
+"""Load the YAML response plans and the directory, with errors that name the file, line and field.
 
 Plans are written by hand in the emergency office; a mistake must point at the line to fix, not at a
 pydantic loc tuple. So each file is composed to YAML nodes first (nodes carry their source marks),
 constructed from those same nodes, validated, and every validation error is mapped back to a node.
+
+Layout of a plans directory:
+    plans_dir/*.yaml | *.yml         one Plan per file
+    plans_dir/directory/*.yaml|yml   each a mapping with any of people / departments / rosters, merged
+
+`read_plans` does the per-file work (YAML, schema, duplicate keys and ids, template placeholders);
+handlers.lint checks the set as a whole (references, ambiguity, timing, coverage). `load_plans` runs both
+and raises on any error, so a plan set the lint rejects is never put in force.
 """
 
 from __future__ import annotations
@@ -10,21 +18,31 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from pingan.handlers.directory import DirectoryIndex
+from pingan.schemas.common import LocalizedText
+from pingan.schemas.directory import Department, Directory, Person, Roster
 from pingan.schemas.plan import Plan
 from pingan.schemas.taxonomy import Category, Grade, Subtype
 
 # Keep in step with the placeholders documented on NotifyStep.template and rendered by handlers.notify.
-PLACEHOLDERS = frozenset({"id", "title", "grade", "grade_name", "area", "category", "subtype", "plan"})
+PLACEHOLDERS = frozenset(
+    {"id", "title", "grade", "grade_name", "area", "category", "subtype", "plan", "level", "role"}
+)
+PLAN_SUFFIXES = (".yaml", ".yml")
+DIRECTORY_SUBDIR = "directory"
 
 # (category, subtype or None for "every subtype", grade) -> {hazard or None for "any hazard": plans by id}
 IndexKey = tuple[Category, Subtype | None, Grade]
 PlanIndex = dict[IndexKey, dict[str | None, tuple[Plan, ...]]]
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 def normalise_hazard(hazard: str | None) -> str | None:
@@ -35,17 +53,23 @@ def normalise_hazard(hazard: str | None) -> str | None:
     return hazard or None
 
 
+class Severity(StrEnum):
+    error = "error"
+    warning = "warning"
+
+
 @dataclass(frozen=True)
 class PlanProblem:
     file: str
     line: int  # 1-based; 0 when the problem is not in a file's text (e.g. a missing directory)
     col: int  # 1-based
     message: str
+    severity: Severity = Severity.error
 
     def __str__(self) -> str:
-        if self.line <= 0:
-            return f"{self.file}: {self.message}"
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+        where = self.file if self.line <= 0 else f"{self.file}:{self.line}:{self.col}"
+        tag = "warning: " if self.severity is Severity.warning else ""
+        return f"{where}: {tag}{self.message}"
 
 
 class PlanLoadError(Exception):
@@ -66,7 +90,9 @@ class PlanSet:
 
     plans: tuple[Plan, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)  # plan id -> file
+    directory: DirectoryIndex = field(default_factory=DirectoryIndex.empty, compare=False)
     index: PlanIndex = field(init=False, repr=False, compare=False)
+    hashes: dict[str, str] = field(init=False, repr=False, compare=False)  # plan id -> content_hash()
     _by_id: dict[str, Plan] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +101,7 @@ class PlanSet:
             raise ValueError(f"duplicate plan ids: {sorted({i for i in ids if ids.count(i) > 1})}")
         # Frozen, so the derived lookups are set once here and can never drift from `plans`.
         object.__setattr__(self, "index", _build_index(self.plans))
+        object.__setattr__(self, "hashes", {p.id: p.content_hash() for p in self.plans})
         object.__setattr__(self, "_by_id", {p.id: p for p in self.plans})
 
     @classmethod
@@ -82,8 +109,10 @@ class PlanSet:
         return cls(())
 
     @classmethod
-    def of(cls, plans: Iterable[Plan]) -> PlanSet:
-        return cls(tuple(plans))
+    def of(cls, plans: Iterable[Plan], directory: DirectoryIndex | Directory | None = None) -> PlanSet:
+        if isinstance(directory, Directory):
+            directory = DirectoryIndex.of(directory)
+        return cls(tuple(plans), {}, directory or DirectoryIndex.empty())
 
     def get(self, plan_id: str) -> Plan | None:
         return self._by_id.get(plan_id)
@@ -95,17 +124,22 @@ class PlanSet:
         return iter(self.plans)
 
 
+def plan_cells(plan: Plan) -> Iterator[tuple[IndexKey, str | None]]:
+    """Every (index key, hazard) bucket a plan is filed under: its subtypes (or None) x grades x hazards."""
+    scope = plan.applies_to
+    subtypes: list[Subtype | None] = list(dict.fromkeys(scope.subtypes)) or [None]
+    hazards = list(dict.fromkeys(normalise_hazard(h) for h in scope.hazards)) or [None]
+    for grade in dict.fromkeys(plan.grades):
+        for subtype in subtypes:
+            for hazard in hazards:
+                yield (scope.category, subtype, grade), hazard
+
+
 def _build_index(plans: Iterable[Plan]) -> PlanIndex:
     buckets: dict[IndexKey, dict[str | None, list[Plan]]] = {}
     for plan in plans:
-        scope = plan.applies_to
-        subtypes: list[Subtype | None] = list(dict.fromkeys(scope.subtypes)) or [None]
-        hazards = list(dict.fromkeys(normalise_hazard(h) for h in scope.hazards)) or [None]
-        for grade in dict.fromkeys(scope.grades):
-            for subtype in subtypes:
-                by_hazard = buckets.setdefault((scope.category, subtype, grade), {})
-                for hazard in hazards:
-                    by_hazard.setdefault(hazard, []).append(plan)
+        for key, hazard in plan_cells(plan):
+            buckets.setdefault(key, {}).setdefault(hazard, []).append(plan)
     # Sorted by id so a tie always resolves to the same plan, whatever the file order was.
     return {
         key: {hz: tuple(sorted(ps, key=lambda p: p.id)) for hz, ps in by_hazard.items()}
@@ -113,45 +147,144 @@ def _build_index(plans: Iterable[Plan]) -> PlanIndex:
     }
 
 
-def load_plans(directory: Path) -> PlanSet:
-    """Read every *.yaml / *.yml in `directory` (not recursive, sorted by name) into a PlanSet.
+@dataclass(frozen=True)
+class SourceDoc:
+    """One parsed YAML file: its name and node tree, so any loc inside it can be turned into line:col."""
 
-    Raises PlanLoadError listing every problem: YAML syntax, schema violations, unknown template
-    placeholders and plan ids defined in more than one file.
+    file: str
+    root: yaml.Node
+
+    def pos(self, loc: Loc) -> tuple[int, int]:
+        node = node_at(self.root, loc)
+        return node.start_mark.line + 1, node.start_mark.column + 1
+
+    def problem(self, loc: Loc, message: str, severity: Severity = Severity.error) -> PlanProblem:
+        return PlanProblem(self.file, *self.pos(loc), message, severity)
+
+    def where(self, loc: Loc) -> str:
+        line, col = self.pos(loc)
+        return f"{self.file}:{line}:{col}"
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    """Where a directory entry was defined: its file and its loc, e.g. ("rosters", 2)."""
+
+    doc: SourceDoc
+    loc: Loc
+
+
+@dataclass
+class PlansRead:
+    """What `read_plans` found: valid plans with their files, the merged directory, and per-file problems.
+
+    `complete` is False when some file could not be used at all; the set checks in handlers.lint still
+    run on what did load, but no PlanSet is built from a partial read.
     """
+
+    directory_path: Path
+    plans: list[tuple[Plan, SourceDoc]] = field(default_factory=list)
+    directory: Directory = field(default_factory=Directory)
+    entries: dict[tuple[str, str], DirEntry] = field(default_factory=dict)  # (kind, id) -> where
+    problems: list[PlanProblem] = field(default_factory=list)
+    complete: bool = True
+
+    def planset(self) -> PlanSet:
+        return PlanSet(tuple(p for p, _ in self.plans), {p.id: d.file for p, d in self.plans},
+                       DirectoryIndex.of(self.directory))
+
+
+def plan_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in PLAN_SUFFIXES)
+
+
+def read_plans(directory: Path) -> PlansRead:
+    """Parse and validate every plan file and directory file; problems are collected, never raised."""
     directory = Path(directory)
+    read = PlansRead(directory)
     if not directory.is_dir():
-        raise PlanLoadError([PlanProblem(str(directory), 0, 0, "plans directory does not exist")])
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml"))
-    problems: list[PlanProblem] = []
-    plans: list[Plan] = []
-    first_seen: dict[str, PlanProblem] = {}  # plan id -> where its id was first defined
-    for path in files:
-        loaded, file_problems = _load_file(path)
-        problems.extend(file_problems)
+        read.problems.append(PlanProblem(str(directory), 0, 0, "plans directory does not exist"))
+        read.complete = False
+        return read
+    _read_directory(directory / DIRECTORY_SUBDIR, read)
+    first_seen: dict[str, SourceDoc] = {}  # plan id -> the file that defined it first
+    for path in plan_files(directory):
+        loaded = _load_file(path, Plan, read.problems)
         if loaded is None:
+            read.complete = False
             continue
-        plan, id_mark = loaded
+        plan, doc = loaded
+        problems = _template_problems(doc, plan)
+        if problems:
+            read.problems.extend(problems)
+            read.complete = False
+            continue
         if plan.id in first_seen:
-            first = first_seen[plan.id]
-            problems.append(PlanProblem(id_mark.file, id_mark.line, id_mark.col,
-                                        f"id: duplicate plan id {plan.id!r} (first defined at "
-                                        f"{first.file}:{first.line}:{first.col})"))
+            read.problems.append(doc.problem(("id",), f"id: duplicate plan id {plan.id!r} (first defined at "
+                                                      f"{first_seen[plan.id].where(('id',))})"))
+            read.complete = False
             continue
-        first_seen[plan.id] = id_mark
-        plans.append(plan)
+        first_seen[plan.id] = doc
+        read.plans.append((plan, doc))
+    return read
+
+
+def _read_directory(path: Path, read: PlansRead) -> None:
+    """Merge directory/*.yaml into one Directory; an id defined twice is an error at its second place."""
+    if not path.is_dir():
+        return  # a plan set may rely on persons only by accident; unknown references are reported by lint
+    people: list[Person] = []
+    departments: list[Department] = []
+    rosters: list[Roster] = []
+    for file in plan_files(path):
+        loaded = _load_file(file, Directory, read.problems)
+        if loaded is None:
+            read.complete = False
+            continue
+        part, doc = loaded
+        kinds: list[tuple[str, list[Any], list[Any]]] = [
+            ("people", part.people, people), ("departments", part.departments, departments),
+            ("rosters", part.rosters, rosters)]
+        for kind, items, merged in kinds:
+            for i, item in enumerate(items):
+                key = (kind, item.id)
+                if key in read.entries:
+                    first = read.entries[key]
+                    message = (f"{kind}[{i}].id: duplicate id {item.id!r} "
+                               f"(first defined at {first.doc.where(first.loc)})")
+                    read.problems.append(doc.problem((kind, i, "id"), message))
+                    read.complete = False
+                    continue
+                read.entries[key] = DirEntry(doc, (kind, i))
+                merged.append(item)
+    read.directory = Directory(people=people, departments=departments, rosters=rosters)
+
+
+def load_plans(directory: Path) -> PlanSet:
+    """Read plans_dir/*.yaml|*.yml (not recursive, sorted by name) and plans_dir/directory/ into a PlanSet.
+
+    Raises PlanLoadError listing every error (YAML syntax, schema, duplicate keys and ids, template
+    placeholders, and every set-level error handlers.lint reports). Warnings do not stop loading.
+    """
+    # Imported here because lint builds on this module's reader; the checks are cheap dict walks.
+    from pingan.handlers.lint import check_read
+
+    read = read_plans(directory)
+    errors, _warnings = check_read(read)
+    problems = read.problems + errors
     if problems:
         raise PlanLoadError(problems)
-    return PlanSet(tuple(plans), {pid: mark.file for pid, mark in first_seen.items()})
+    return read.planset()
 
 
-def _load_file(path: Path) -> tuple[tuple[Plan, PlanProblem] | None, list[PlanProblem]]:
-    """Returns ((plan, where its id is), problems); the plan is None when there are problems."""
+def _load_file(path: Path, model: type[M], problems: list[PlanProblem]) -> tuple[M, SourceDoc] | None:
+    """The validated model and its node tree, or None after appending the file's problems."""
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [PlanProblem(name, 1, 1, f"cannot read: {exc}")]
+        problems.append(PlanProblem(name, 1, 1, f"cannot read: {exc}"))
+        return None
     loader = yaml.SafeLoader(text)
     try:
         # The same node tree gives both the data and the marks, so they cannot disagree.
@@ -164,37 +297,39 @@ def _load_file(path: Path) -> tuple[tuple[Plan, PlanProblem] | None, list[PlanPr
         if exc.context:
             started = f" started at line {exc.context_mark.line + 1}" if exc.context_mark else ""
             detail += f" ({exc.context}{started})"
-        return None, [PlanProblem(name, line, col, f"YAML syntax error: {detail}")]
+        problems.append(PlanProblem(name, line, col, f"YAML syntax error: {detail}"))
+        return None
     except yaml.YAMLError as exc:
-        return None, [PlanProblem(name, 1, 1, f"YAML error: {exc}")]
+        problems.append(PlanProblem(name, 1, 1, f"YAML error: {exc}"))
+        return None
     finally:
         loader.dispose()
     if root is None or not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
-        return None, [PlanProblem(name, 1, 1, "expected one plan: a YAML mapping with id, version, title, …")]
-
-    # PyYAML silently keeps the last of two equal keys; in a plan that would quietly drop, say, a grade list.
-    problems = [PlanProblem(name, *_pos(node), f"duplicate key {key!r}")
-                for key, node in _duplicate_keys(root)]
+        what = "one plan: a YAML mapping with id, version, title, …" if model is Plan else \
+            "a YAML mapping with any of people, departments, rosters"
+        problems.append(PlanProblem(name, 1, 1, f"expected {what}"))
+        return None
+    doc = SourceDoc(name, root)
+    # PyYAML silently keeps the last of two equal keys; in a plan that would quietly drop, say, a level.
+    found = [PlanProblem(name, *_pos(node), f"duplicate key {key!r}") for key, node in _duplicate_keys(root)]
     try:
-        plan = Plan.model_validate(data)
+        value = model.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
-            node = _node_at(root, loc)
-            where = _format_loc(loc)
-            problems.append(PlanProblem(name, *_pos(node), f"{where}: {err['msg']}" if where else err["msg"]))
-        return None, problems
-    problems.extend(_template_problems(name, root, plan))
-    if problems:
-        return None, problems
-    return (plan, PlanProblem(name, *_pos(_node_at(root, ("id",))), "")), []
+            where = format_loc(loc)
+            found.append(doc.problem(loc, f"{where}: {err['msg']}" if where else err["msg"]))
+        problems.extend(found)
+        return None
+    problems.extend(found)
+    return (value, doc) if not found else None
 
 
 def _pos(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _node_at(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
+def node_at(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
     """The node a pydantic loc points to, or the deepest existing ancestor.
 
     A missing field points to the mapping that lacks it; loc parts pydantic adds for itself
@@ -223,7 +358,7 @@ def _child(node: yaml.Node, part: Any) -> tuple[yaml.Node, yaml.Node | None] | N
     return None
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
+def format_loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -248,20 +383,29 @@ def _duplicate_keys(node: yaml.Node, seen: set[int] | None = None) -> Iterator[t
             yield from _duplicate_keys(item, seen)
 
 
-def _template_problems(name: str, root: yaml.Node, plan: Plan) -> list[PlanProblem]:
+def _plan_texts(plan: Plan) -> Iterator[tuple[Loc, LocalizedText]]:
+    """Every text that is rendered into a message: notify templates and release texts."""
+    for li, level in enumerate(plan.levels):
+        for si, step in enumerate(level.notify):
+            yield ("levels", li, "notify", si, "template"), step.template
+    for ri, release in enumerate(plan.release):
+        yield ("release", ri, "text"), release.text
+
+
+def _template_problems(doc: SourceDoc, plan: Plan) -> list[PlanProblem]:
     """A misspelt placeholder would reach a commander's phone as raw braces; catch it at load time."""
     problems: list[PlanProblem] = []
-    for i, step in enumerate(plan.notify):
+    for base, localized in _plan_texts(plan):
         for lang in ("zh", "en"):
-            text = getattr(step.template, lang)
+            text = getattr(localized, lang)
             if text is None:
                 continue
-            loc = ("notify", i, "template", lang)
-            where = _format_loc(loc)
+            loc = (*base, lang)
+            where = format_loc(loc)
             try:
                 parsed = list(string.Formatter().parse(text))
             except ValueError as exc:
-                problems.append(PlanProblem(name, *_pos(_node_at(root, loc)), f"{where}: {exc}"))
+                problems.append(doc.problem(loc, f"{where}: {exc}"))
                 continue
             # handlers.notify substitutes bare {name} only; anything fancier would reach the reader raw.
             bad = sorted({"{" + f + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
@@ -270,5 +414,5 @@ def _template_problems(name: str, root: yaml.Node, plan: Plan) -> list[PlanProbl
             if bad:
                 allowed = " ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
                 message = f"{where}: unknown placeholder(s) {' '.join(bad)}; allowed: {allowed}"
-                problems.append(PlanProblem(name, *_pos(_node_at(root, loc)), message))
+                problems.append(doc.problem(loc, message))
     return problems
