@@ -1,0 +1,763 @@
+"""HTTP intake throughput and latency (JSON API and CAP), next to the store's raw outbox-commit ceiling.
+
+Run by hand (pytest never collects it):
+
+    python bench/intake.py                      # SQLite in a temp dir, 10 s per endpoint, 16 clients
+    python bench/intake.py --db-url postgresql://postgres@127.0.0.1:5432/test
+    python bench/intake.py --client raw         # a load generator that leaves the api more of a small machine
+
+1. A real `python -m pingan.cli.main api` (uvicorn) on a free port, with its own data dir, topic prefix and
+   bearer tokens, and a rate limit far above what the bench can send. No broker: intake only commits to the
+   store's outbox and answers 202 after the commit; nothing relays the outbox during the bench.
+2. For each endpoint, after a short warm-up: --concurrency clients (one httpx.AsyncClient, a pool of as many
+   connections; or with --client raw, as many hand-written keep-alive HTTP/1.1 connections, which cost a tenth
+   of httpx's CPU) POST for --duration seconds, each request a new event:
+   - POST /v1/incidents: an IncidentReport with its own dedup_key;
+   - POST /v1/intake/cap: a real CAP sample from /work/shared/samples/cap/ whose <identifier> is rewritten per
+     request, so every message is new (never an idempotent duplicate of an earlier one).
+   Requests/s counts 2xx answers only; latency p50/p99 is over the 2xx answers.
+3. In this process, on the same database: Store.accept() in a loop for --raw-duration seconds, once with the
+   JSON endpoint's report and once with the CAP endpoint's parsed item (a fresh source_key each time): the raw
+   commit ceiling each endpoint is compared with. Also --concurrency threads calling accept(), and the CPU
+   cost of parsing/validating one body in-process (parse_cap, IncidentReport.model_validate_json).
+
+The summary gives the CPU the api, the bench and everything else used meanwhile: on 2 cores httpx takes about as
+much CPU per request as the api, so compare with --client raw before calling a figure the api's.
+
+The api's log goes to api.log in the temp dir. Rows the bench wrote to a database that outlives it (--db-url)
+are deleted at the end unless --keep; the tables are never dropped.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import httpx
+from sqlalchemy import delete, func, select, text
+
+from pingan.schemas.adapters.cap import parse_cap
+from pingan.schemas.events import IntakeItem
+from pingan.schemas.incident import IncidentReport
+from pingan.settings import Settings
+from pingan.store.repository import Store
+from pingan.store.tables import outbox
+from pingan.streams import topics
+from pingan.streams.process import die_with_parent
+
+CAP_DIR = Path("/work/shared/samples/cap")
+CAP_SAMPLE = "oasis-cap12-A2-severe-thunderstorm.xml"
+TOKEN = "bench"
+READY_TIMEOUT_S = 60.0
+WARMUP_S = 1.0
+REQUEST_TIMEOUT_S = 30.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CLIENTS = {"httpx": "one httpx.AsyncClient, keep-alive pool", "raw": "hand-written HTTP/1.1, keep-alive"}
+MakeItem = Callable[[int], IncidentReport | IntakeItem]
+EndpointResult = tuple["LoadResult", "CpuMeter", str]  # figures, CPU, the raw-ceiling key it is compared with
+IDENTIFIER = re.compile(rb"<identifier>\s*([^<\s]+)\s*</identifier>")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+class Termination:
+    """SIGTERM: outside the event loop it raises KeyboardInterrupt; during a load it cancels the load task, as
+    asyncio.run does for Ctrl-C, and the task then raises KeyboardInterrupt once its clients are closed."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self.task: asyncio.Task[LoadResult] | None = None
+
+    def handler(self, signum: int, _frame: object) -> None:
+        self.signal = signal.Signals(signum).name
+        task = self.task
+        if task is not None and not task.done():
+            task.get_loop().call_soon_threadsafe(task.cancel)
+        else:
+            raise KeyboardInterrupt(self.signal)
+
+    def check(self) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt(self.signal)
+
+
+TERMINATION = Termination()
+
+
+# ---- the api process --------------------------------------------------------------------------------------
+
+class Child:
+    """The api subprocess in its own process group (SIGKILLed by the kernel if the bench dies), log to a file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        with log_path.open("ab") as out:
+            self.popen = subprocess.Popen(
+                argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=die_with_parent,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def check_alive(self) -> None:
+        code = self.popen.poll()
+        if code is not None:
+            raise BenchError(f"{self.name} exited with code {code}\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float = 15.0) -> str:
+        """SIGTERM to the group, SIGKILL if it has not gone after timeout_s; says how it ended.
+
+        uvicorn shuts down gracefully on SIGTERM and then re-raises the signal, so a clean stop is "SIGTERM".
+        """
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(10)
+                return f"SIGKILLed: still running {timeout_s:g} s after SIGTERM"
+            except ProcessLookupError:
+                pass
+        code = self.popen.poll()
+        return signal.Signals(-code).name if code is not None and code < 0 else f"exit code {code}"
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return f"--- last {n} lines of {self.log_path} ---\n" + "\n".join(lines[-n:])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def api_env(data_dir: Path, port: int, prefix: str, db_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAN_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env.update(
+        PINGAN_DATA_DIR=str(data_dir),
+        PINGAN_HTTP_HOST="127.0.0.1",
+        PINGAN_HTTP_PORT=str(port),
+        PINGAN_TOPIC_PREFIX=prefix,
+        PINGAN_INTAKE_RATE_PER_MINUTE="100000000",  # the limiter must not cap the bench
+        PINGAN_INTAKE_TOKENS=f"api={TOKEN},cap={TOKEN},alertmanager={TOKEN}",
+        PINGAN_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    if db_url:
+        env["PINGAN_DATABASE_URL"] = db_url
+    return env
+
+
+def wait_healthy(url: str, child: Child) -> float:
+    started = time.monotonic()
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        child.check_alive()
+        if time.monotonic() - started > READY_TIMEOUT_S:
+            raise BenchError(f"the api did not answer /healthz within {READY_TIMEOUT_S:g} s\n{child.log_tail()}")
+        time.sleep(0.1)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """utime + stime of a live process (all its threads), from /proc."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds all processes of the machine have used since boot (from /proc/stat), to see other load."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+@dataclass
+class CpuMeter:
+    """CPU-seconds of the api, of this process and of the whole machine between start() and stop()."""
+
+    api_pid: int | None
+    api: float = 0.0
+    bench: float = 0.0
+    machine: float = 0.0
+    _start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def start(self) -> None:
+        self._start = (cpu_seconds(self.api_pid), time.process_time(), machine_busy_seconds())
+
+    def stop(self) -> None:
+        self.api = cpu_seconds(self.api_pid) - self._start[0]
+        self.bench = time.process_time() - self._start[1]
+        self.machine = machine_busy_seconds() - self._start[2]
+
+    @property
+    def other(self) -> float:
+        """Everyone else: a database server, other jobs on a shared machine."""
+        return self.machine - self.api - self.bench
+
+
+# ---- figures ----------------------------------------------------------------------------------------------
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+def fsync_ms(directory: Path, rounds: int = 100) -> float:
+    """Median time of a 4 KiB write + fsync in the temp dir: what each durable SQLite commit pays at least."""
+    path = directory / "fsync.probe"
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+            times.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return statistics.median(times) * 1000
+
+
+def database_facts(store: Store) -> str:
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            server = conn.scalar(text("SHOW server_version"))
+            sync = conn.scalar(text("SHOW synchronous_commit"))
+            fsync = conn.scalar(text("SHOW fsync"))
+            return f"PostgreSQL {server} (synchronous_commit={sync}, fsync={fsync}), psycopg {_version('psycopg')}"
+        journal = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+        return f"SQLite {sqlite3.sqlite_version} (journal_mode={journal}, synchronous={sync}; 2 = FULL)"
+
+
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
+def machine_facts(tmp: Path) -> dict[str, str]:
+    mem = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    libs = ", ".join(f"{d} {_version(d)}" for d in ("uvicorn", "fastapi", "starlette", "pydantic", "SQLAlchemy",
+                                                     "httpx", "lxml"))
+    loops = [m for m in ("uvloop", "httptools") if _version(m) != "?"]
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpus usable": str(len(os.sched_getaffinity(0))),
+        "memory": mem,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+        "libraries": libs,
+        "uvicorn loop/http": "uvloop/httptools" if len(loops) == 2 else f"asyncio/h11 (installed: {loops or 'none'})",
+        "fsync (4 KiB, temp dir)": f"{fsync_ms(tmp):.2f} ms median",
+    }
+
+
+# ---- request bodies ---------------------------------------------------------------------------------------
+
+def json_body_factory(run: str) -> "BodyFactory":
+    template = json.dumps({
+        "category": "accident_disaster", "subtype": "fire", "grade": "III", "title": "仓库起火 bench",
+        "description": "bench: intake throughput", "location": {"area_code": "440305", "area_name": "南山区"},
+        "dedup_key": "@@KEY@@",
+    }, ensure_ascii=False).encode()
+
+    def make(i: int) -> bytes:
+        return template.replace(b"@@KEY@@", f"bench-{run}-{i}".encode())
+
+    return BodyFactory("application/json", make)
+
+
+def cap_body_factory(sample: bytes, run: str) -> "BodyFactory":
+    match = IDENTIFIER.search(sample)
+    if match is None:
+        raise BenchError("the CAP sample has no <identifier>")
+    head, original, tail = sample[:match.start(1)], match.group(1), sample[match.end(1):]
+
+    def make(i: int) -> bytes:
+        return head + original + f"-bench-{run}-{i}".encode() + tail
+
+    return BodyFactory("application/xml", make)
+
+
+@dataclass
+class BodyFactory:
+    content_type: str
+    make: Callable[[int], bytes]
+
+    def __call__(self, i: int) -> bytes:
+        return self.make(i)
+
+
+# ---- HTTP load --------------------------------------------------------------------------------------------
+
+@dataclass
+class LoadResult:
+    ok: int = 0
+    bad: int = 0
+    errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    warmup_ok: int = 0  # 2xx answers during the warm-up before it (not in the figures; they are in the outbox)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.elapsed_s if self.elapsed_s > 0 else float("nan")
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies, 50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies, 99) * 1000
+
+
+class RawHttp:
+    """One keep-alive HTTP/1.1 connection, written by hand: a load generator that takes less of the shared cores
+    than httpx (whose CPU per request is about the api's own on this kind of machine). Content-Length bodies only,
+    which is what uvicorn sends for these endpoints."""
+
+    CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)")
+
+    def __init__(self, host: str, port: int, path: str, content_type: str) -> None:
+        self.host, self.port = host, port
+        self.head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+                     f"Content-Type: {content_type}\r\nContent-Length: ").encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes) -> int:
+        try:
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            assert self.reader is not None
+            self.writer.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+            await self.writer.drain()
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = self.CONTENT_LENGTH.search(head)
+            if length is None:
+                raise ValueError(f"an answer without Content-Length: {head[:200]!r}")
+            await self.reader.readexactly(int(length.group(1)))
+            if b"connection: close" in head.lower():
+                await self.close()
+            return status
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        writer, self.reader, self.writer = self.writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+async def drive(url: str, path: str, bodies: BodyFactory, counter: "itertools.count[int]", duration_s: float,
+                concurrency: int, client_kind: str) -> LoadResult:
+    """`concurrency` clients POST new events for `duration_s`; each client waits for its answer before the next."""
+    TERMINATION.task = asyncio.current_task()  # type: ignore[assignment]
+    try:
+        return await _drive(url, path, bodies, counter, duration_s, concurrency, client_kind)
+    except asyncio.CancelledError:
+        TERMINATION.check()
+        raise
+    finally:
+        TERMINATION.task = None
+
+
+async def _drive(url: str, path: str, bodies: BodyFactory, counter: "itertools.count[int]", duration_s: float,
+                 concurrency: int, client_kind: str) -> LoadResult:
+    result = LoadResult()
+    parsed = httpx.URL(url)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": bodies.content_type}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with contextlib.AsyncExitStack() as stack:
+        if client_kind == "httpx":
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, limits=limits, timeout=REQUEST_TIMEOUT_S))
+
+            async def httpx_post(body: bytes) -> int:
+                return (await client.post(path, content=body, headers=headers)).status_code
+
+            posts = [httpx_post] * concurrency
+        else:
+            connections = [RawHttp(parsed.host, parsed.port or 80, path, bodies.content_type)
+                           for _ in range(concurrency)]
+            for connection in connections:
+                stack.push_async_callback(connection.close)
+            posts = [c.post for c in connections]
+        start = time.perf_counter()
+        deadline = start + duration_s
+
+        async def one_client(post: Callable[[bytes], Awaitable[int]]) -> None:
+            while time.perf_counter() < deadline:
+                body = bodies(next(counter))
+                sent = time.perf_counter()
+                try:
+                    async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                        status = await post(body)
+                except (httpx.HTTPError, OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+                    result.errors += 1
+                    kind = type(exc).__name__
+                    result.error_kinds[kind] = result.error_kinds.get(kind, 0) + 1
+                    continue
+                took = time.perf_counter() - sent
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+                if 200 <= status < 300:
+                    result.ok += 1
+                    result.latencies.append(took)
+                else:
+                    result.bad += 1
+
+        await asyncio.gather(*(one_client(post) for post in posts))
+        result.elapsed_s = time.perf_counter() - start
+    result.latencies.sort()
+    return result
+
+
+def run_endpoint(name: str, url: str, path: str, bodies: BodyFactory, args: argparse.Namespace,
+                 api: Child) -> tuple[LoadResult, CpuMeter]:
+    duration_s, concurrency = args.duration, args.concurrency
+    counter = itertools.count()
+    warm = asyncio.run(drive(url, path, bodies, counter, min(WARMUP_S, duration_s), concurrency, args.client))
+    TERMINATION.check()
+    api.check_alive()
+    if warm.ok == 0:
+        raise BenchError(f"{name}: no 2xx answer during the warm-up (statuses {warm.statuses}, errors "
+                         f"{warm.error_kinds})\n{api.log_tail()}")
+    meter = CpuMeter(api.pid)
+    meter.start()
+    result = asyncio.run(drive(url, path, bodies, counter, duration_s, concurrency, args.client))
+    TERMINATION.check()
+    meter.stop()
+    api.check_alive()
+    result.statuses = dict(sorted(result.statuses.items()))
+    result.warmup_ok = warm.ok
+    print(f"{name}: {result.ok} x 2xx, {result.bad} non-2xx {dict(result.statuses)}, {result.errors} errors in "
+          f"{result.elapsed_s:.1f} s = {result.rate:,.0f} req/s; p50 {result.p50_ms:.1f} ms, "
+          f"p99 {result.p99_ms:.1f} ms (warm-up: {warm.ok} x 2xx)", flush=True)
+    return result, meter
+
+
+# ---- in-process ceilings ----------------------------------------------------------------------------------
+
+@dataclass
+class RawResult:
+    n: int
+    elapsed_s: float
+    latencies: list[float]
+    cpu_s: float  # this process's CPU meanwhile (all threads)
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.elapsed_s
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies, 50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies, 99) * 1000
+
+
+def raw_accept(store: Store, topic: str, make_item: MakeItem, duration_s: float) -> RawResult:
+    """Store.accept() in a loop on one thread, each item new: the commit ceiling of one serial writer."""
+    latencies = []
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    deadline = start + duration_s
+    i = 0
+    while time.perf_counter() < deadline:
+        item = make_item(i)
+        t0 = time.perf_counter()
+        store.accept(item, topic)
+        latencies.append(time.perf_counter() - t0)
+        i += 1
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return RawResult(i, elapsed, latencies, time.process_time() - cpu0)
+
+
+def raw_accept_threads(store: Store, topic: str, make_item: MakeItem, duration_s: float,
+                       threads: int) -> RawResult:
+    """The same from `threads` threads at once: what the database gives writers that overlap."""
+    counter = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    deadline = start + duration_s
+
+    def loop() -> None:
+        mine = []
+        try:
+            while time.perf_counter() < deadline:
+                item = make_item(next(counter))
+                t0 = time.perf_counter()
+                store.accept(item, topic)
+                mine.append(time.perf_counter() - t0)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(exc)
+        with lock:
+            latencies.extend(mine)
+
+    workers = [threading.Thread(target=loop, name=f"bench-accept-{n}", daemon=True) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise BenchError(f"accept() from {threads} threads failed: {errors[0]!r}")
+    latencies.sort()
+    return RawResult(len(latencies), elapsed, latencies, time.process_time() - cpu0)
+
+
+def cpu_rate(fn: Callable[[int], object], duration_s: float = 2.0) -> float:
+    """Calls fn(i) for duration_s in-process (no I/O): the CPU ceiling of that step on one core."""
+    start = time.perf_counter()
+    deadline = start + duration_s
+    i = 0
+    while time.perf_counter() < deadline:
+        fn(i)
+        i += 1
+    return i / (time.perf_counter() - start)
+
+
+def bench_rows(store: Store, topic_list: list[str]) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.topic.in_(topic_list))) or 0)
+
+
+def delete_bench_rows(store: Store, topic_list: list[str]) -> int:
+    with store.engine.begin() as conn:
+        return int(conn.execute(delete(outbox).where(outbox.c.topic.in_(topic_list))).rowcount or 0)
+
+
+# ---- main -------------------------------------------------------------------------------------------------
+
+def summary(args: argparse.Namespace, facts: dict[str, str], db: str, endpoints: dict[str, EndpointResult],
+            raw: dict[str, RawResult], raw_threads: RawResult, costs: dict[str, float], check: str) -> str:
+    lines = [
+        "",
+        "=" * 78,
+        f"Pingan intake benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}",
+        f"database: {db}",
+        f"load: {args.concurrency} concurrent clients ({CLIENTS[args.client]}), {args.duration:g} s "
+        f"per endpoint after a {min(WARMUP_S, args.duration):g} s warm-up; every request a new event",
+        "",
+    ]
+    for name, (result, meter, raw_key) in endpoints.items():
+        ceiling = raw[raw_key]
+        lines += [
+            f"{name}:",
+            f"  throughput        {result.rate:10,.0f} req/s (2xx)   {result.ok} x 2xx, {result.bad} non-2xx, "
+            f"{result.errors} errors in {result.elapsed_s:.1f} s",
+            f"  latency           p50 {result.p50_ms:.1f} ms   p99 {result.p99_ms:.1f} ms   "
+            f"max {result.latencies[-1] * 1000 if result.latencies else float('nan'):.1f} ms",
+            f"  CPU               api {meter.api:.1f} s ({meter.api / result.elapsed_s:.0%} of a core)   "
+            f"bench {meter.bench:.1f} s   others {meter.other:.1f} s   (of {result.elapsed_s:.1f} s wall x "
+            f"{os.cpu_count()} cores)",
+            f"  api CPU per 2xx   {meter.api / max(result.ok, 1) * 1000:.3f} ms",
+            f"  vs raw commit     {result.rate / ceiling.rate:.2f} of Store.accept() in a loop "
+            f"({ceiling.rate:,.0f}/s, same item kind)",
+            "",
+        ]
+    lines += [
+        f"raw outbox commit, Store.accept() in this process, {args.raw_duration:g} s each:",
+        *(f"  {k + ', 1 thread':<34}{r.rate:10,.0f} accepts/s   p50 {r.p50_ms:.2f} ms   p99 {r.p99_ms:.2f} ms   "
+          f"CPU {r.cpu_s / r.n * 1000:.3f} ms each" for k, r in raw.items()),
+        f"  {'JSON report, ' + str(args.concurrency) + ' threads':<34}{raw_threads.rate:10,.0f} accepts/s   "
+        f"p50 {raw_threads.p50_ms:.2f} ms   p99 {raw_threads.p99_ms:.2f} ms   "
+        f"CPU {raw_threads.cpu_s / raw_threads.n * 1000:.3f} ms each",
+        "",
+        "CPU per request body in this process (no I/O, one core):",
+        *(f"  {k:<34}{v:10,.0f} /s   ({1000 / v:.3f} ms each)" for k, v in costs.items()),
+        "",
+        f"check: {check}",
+        "",
+        "machine:",
+        *(f"  {k}: {v}" for k, v in facts.items()),
+        "=" * 78,
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per endpoint (default 10)")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP clients (default 16)")
+    parser.add_argument("--client", choices=("httpx", "raw"), default="httpx",
+                        help="httpx.AsyncClient (default), or a hand-written HTTP/1.1 client that uses less CPU")
+    parser.add_argument("--db-url", default=None, help="SQLAlchemy URL (default: SQLite in the temp dir)")
+    parser.add_argument("--raw-duration", type=float, default=5.0,
+                        help="seconds of each in-process Store.accept() loop (default 5)")
+    parser.add_argument("--cap-sample", default=CAP_SAMPLE, help=f"file in {CAP_DIR} (default {CAP_SAMPLE})")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp dir (api.log, SQLite) and the rows written to --db-url")
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.raw_duration <= 0:
+        parser.error("--duration and --raw-duration must be positive")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    cap_sample = (CAP_DIR / args.cap_sample).read_bytes()
+
+    # SIGTERM unwinds like Ctrl-C, so the finally below stops the api.
+    signal.signal(signal.SIGTERM, TERMINATION.handler)
+
+    run = uuid.uuid4().hex[:8]
+    prefix = f"bench{run}."
+    tmp = Path(tempfile.mkdtemp(prefix="pingan-bench-intake-"))
+    data_dir = tmp / "data"
+    settings = Settings(data_dir=data_dir, database_url=args.db_url, topic_prefix=prefix)
+    db_url = settings.resolved_database_url  # what the api resolves too (its default: <data dir>/pingan.db)
+    api_topic = settings.topic(topics.RAW)
+    raw_topic = f"bench{run}-raw.{topics.RAW}"
+    api: Child | None = None
+    store: Store | None = None
+    code = 1  # until the run has finished
+    try:
+        facts = machine_facts(tmp)
+        store = Store(db_url)  # creates the tables if they are missing, like the api would
+        db = f"{database_facts(store)} at {db_url.split('@')[-1] if '@' in db_url else db_url}"
+        facts["database"] = db.split(" at ")[0]
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        api = Child("api", [sys.executable, "-m", "pingan.cli.main", "api"],
+                    api_env(data_dir, port, prefix, args.db_url), tmp / "api.log")
+        ready_s = wait_healthy(url, api)
+        print(f"bench: temp dir {tmp}; api pid {api.pid} on {url} ready after {ready_s:.1f} s; database {db}",
+              flush=True)
+
+        endpoints: dict[str, EndpointResult] = {}
+        json_res, json_cpu = run_endpoint("POST /v1/incidents", url, "/v1/incidents",
+                                          json_body_factory(run), args, api)
+        endpoints["POST /v1/incidents (JSON IncidentReport)"] = (json_res, json_cpu, "JSON report")
+        cap_res, cap_cpu = run_endpoint("POST /v1/intake/cap", url, "/v1/intake/cap",
+                                        cap_body_factory(cap_sample, run), args, api)
+        endpoints[f"POST /v1/intake/cap ({args.cap_sample})"] = (cap_res, cap_cpu, "CAP item")
+
+        # Every 2xx must be a new row in the outbox, and nothing else may be.
+        answered = sum(r.ok + r.warmup_ok for r, _, _ in endpoints.values())
+        stored = bench_rows(store, [api_topic])
+        check = (f"{stored} outbox rows for {answered} x 2xx" + ("" if stored == answered else
+                 "  MISMATCH (a timed-out request may have committed, or an answer was a duplicate)"))
+        print(f"bench: {check}", flush=True)
+        print(f"bench: api stopped: {api.stop()}", flush=True)
+
+        # In-process ceilings on the same database, the api gone (nothing else writes meanwhile).
+        json_report = IncidentReport.model_validate_json(json_body_factory(run)(0))
+        cap_item = parse_cap(cap_body_factory(cap_sample, run)(0))[0]
+
+        def make_json(i: int) -> IncidentReport:
+            return json_report.model_copy(update={"dedup_key": f"bench-{run}-raw-{i}"})
+
+        def make_cap(i: int) -> IntakeItem:
+            return cap_item.model_copy(update={"source_key": f"{cap_item.source_key}-raw-{i}"})
+
+        raw_accept(store, raw_topic, make_json, min(1.0, args.raw_duration))  # warm-up
+        raw = {  # keyed like the endpoints' third element
+            "JSON report": raw_accept(store, raw_topic, make_json, args.raw_duration),
+            "CAP item": raw_accept(store, raw_topic, make_cap, args.raw_duration),
+        }
+        raw_threads = raw_accept_threads(store, raw_topic, make_json, args.raw_duration, args.concurrency)
+        for k, r in raw.items():
+            print(f"raw: {k}: {r.n} accepts in {r.elapsed_s:.1f} s = {r.rate:,.0f}/s", flush=True)
+        print(f"raw: JSON report, {args.concurrency} threads: {raw_threads.rate:,.0f}/s", flush=True)
+
+        json_bodies, cap_bodies = json_body_factory(run), cap_body_factory(cap_sample, run)
+        costs = {
+            "IncidentReport.model_validate_json": cpu_rate(lambda i: IncidentReport.model_validate_json(
+                json_bodies(i))),
+            "parse_cap (incl. XSD check)": cpu_rate(lambda i: parse_cap(cap_bodies(i))),
+        }
+        print(summary(args, facts, db, endpoints, raw, raw_threads, costs, check), flush=True)
+        code = 0
+    except KeyboardInterrupt as exc:
+        by = str(exc) or "SIGINT"
+        print(f"\nbench: interrupted by {by}", file=sys.stderr)
+        code = 128 + signal.Signals[by].value
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+    finally:
+        if api is not None:
+            api.stop()
+        if store is not None:
+            if args.db_url and not args.keep:
+                try:
+                    gone = delete_bench_rows(store, [api_topic, raw_topic])
+                    print(f"bench: deleted the {gone} outbox rows this run wrote to {args.db_url}", file=sys.stderr)
+                except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's outcome
+                    print(f"bench: could not delete this run's rows: {exc!r}", file=sys.stderr)
+            store.close()
+        if args.keep or code == 1:  # an error keeps the log to look at; Ctrl-C does not
+            print(f"bench: kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
