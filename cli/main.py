@@ -9,6 +9,7 @@ import typer
 
 from pingan.cli import runtime
 from pingan.cli.intake import intake_app
+from pingan.cli.plans import plans_app
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Source, Subtype
 
 app = typer.Typer(help="Pingan (平安): event-driven emergency response and alerting.", no_args_is_help=True,
@@ -18,6 +19,7 @@ schema_app = typer.Typer(help="The data shapes as JSON Schema.", no_args_is_help
 app.add_typer(log_app, name="log")
 app.add_typer(schema_app, name="schema")
 app.add_typer(intake_app, name="intake")
+app.add_typer(plans_app, name="plans")
 
 
 @app.command()
