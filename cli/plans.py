@@ -147,12 +147,17 @@ def test(
     label: Annotated[list[str] | None, typer.Option(help="k=v; repeatable")] = None,
     hazard: Annotated[str | None, typer.Option(help="Finer hazard, e.g. typhoon")] = None,
     file: Annotated[Path | None, typer.Option(help="An incident JSON or a CAP XML file instead")] = None,
-    status: Annotated[IncidentStatus, typer.Option(help="actual needs approved plans")] = IncidentStatus.actual,
+    status: Annotated[IncidentStatus, typer.Option(help="actual needs approved plans; --file brings its own")
+                      ] = IncidentStatus.actual,
     expect: Annotated[str | None, typer.Option(help="Fail unless this plan id matches ('none': no plan)")] = None,
     at: Annotated[str | None, typer.Option(help="ISO time for on-call resolution; default now")] = None,
     plans_dir: Annotated[Path | None, typer.Option("--dir", help="Default: PINGAN_PLANS_DIR")] = None,
 ) -> None:
-    """Which plan and level an incident would activate, why, and the escalation timeline that would follow."""
+    """Which plan and level an incident would activate, why, and the escalation timeline that would follow.
+
+    --subtype also takes a hazard alias: typhoon, rainstorm, blizzard (meteorological with that hazard) and
+    storm_surge (marine). With --expect it is a regression check: exit 1 when another plan (or none) matches.
+    """
     from pingan.handlers.matching import match_plan
     from pingan.handlers.plan_loader import PlanLoadError, load_plans
 

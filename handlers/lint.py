@@ -42,6 +42,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pingan.handlers.directory import DirectoryIndex, recipient_for
+from pingan.handlers.plan_diff import dates_overlap, equal_specificity
 from pingan.handlers.plan_loader import (
     Loc,
     PlanProblem,
@@ -55,7 +56,7 @@ from pingan.handlers.plan_loader import (
 )
 from pingan.handlers.timeline import format_minute, step_schedule
 from pingan.schemas.directory import Person
-from pingan.schemas.plan import LabelMatcher, Level, MatchOp, Plan, PlanStatus, Target
+from pingan.schemas.plan import Level, MatchOp, Plan, PlanStatus, Target
 from pingan.schemas.taxonomy import Category, Grade
 
 
@@ -342,12 +343,10 @@ class _Checker:
         by_id = {plan.id: plan for plan, _ in self.read.plans}
         for (a_id, b_id), cells in sorted(pairs.items()):
             a, b = by_id[a_id], by_id[b_id]
-            if not _areas_tie(a, b):
-                continue
-            matchers = _matchers_tie(a.applies_to.matchers, b.applies_to.matchers)
+            matchers = equal_specificity(a, b)
             if matchers is False:
                 continue
-            real = a.status is b.status is PlanStatus.approved and _dates_overlap(a, b)
+            real = a.status is b.status is PlanStatus.approved and dates_overlap(a, b)
             first, second = sorted((a, b), key=lambda p: docs[p.id].file)
             where = ", ".join(f"{c.value}/{s.value if s else '*'}/{h or '*'} grade {'/'.join(g.value for g in gs)}"
                               for (c, s, h), gs in cells.items())
@@ -373,58 +372,3 @@ class _Checker:
 
 def _channels(channels: list[Any]) -> str:
     return "/".join(c.value for c in channels)
-
-
-def _dates_overlap(a: Plan, b: Plan) -> bool:
-    lo = max(d for d in (a.effective_from, b.effective_from, date.min) if d is not None)
-    hi = min(d for d in (a.effective_to, b.effective_to, date.max) if d is not None)
-    return lo <= hi
-
-
-def _areas_tie(a: Plan, b: Plan) -> bool:
-    """Can the longest fitting area prefix be equal for one incident? Both empty, or a code in both."""
-    first, second = set(a.applies_to.areas), set(b.applies_to.areas)
-    if not first or not second:
-        return not (first or second) or "" in (first | second)
-    return bool(first & second)
-
-
-def _holds(matcher: LabelMatcher, value: str) -> bool:
-    if matcher.op is MatchOp.eq:
-        return value == matcher.value
-    if matcher.op is MatchOp.ne:
-        return value != matcher.value
-    try:
-        found = re.fullmatch(matcher.value, value) is not None
-    except re.error:
-        return False
-    return found if matcher.op is MatchOp.re else not found
-
-
-def _matchers_tie(a: list[LabelMatcher], b: list[LabelMatcher]) -> bool | None:
-    """Equal counts and jointly satisfiable: True, False, or None when regexes make it undecidable here.
-
-    A label's candidate values are its `=` value if any, else "", the literal alternatives of its `=~`
-    patterns and one unlikely string; a candidate that satisfies every matcher proves the overlap.
-    """
-    if len(a) != len(b):
-        return False
-    by_label: dict[str, list[LabelMatcher]] = {}
-    for matcher in [*a, *b]:
-        by_label.setdefault(matcher.label, []).append(matcher)
-    verdict: bool | None = True
-    for matchers in by_label.values():
-        equals = {m.value for m in matchers if m.op is MatchOp.eq}
-        if equals:
-            candidates = list(equals)
-        else:
-            candidates = ["", "\x00pingan-lint\x00"]
-            for m in matchers:
-                if m.op is MatchOp.re:
-                    candidates += [alt for alt in m.value.split("|") if alt and re.escape(alt) == alt]
-        if any(all(_holds(m, v) for m in matchers) for v in candidates):
-            continue
-        if equals or all(m.op in (MatchOp.eq, MatchOp.ne) for m in matchers):
-            return False
-        verdict = None
-    return verdict

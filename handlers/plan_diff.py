@@ -4,17 +4,20 @@ A cell is (category, subtype, hazard or None, grade). The plans that handle a ce
 specific index tier that has any non-retired plan, in matching's order: (hazard, subtype), (hazard, any
 subtype), (subtype), (category). More than one plan there means area or matcher variants, or a tie.
 Incident-specific narrowing (areas, label matchers, effective dates) is shown, not evaluated: a diff
-compares what the plan files say.
+compares what the plan files say. `equal_specificity` decides, for lint, whether two plans sharing a cell
+can still be ranked equal by matching once areas and matchers are taken into account.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import NamedTuple
 
 from pingan.handlers.plan_loader import PlanSet, plan_cells
-from pingan.schemas.plan import Level, Plan, PlanStatus, Target
+from pingan.schemas.plan import LabelMatcher, Level, MatchOp, Plan, PlanStatus, Target
 from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, Subtype
 
 
@@ -81,6 +84,67 @@ def plan_label(plan: Plan) -> str:
     if scope.matchers:
         label += " [" + ", ".join(f"{m.label}{m.op.value}{m.value!r}" for m in scope.matchers) + "]"
     return label
+
+
+# ── scope overlap: can two plans tie in matching? (lint's ambiguity rule) ──────
+def dates_overlap(a: Plan, b: Plan) -> bool:
+    lo = max(d for d in (a.effective_from, b.effective_from, date.min) if d is not None)
+    hi = min(d for d in (a.effective_to, b.effective_to, date.max) if d is not None)
+    return lo <= hi
+
+
+def equal_specificity(a: Plan, b: Plan) -> bool | None:
+    """Can matching rank the two plans equal for one incident of a cell they share? None: regexes undecided."""
+    return _matchers_tie(a.applies_to.matchers, b.applies_to.matchers) if _areas_tie(a, b) else False
+
+
+def _areas_tie(a: Plan, b: Plan) -> bool:
+    """Can the longest fitting area prefix be equal for one incident? Both empty, or a code in both."""
+    first, second = set(a.applies_to.areas), set(b.applies_to.areas)
+    if not first or not second:
+        return not (first or second) or "" in (first | second)
+    return bool(first & second)
+
+
+def _holds(matcher: LabelMatcher, value: str) -> bool:
+    if matcher.op is MatchOp.eq:
+        return value == matcher.value
+    if matcher.op is MatchOp.ne:
+        return value != matcher.value
+    try:
+        found = re.fullmatch(matcher.value, value) is not None
+    except re.error:
+        return False
+    return found if matcher.op is MatchOp.re else not found
+
+
+def _matchers_tie(a: list[LabelMatcher], b: list[LabelMatcher]) -> bool | None:
+    """Equal counts and jointly satisfiable: True, False, or None when regexes make it undecidable here.
+
+    A label's candidate values are its `=` value if any, else "", the literal alternatives of its `=~`
+    patterns and one unlikely string; a candidate that satisfies every matcher proves the overlap.
+    """
+    if len(a) != len(b):
+        return False
+    by_label: dict[str, list[LabelMatcher]] = {}
+    for matcher in [*a, *b]:
+        by_label.setdefault(matcher.label, []).append(matcher)
+    verdict: bool | None = True
+    for matchers in by_label.values():
+        equals = {m.value for m in matchers if m.op is MatchOp.eq}
+        if equals:
+            candidates = list(equals)
+        else:
+            candidates = ["", "\x00pingan-lint\x00"]
+            for m in matchers:
+                if m.op is MatchOp.re:
+                    candidates += [alt for alt in m.value.split("|") if alt and re.escape(alt) == alt]
+        if any(all(_holds(m, v) for m in matchers) for v in candidates):
+            continue
+        if equals or all(m.op in (MatchOp.eq, MatchOp.ne) for m in matchers):
+            return False
+        verdict = None
+    return verdict
 
 
 # ── diff ─────────────────────────────────────────────────────────────────────
