@@ -326,3 +326,8 @@ def coverage(
         grouped.setdefault((f"{r.category.value}/{r.subtype.value}", r.gap or ""), []).append(r.grade.value)
     for (cell, why), grades in grouped.items():
         typer.echo(f"  {cell} {', '.join(grades)}: {why}")
+
+
+from pingan.cli.plan_approval import approve  # noqa: E402  (kept in its own module)
+
+plans_app.command("approve")(approve)

@@ -6,17 +6,22 @@ and hazard (empty = any hazard) all fit. Among covering plans the most specific 
 beats a catch-all natural-disaster plan. Equally specific plans are a tie: the lowest id wins so the
 outcome never depends on file order, and the tie is reported so the office can resolve it.
 
+Within a tier, plans that also narrow by area (longest code prefix) or by label matchers rank
+above those that do not. Actual incidents only match approved plans inside their effective dates.
+
 Cost: PlanSet.index is keyed by (category, subtype or None, grade) and then by hazard or None, so a
-match is at most eight dict gets however many plans are loaded.
+match is at most eight dict gets however many plans are loaded, plus the few plans in that cell.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import date
 
 from pingan.handlers.plan_loader import PlanSet, normalise_hazard
 from pingan.schemas.incident import Incident, IncidentReport
-from pingan.schemas.plan import Plan, PlanStatus
+from pingan.schemas.plan import LabelMatcher, MatchOp, Plan, PlanStatus
 from pingan.schemas.taxonomy import IncidentStatus
 
 
@@ -33,16 +38,46 @@ class MatchResult:
     reason: str = ""
 
 
-def _eligible(plan: Plan, status: IncidentStatus) -> bool:
+def _eligible(plan: Plan, status: IncidentStatus, today: date) -> bool:
     # A draft must never drive a real response, but drilling a draft is exactly how it gets approved.
-    if plan.status is PlanStatus.approved:
-        return True
-    return plan.status is PlanStatus.draft and status is not IncidentStatus.actual
+    if status is not IncidentStatus.actual:
+        return plan.status in (PlanStatus.approved, PlanStatus.draft)
+    if plan.status is not PlanStatus.approved:
+        return False
+    if plan.effective_from and today < plan.effective_from:
+        return False
+    return not (plan.effective_to and today > plan.effective_to)
 
 
-def match_plan(plans: PlanSet, incident: Incident | IncidentReport) -> MatchResult:
+def _label_holds(m: LabelMatcher, labels: dict[str, str]) -> bool:
+    value = labels.get(m.label, "")
+    if m.op is MatchOp.eq:
+        return value == m.value
+    if m.op is MatchOp.ne:
+        return value != m.value
+    matched = re.fullmatch(m.value, value) is not None
+    return matched if m.op is MatchOp.re else not matched
+
+
+def _narrowing(plan: Plan, incident: Incident | IncidentReport) -> tuple[int, int] | None:
+    """How much more than the cell this plan asks for, or None when its areas or matchers exclude the incident."""
+    rules = plan.applies_to
+    area = incident.location.area_code or ""
+    prefix = 0
+    if rules.areas:
+        fitting = [len(a) for a in rules.areas if area.startswith(a)]
+        if not fitting:
+            return None
+        prefix = max(fitting)
+    if not all(_label_holds(m, incident.labels) for m in rules.matchers):
+        return None
+    return prefix, len(rules.matchers)
+
+
+def match_plan(plans: PlanSet, incident: Incident | IncidentReport, today: date | None = None) -> MatchResult:
     hazard = normalise_hazard(incident.hazard)
     what = _describe(incident, hazard)
+    day = today or date.today()
     # Most specific first: (hazard named, subtype named), (hazard named, any subtype), ...
     tiers = [
         (hazard, incident.subtype, "hazard and subtype"),
@@ -57,11 +92,13 @@ def match_plan(plans: PlanSet, incident: Incident | IncidentReport) -> MatchResu
         by_hazard = plans.index.get((incident.category, tier_subtype, incident.grade))
         if not by_hazard:
             continue
-        covering = by_hazard.get(tier_hazard, ())
-        eligible = [p for p in covering if _eligible(p, incident.status)]
-        excluded.extend(p.id for p in covering if not _eligible(p, incident.status))
+        covering = [p for p in by_hazard.get(tier_hazard, ()) if _narrowing(p, incident) is not None]
+        eligible = [p for p in covering if _eligible(p, incident.status, day)]
+        excluded.extend(p.id for p in covering if not _eligible(p, incident.status, day))
         if not eligible:
             continue
+        best = max(_narrowing(p, incident) or (0, 0) for p in eligible)
+        eligible = [p for p in eligible if _narrowing(p, incident) == best]
         ids = [p.id for p in eligible]  # already sorted by id in the index
         winner = eligible[0]
         if len(eligible) > 1:
@@ -74,8 +111,8 @@ def match_plan(plans: PlanSet, incident: Incident | IncidentReport) -> MatchResu
     excluded = list(dict.fromkeys(excluded))
     if excluded:
         statuses = ", ".join(f"{pid} ({_status_of(plans, pid)})" for pid in excluded)
-        rule = ("actual incidents need an approved plan" if incident.status is IncidentStatus.actual
-                else "exercises and tests accept approved or draft plans")
+        rule = ("actual incidents need an approved plan in its effective dates"
+                if incident.status is IncidentStatus.actual else "exercises and tests accept approved or draft plans")
         reason = f"no plan for {what}: covering plans excluded by status: {statuses} ({rule}; retired never)"
         return MatchResult(None, excluded, reason)
     return MatchResult(None, [], f"no plan covers {what}")

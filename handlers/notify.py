@@ -8,11 +8,13 @@ the same decision after a crash yields the same keys and the ledger refuses to s
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 from datetime import datetime
 
+from pingan.handlers.directory import DirectoryIndex, recipient_for, resolve
 from pingan.schemas.incident import Incident
 from pingan.schemas.notification import Notification, Recipient, idempotency_key
-from pingan.schemas.plan import NotifyStep, Plan
+from pingan.schemas.plan import Level, NotifyStep, Plan
 from pingan.schemas.taxonomy import GRADE_NAMES, IncidentStatus
 
 _FORMATTER = string.Formatter()
@@ -32,7 +34,8 @@ def _lang(recipient: Recipient) -> str:
     return "en" if recipient.lang == "en" else "zh"
 
 
-def placeholder_values(incident: Incident, plan: Plan, lang: str) -> dict[str, str]:
+def placeholder_values(incident: Incident, plan: Plan, lang: str, level: Level | None = None,
+                       role: str = "") -> dict[str, str]:
     location = incident.location
     return {
         "id": incident.id,
@@ -43,6 +46,8 @@ def placeholder_values(incident: Incident, plan: Plan, lang: str) -> dict[str, s
         "category": incident.category.value,
         "subtype": incident.subtype.value,
         "plan": plan.title.pick(lang),
+        "level": level.response_level if level else "",
+        "role": role,
     }
 
 
@@ -82,39 +87,78 @@ def _truncate(text: str) -> str:
     return text[: MAX_TEXT - 1] + "…"  # the ellipsis tells the reader the message was cut
 
 
-def render_text(incident: Incident, plan: Plan, step: NotifyStep, recipient: Recipient) -> str:
+def render_text(incident: Incident, plan: Plan, step: NotifyStep, recipient: Recipient,
+                level: Level | None = None, role: str = "") -> str:
     lang = _lang(recipient)
-    text = render(step.template.pick(lang), placeholder_values(incident, plan, lang))
+    text = render(step.template.pick(lang), placeholder_values(incident, plan, lang, level, role))
     prefix = STATUS_PREFIX.get(incident.status, {}).get(lang, "")
     # Prefix before truncating so the drill marker can never be the part that gets cut.
     return _truncate(prefix + text)
 
 
-def build_notifications(incident: Incident, plan: Plan, now: datetime) -> list[Notification]:
-    """One notification per (step whose grades include the incident's grade, recipient), in plan order.
+@dataclass(frozen=True)
+class Orders:
+    notifications: list[Notification]
+    unreachable: list[str]  # "step: target (why)", logged so that a gap in the directory is seen
 
-    A recipient listed in two steps gets two notifications: the step id is part of the key, and each
-    step is a distinct duty (e.g. "inform" and "summon").
+
+def step_orders(incident: Incident, plan: Plan, level: Level, step: NotifyStep, directory: DirectoryIndex,
+                now: datetime, attempt: int = 1) -> Orders:
+    """One notification per (person the step's targets reach, channel), in plan order, deduplicated.
+
+    The key covers (incident, plan, version, step, person:channel, attempt): replaying the same decision
+    gives the same keys, and the ledger refuses to send twice.
     """
     orders: list[Notification] = []
-    for step in plan.notify:
-        if incident.grade not in step.grades:
-            continue
-        for recipient in step.recipients:
-            orders.append(
-                Notification(
-                    idempotency_key=idempotency_key(incident.id, plan.id, plan.version, step.id, recipient.id,
-                                                    attempt=1),
+    unreachable: list[str] = []
+    seen: set[str] = set()
+    for target in step.targets:
+        people = resolve(target, level, directory, now)
+        if not people:
+            unreachable.append(f"{step.id}: {target.key()} (resolves to nobody)")
+        role = target.role.value if target.role else ""
+        for person in people:
+            for channel in step.channels:
+                recipient = recipient_for(person, channel)
+                if recipient is None:
+                    unreachable.append(f"{step.id}: {person.id} has no {channel.value} contact")
+                    continue
+                slot = f"{person.id}:{recipient.channel.value}"
+                if slot in seen:
+                    continue
+                seen.add(slot)
+                orders.append(Notification(
+                    idempotency_key=idempotency_key(incident.id, plan.id, plan.version, step.id, slot, attempt),
                     incident_id=incident.id,
                     incident_status=incident.status,
                     plan_id=plan.id,
                     plan_version=plan.version,
                     step=step.id,
-                    attempt=1,
+                    attempt=attempt,
                     recipient=recipient,
                     channel=recipient.channel,
-                    text=render_text(incident, plan, step, recipient),
+                    text=render_text(incident, plan, step, recipient, level, role),
                     created_at=now,
-                )
-            )
-    return orders
+                ))
+    return Orders(orders, unreachable)
+
+
+def build_notifications(incident: Incident, plan: Plan, now: datetime,
+                        directory: DirectoryIndex | None = None) -> Orders:
+    """The orders due at activation: every step of the incident's level with no delay.
+
+    Later steps (a delay, or escalation when nobody acknowledges) belong to the escalation schedule.
+    """
+    level = plan.level(incident.grade)
+    if level is None:
+        return Orders([], [f"plan {plan.id} has no level for grade {incident.grade.value}"])
+    index = directory or DirectoryIndex.empty()
+    notifications: list[Notification] = []
+    unreachable: list[str] = []
+    for step in level.notify:
+        if step.delay_min > 0:
+            continue
+        orders = step_orders(incident, plan, level, step, index, now)
+        notifications += orders.notifications
+        unreachable += orders.unreachable
+    return Orders(notifications, unreachable)

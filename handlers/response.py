@@ -32,7 +32,9 @@ def respond(incident: Incident, plans: PlanSet, now: datetime) -> ResponseDecisi
         )
         return ResponseDecision(None, None, [], [action])
     plan = match.plan
-    orders = build_notifications(incident, plan, now)
+    level = plan.level(incident.grade)
+    built = build_notifications(incident, plan, now, plans.directory)
+    orders = built.notifications
     action = ActionDraft(
         incident_id=incident.id,
         at=now,
@@ -42,7 +44,13 @@ def respond(incident: Incident, plans: PlanSet, now: datetime) -> ResponseDecisi
         plan_version=plan.version,
         details={
             "plan_title": plan.title.zh,
+            "plan_hash": plans.hashes.get(plan.id) or plan.content_hash(),
             "level": incident.grade.value,
+            "response_level": level.response_level if level else None,
+            "departments": level.departments if level else [],
+            "tasks": [{"id": t.id, "deadline_min": t.deadline_min, "title": t.title.zh} for t in level.tasks]
+            if level else [],
+            "unreachable": built.unreachable,
             "reason": match.reason,
             "candidates": match.candidates,
             "notifications": [

@@ -22,6 +22,7 @@ class ActionKind(StrEnum):
     escalated = "escalated"
     handed_over = "handed_over"
     closed = "closed"
+    plan_approved = "plan_approved"  # incident_id is "plan:<id>" for entries about a plan, not an incident
 
 
 class ActionDraft(Model):

@@ -12,6 +12,9 @@ from pingan.schemas.taxonomy import IncidentStatus
 class Channel(StrEnum):
     console = "console"
     twilio_sms = "twilio_sms"
+    twilio_voice = "twilio_voice"
+    webhook = "webhook"
+    email = "email"
 
 
 class Recipient(Model):

@@ -1,11 +1,14 @@
-"""The response plan (应急预案): a minimal shape that the plans issue deepens."""
+"""The response plan (应急预案): who commands, who acts, who is told, what must be done by when."""
 
+import hashlib
+import json
+from datetime import date
 from enum import StrEnum
 
 from pydantic import Field, model_validator
 
 from pingan.schemas.common import LocalizedText, Model
-from pingan.schemas.notification import Recipient
+from pingan.schemas.directory import ID_PATTERN
 from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, Subtype
 
 
@@ -15,11 +18,70 @@ class PlanStatus(StrEnum):
     retired = "retired"
 
 
+class Role(StrEnum):
+    """ICS-style command roles."""
+
+    commander = "commander"  # 总指挥
+    deputy = "deputy"  # 副总指挥
+    liaison = "liaison"  # 联络
+    public_information = "public_information"  # 新闻发布
+    operations = "operations"  # 行动
+    planning = "planning"  # 计划
+    logistics = "logistics"  # 后勤保障
+
+
+class NotifyChannel(StrEnum):
+    console = "console"
+    sms = "sms"
+    voice = "voice"
+    webhook = "webhook"
+    email = "email"
+
+
+class Target(Model):
+    """Exactly one of: a roster (its on-duty member), a person, a role of this level, or a department."""
+
+    roster: str | None = None
+    person: str | None = None
+    role: Role | None = None
+    department: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Target":
+        given = [k for k in ("roster", "person", "role", "department") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a target names exactly one of roster, person, role, department; got {given or 'none'}")
+        return self
+
+    def key(self) -> str:
+        for kind in ("roster", "person", "role", "department"):
+            value = getattr(self, kind)
+            if value is not None:
+                return f"{kind}:{getattr(value, 'value', value)}"
+        raise AssertionError("unreachable")
+
+
+class MatchOp(StrEnum):
+    eq = "="
+    ne = "!="
+    re = "=~"
+    nre = "!~"
+
+
+class LabelMatcher(Model):
+    """As in Alertmanager: `label`, an operator and a value (a full-match regex for =~ and !~)."""
+
+    label: str = Field(min_length=1, max_length=100)
+    op: MatchOp = MatchOp.eq
+    value: str = Field(max_length=500)
+
+
 class AppliesTo(Model):
     category: Category
     subtypes: list[Subtype] = Field(default_factory=list, description="Empty: every subtype of the category")
     hazards: list[str] = Field(default_factory=list, description="Empty: any hazard")
-    grades: list[Grade] = Field(default_factory=lambda: list(Grade), min_length=1)
+    areas: list[str] = Field(default_factory=list, description="Area code prefixes; empty: everywhere")
+    matchers: list[LabelMatcher] = Field(default_factory=list, description="All must hold")
 
     @model_validator(mode="after")
     def _subtypes_in_category(self) -> "AppliesTo":
@@ -30,25 +92,103 @@ class AppliesTo(Model):
 
 
 class NotifyStep(Model):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    grades: list[Grade] = Field(default_factory=lambda: list(Grade), description="Grades this step runs at")
-    recipients: list[Recipient] = Field(min_length=1)
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
+    targets: list[Target] = Field(min_length=1)
+    channels: list[NotifyChannel] = Field(min_length=1)
+    delay_min: float = Field(default=0, ge=0, description="Minutes after activation")
+    ack_timeout_min: float | None = Field(
+        default=None, gt=0, description="If nobody acknowledges within this, the next step runs at once"
+    )
+    repeat: int = Field(default=0, ge=0, le=10, description="How many times to repeat while unacknowledged")
+    roll_call: bool = Field(default=False, description="Every recipient must confirm (点名)")
     template: LocalizedText = Field(
-        description="Message text; placeholders: {id} {title} {grade} {grade_name} {area} {category} {subtype} {plan}"
+        description="Message text; placeholders: {id} {title} {grade} {grade_name} {area} {category} {subtype} "
+        "{plan} {level} {role}"
     )
 
 
-class Plan(Model):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    version: int = Field(ge=1)
+class Task(Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
     title: LocalizedText
-    status: PlanStatus = PlanStatus.approved
-    applies_to: AppliesTo
+    owner: Target
+    deadline_min: float = Field(gt=0, description="Minutes after activation, e.g. 30 to report up to the city")
+
+
+class Level(Model):
+    grade: Grade
+    response_level: str = Field(min_length=1, max_length=32, description="e.g. 一级响应")
+    command: dict[Role, Target] = Field(default_factory=dict, description="The ICS command chain at this level")
+    departments: list[str] = Field(default_factory=list, description="Department ids activated")
     notify: list[NotifyStep] = Field(min_length=1)
+    tasks: list[Task] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique_step_ids(self) -> "Plan":
-        ids = [s.id for s in self.notify]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"notify step ids must be unique, got {ids}")
+    def _unique_ids(self) -> "Level":
+        for what, ids in (("notify step", [s.id for s in self.notify]), ("task", [t.id for t in self.tasks])):
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"{what} ids must be unique within a level, got {ids}")
         return self
+
+
+class EscalateRule(Model):
+    """Raise the grade when reports pile up or casualties mount."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
+    correlated_reports: int | None = Field(default=None, ge=2, description="This many reports of one incident…")
+    within_min: float | None = Field(default=None, gt=0, description="…within this many minutes")
+    casualties_gte: int | None = Field(default=None, ge=1, description="Label `casualties` at least this")
+    raise_to: Grade
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> "EscalateRule":
+        if (self.correlated_reports is None) == (self.casualties_gte is None):
+            raise ValueError("an escalation rule needs exactly one of correlated_reports or casualties_gte")
+        if self.correlated_reports is not None and self.within_min is None:
+            raise ValueError("correlated_reports needs within_min")
+        return self
+
+
+class ReleaseTemplate(Model):
+    """A public message (新闻发布); it always needs approval before release."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
+    grades: list[Grade] = Field(default_factory=lambda: list(Grade))
+    text: LocalizedText
+    requires_approval: bool = True
+
+
+class Plan(Model):
+    id: str = Field(pattern=ID_PATTERN, max_length=64)
+    title: LocalizedText
+    version: int = Field(ge=1)
+    owner: str = Field(description="Owning department id")
+    status: PlanStatus = PlanStatus.draft
+    effective_from: date | None = None
+    effective_to: date | None = None
+    approved_by: list[str] = Field(default_factory=list, description="Person ids; set by `pingan plans approve`")
+    last_editor: str | None = Field(default=None, description="Person id of the last editor (four eyes)")
+    applies_to: AppliesTo
+    levels: list[Level] = Field(min_length=1)
+    escalate_grade: list[EscalateRule] = Field(default_factory=list)
+    release: list[ReleaseTemplate] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _levels(self) -> "Plan":
+        grades = [level.grade for level in self.levels]
+        if len(grades) != len(set(grades)):
+            raise ValueError(f"each grade may have one level only, got {[g.value for g in grades]}")
+        if self.effective_from and self.effective_to and self.effective_to < self.effective_from:
+            raise ValueError("effective_to is before effective_from")
+        return self
+
+    def level(self, grade: Grade) -> Level | None:
+        return next((lv for lv in self.levels if lv.grade == grade), None)
+
+    @property
+    def grades(self) -> list[Grade]:
+        return [lv.grade for lv in self.levels]
+
+    def content_hash(self) -> str:
+        """sha256 of the plan's canonical JSON: the log records exactly which text was in force."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

@@ -45,7 +45,7 @@ def _parse(model: type[T], value: bytes, topic: str) -> T | None:
 
 def build_pipeline(services: Services) -> faust.App:
     settings = services.settings
-    store, plans, channels = services.store, services.plans, services.channels
+    store, channels = services.store, services.channels
     window = timedelta(seconds=settings.correlation_window_s)
     app = create_app(settings)
     t = app_topics(app, settings)
@@ -76,7 +76,8 @@ def build_pipeline(services: Services) -> faust.App:
         async for value in stream:
             event = _parse(IncidentEvent, value, topics.INCIDENTS)
             if event is not None:
-                await emit(await _stage("response", response_stage, store, plans, event))
+                # services.plans is read per event: a hot reload swaps it between two incidents, never inside one.
+                await emit(await _stage("response", response_stage, store, services.plans, event))
 
     @app.agent(t[topics.NOTIFICATIONS], name="notifier")
     async def notifier_agent(stream: faust.StreamT) -> None:

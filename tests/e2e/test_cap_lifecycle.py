@@ -49,7 +49,7 @@ def test_cap_update_then_cancel_change_then_close_the_original(stack: Stack) -> 
     original = _cap_with("oasis-cap12-A3-earthquake-update.xml", msgType="Alert", identifier="TRI13970876.1",
                          sent="2003-06-11T20:30:00-07:00", references="", severity="Severe")
     incident_id = _post_cap(stack, original)
-    wait_for(lambda: stack.incident(incident_id), 30, 0.2, "original triaged")
+    wait_for(lambda: stack.incident(incident_id), 60, 0.2, "original triaged")
     _post_cap(stack, (CAP_DIR / "oasis-cap12-A3-earthquake-update.xml").read_bytes())
     body = wait_for(lambda: (b := stack.incident(incident_id)) and "updated" in _kinds(b) and b, 30, 0.2, "update")
     assert "grade_changed" in _kinds(body)
@@ -57,7 +57,7 @@ def test_cap_update_then_cancel_change_then_close_the_original(stack: Stack) -> 
     cancel = _cap_with("us-ipaws-cancel-no-info.xml", identifier="TRI13970876.1-cancel",
                        references="trinet@caltech.edu,TRI13970876.1,2003-06-11T20:30:00-07:00")
     _post_cap(stack, cancel)
-    body = wait_for(lambda: (b := stack.incident(incident_id)) and "closed" in _kinds(b) and b, 30, 0.2, "closed")
+    body = wait_for(lambda: (b := stack.incident(incident_id)) and "closed" in _kinds(b) and b, 60, 0.2, "closed")
     assert body["incident"]["state"] == "closed"
 
 
@@ -65,9 +65,9 @@ def test_real_ipaws_cancel_closes_its_original(stack: Stack) -> None:
     original = _cap_with("us-ipaws-local-area-emergency-polygon.xml", sender="bbrundage@dps.state.nv.us",
                          identifier="AS-NV-e18921c7-1b35-4a81-9705-42d25c265ddd", sent="2019-04-18T12:02:32-06:00")
     incident_id = _post_cap(stack, original)
-    wait_for(lambda: stack.incident(incident_id), 30, 0.2, "original triaged")
+    wait_for(lambda: stack.incident(incident_id), 60, 0.2, "original triaged")
     _post_cap(stack, (CAP_DIR / "us-ipaws-cancel-no-info.xml").read_bytes())
-    body = wait_for(lambda: (b := stack.incident(incident_id)) and "closed" in _kinds(b) and b, 30, 0.2, "closed")
+    body = wait_for(lambda: (b := stack.incident(incident_id)) and "closed" in _kinds(b) and b, 60, 0.2, "closed")
     assert body["incident"]["state"] == "closed"
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from pingan.handlers.channels.console import read_sink
-from tests.fixtures.stack import Stack, cli, pingan_env, timeline_kinds, wait_for
+from tests.fixtures.stack import Stack, cli, console_kinds, pingan_env, timeline_kinds, wait_for
 
 
 @pytest.fixture
@@ -28,9 +28,14 @@ def test_cli_report_reaches_delivered(stack: Stack) -> None:
     assert result.returncode == 0, result.stderr
     incident_id = result.stdout.strip()
     wait_for(lambda: "delivered" in timeline_kinds(stack.env, incident_id), 30, 0.2, "delivered")
-    assert timeline_kinds(stack.env, incident_id) == ["created", "plan_activated", "notified", "delivered"]
+    body = stack.incident(incident_id)
+    assert body is not None
+    assert console_kinds(body["timeline"]) == ["created", "plan_activated", "notified", "delivered"]
     out = cli(stack.env, "timeline", incident_id).stdout
     assert "plan=building-fire@v" in out and "channel=console" in out
+    # Twilio is not configured in this stack: the plan's SMS steps are logged as failed, never silently dropped.
+    failed = [a for a in body["timeline"] if a["kind"] == "failed"]
+    assert failed and all("not configured" in a["details"]["reason"] for a in failed)
 
 
 def test_http_report_and_422(stack: Stack) -> None:
@@ -38,7 +43,8 @@ def test_http_report_and_422(stack: Stack) -> None:
     assert response.status_code == 202
     incident_id = response.json()["id"]
     body = wait_for(lambda: stack.delivered(incident_id), 30, 0.2, "delivered over HTTP")
-    assert [a["kind"] for a in body["timeline"]] == ["created", "plan_activated", "notified", "delivered"]
+    assert console_kinds(body["timeline"]) == ["created", "plan_activated", "notified", "delivered"]
+    assert body["timeline"][1]["details"]["plan_hash"]
 
     bad = stack.post("/v1/incidents", json={**FIRE, "grade": "V"})
     assert bad.status_code == 422

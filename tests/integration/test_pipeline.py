@@ -36,11 +36,12 @@ def test_report_reaches_delivered_on_the_console(pipeline, tmp_path: Path) -> No
         wait_for(lambda: "delivered" in kinds(store, accepted.incident_id), 60, what="delivered")
     except AssertionError:
         raise AssertionError(worker.log_tail()) from None
-    assert kinds(store, accepted.incident_id) == ["created", "plan_activated", "notified", "delivered"]
-    activated = store.timeline(accepted.incident_id)[1]
+    timeline = store.timeline(accepted.incident_id)
+    console = [a for a in timeline if a.details.get("channel") in (None, "console")]
+    assert [a.kind.value for a in console] == ["created", "plan_activated", "notified", "delivered"]
+    activated = console[1]
     assert activated.plan_id == "building-fire" and activated.plan_version is not None
-    delivered = store.timeline(accepted.incident_id)[3]
-    assert delivered.details["channel"] == "console"
+    assert activated.details["plan_hash"] and activated.details["response_level"] == "三级响应"
     lines = [r for r in read_sink(tmp_path / "console.log") if r["incident_id"] == accepted.incident_id]
     assert len(lines) == 1 and accepted.incident_id in lines[0]["text"]
     assert verify_chain(store.iter_log())[1] is None
@@ -58,5 +59,19 @@ def test_five_reports_with_one_key_make_one_incident(pipeline, tmp_path: Path) -
     incident = store.get_incident(first.incident_id)
     assert incident is not None and incident.report_count == 5
     ledger = store.ledger_for(first.incident_id)
-    assert len(ledger) == 1 and ledger[0].state is DeliveryState.delivered
+    console = [e for e in ledger if e.notification.channel.value == "console"]
+    assert len(console) == 1 and console[0].state is DeliveryState.delivered
+    # Correlated reports notify nobody again: the ledger holds only the first activation's orders.
+    assert {e.notification.step for e in ledger} <= {s for s in _steps_at_zero("building-fire", "III")}
     assert len(read_sink(tmp_path / "console.log")) == 1
+
+
+def _steps_at_zero(plan_id: str, grade: str) -> set[str]:
+    from pingan.handlers.plan_loader import load_plans
+    from pingan.plans import PLANS_DIR
+
+    plan = load_plans(PLANS_DIR).get(plan_id)
+    assert plan is not None
+    level = plan.level(grade)  # type: ignore[arg-type]
+    assert level is not None
+    return {step.id for step in level.notify if step.delay_min == 0}

@@ -8,7 +8,7 @@ import pytest
 from pingan.handlers.matching import match_plan
 from pingan.handlers.plan_loader import PlanSet, load_plans
 from pingan.plans import PLANS_DIR
-from pingan.schemas.incident import Incident, IncidentReport
+from pingan.schemas.incident import Incident, IncidentReport, Location
 from pingan.schemas.plan import Plan
 from pingan.schemas.taxonomy import Category, Grade, Subtype
 
@@ -16,14 +16,16 @@ T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
 def plan(pid: str, category: str = "natural_disaster", subtypes: list[str] | None = None,
-         hazards: list[str] | None = None, grades: list[str] | None = None, status: str = "approved") -> Plan:
-    applies: dict[str, Any] = {"category": category, "subtypes": subtypes or [], "hazards": hazards or []}
-    if grades is not None:
-        applies["grades"] = grades
+         hazards: list[str] | None = None, grades: list[str] | None = None, status: str = "approved",
+         **extra: Any) -> Plan:
+    applies: dict[str, Any] = {"category": category, "subtypes": subtypes or [], "hazards": hazards or [],
+                               **extra.pop("applies", {})}
+    levels = [{"grade": g, "response_level": f"{g}级响应",
+               "notify": [{"id": "s", "targets": [{"roster": "duty-room"}], "channels": ["console"],
+                           "template": {"zh": "{title}"}}]} for g in (grades or ["I", "II", "III", "IV"])]
     return Plan.model_validate({
-        "id": pid, "version": 1, "title": {"zh": pid}, "status": status, "applies_to": applies,
-        "notify": [{"id": "s", "recipients": [{"id": "duty-room", "name": "值班室", "channel": "console",
-                                               "address": "duty-room"}], "template": {"zh": "{title}"}}],
+        "id": pid, "version": 1, "title": {"zh": pid}, "owner": "emergency", "status": status,
+        "applies_to": applies, "levels": levels, **extra,
     })
 
 
@@ -53,9 +55,9 @@ def test_each_shipped_plan_matches_its_incident(shipped: PlanSet, category: str,
 
 
 def test_shipped_plans_leave_other_hazards_unmatched(shipped: PlanSet) -> None:
-    result = match_plan(shipped, incident(hazard="rainstorm"))
+    result = match_plan(shipped, incident(subtype="earthquake", hazard="aftershock"))
     assert result.plan is None and result.candidates == []
-    assert "no plan covers" in result.reason and "rainstorm" in result.reason
+    assert "no plan covers" in result.reason and "aftershock" in result.reason
 
 
 def test_report_before_triage_matches_too(shipped: PlanSet) -> None:
@@ -172,3 +174,32 @@ def test_matching_reads_only_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
     object.__setattr__(plans, "plans", Untouchable(plans.plans))
     result = match_plan(plans, incident(hazard="h999"))
     assert result.plan is not None and result.plan.id == "p999"
+
+
+def test_area_prefix_narrows_and_outranks() -> None:
+    plans = PlanSet.of([plan("district"), plan("donghu", applies={"areas": ["990101002"]})])
+    here = incident(hazard=None).model_copy(update={"location": Location(area_code="990101002001")})
+    assert match_plan(plans, here).plan.id == "donghu"  # type: ignore[union-attr]
+    elsewhere = incident(hazard=None).model_copy(update={"location": Location(area_code="990101003")})
+    assert match_plan(plans, elsewhere).plan.id == "district"  # type: ignore[union-attr]
+
+
+def test_label_matchers_as_in_alertmanager() -> None:
+    school = plan("school", applies={"matchers": [{"label": "place", "op": "=", "value": "school"},
+                                                  {"label": "env", "op": "!~", "value": "test|dev"}]})
+    plans = PlanSet.of([school, plan("general")])
+    base = incident(hazard=None)
+    at_school = base.model_copy(update={"labels": {"place": "school"}})
+    assert match_plan(plans, at_school).plan.id == "school"  # type: ignore[union-attr]
+    assert match_plan(plans, base).plan.id == "general"  # type: ignore[union-attr]
+    in_dev = base.model_copy(update={"labels": {"place": "school", "env": "dev"}})
+    assert match_plan(plans, in_dev).plan.id == "general"  # type: ignore[union-attr]
+
+
+def test_outside_effective_dates_never_matches_actual() -> None:
+    from datetime import date
+
+    plans = PlanSet.of([plan("old", effective_from="2020-01-01", effective_to="2024-12-31")])
+    assert match_plan(plans, incident(), today=date(2026, 11, 25)).plan is None
+    assert match_plan(plans, incident(), today=date(2024, 6, 1)).plan is not None
+    assert match_plan(plans, incident(status="exercise"), today=date(2026, 11, 25)).plan is not None

@@ -7,191 +7,124 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pingan.handlers.notify import MAX_TEXT, build_notifications, placeholder_values, render
-from pingan.handlers.plan_loader import PLACEHOLDERS, PlanSet, load_plans
-from pingan.plans import PLANS_DIR
+from pingan.handlers.directory import DirectoryIndex, on_duty
+from pingan.handlers.notify import MAX_TEXT, build_notifications, render
+from pingan.schemas.directory import Directory, Roster
 from pingan.schemas.incident import Incident, Location
-from pingan.schemas.notification import Channel, idempotency_key
+from pingan.schemas.notification import Channel
 from pingan.schemas.plan import Plan
 
-T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)  # 16:30 in Asia/Shanghai
+
+DIRECTORY = DirectoryIndex.of(Directory.model_validate({
+    "people": [
+        {"id": "zhang", "name": "张伟", "contacts": {"sms": "+12025550101", "console": "duty-room"}},
+        {"id": "li", "name": "李娜", "contacts": {"sms": "+12025550102", "console": "duty-room"}},
+        {"id": "wang", "name": "王强", "lang": "en", "contacts": {"sms": "+12025550103"}},
+        {"id": "chen", "name": "陈静", "contacts": {"email": "chen@example.org"}},
+    ],
+    "departments": [{"id": "fire", "name": {"zh": "区消防救援大队"}, "duty_roster": "duty-room"},
+                    {"id": "health", "name": {"zh": "区卫健局"}, "contact": "chen"}],
+    "rosters": [{"id": "duty-room", "name": {"zh": "区应急值班室"}, "members": ["zhang", "li"],
+                 "rotation": {"kind": "daily", "handoff": "08:00", "start": "2026-11-01"}}],
+}))
 
 
-@pytest.fixture(scope="module")
-def shipped() -> PlanSet:
-    return load_plans(PLANS_DIR)
+def fire(grade: str = "III", status: str = "actual", **extra: Any) -> Incident:
+    return Incident(id="INC-0001", dedup_key="k", received_at=T0, category="accident_disaster", subtype="fire",
+                    grade=grade, status=status, title="仓库起火", location=Location(area_name="东湖街道"), **extra)
 
 
-def fire(grade: str = "III", status: str = "actual", incident_id: str = "INC-20261125-0001",
-         area_name: str | None = "福田区华强北街道", **extra: Any) -> Incident:
-    return Incident(id=incident_id, dedup_key="k", received_at=T0, category="accident_disaster",
-                    subtype="fire", grade=grade, status=status, title="仓库起火",
-                    location=Location(area_name=area_name), **extra)
-
-
-def custom_plan(template: dict[str, str], recipients: list[dict[str, Any]] | None = None,
-                steps: int = 1) -> Plan:
-    recipients = recipients or [
-        {"id": "duty-room", "name": "值班室", "channel": "console", "address": "duty-room"},
-    ]
+def make_plan(steps: list[dict[str, Any]], command: dict[str, Any] | None = None) -> Plan:
     return Plan.model_validate({
-        "id": "custom", "version": 3, "title": {"zh": "测试预案", "en": "Test Plan"},
+        "id": "custom", "version": 3, "title": {"zh": "测试预案", "en": "Test Plan"}, "owner": "fire",
         "applies_to": {"category": "accident_disaster"},
-        "notify": [{"id": f"step-{i}", "recipients": recipients, "template": template} for i in range(steps)],
+        "levels": [{"grade": g, "response_level": f"{g}级响应", "command": command or {"commander": {"person": "wang"}},
+                    "notify": steps} for g in ("I", "II", "III", "IV")],
     })
 
 
-def test_grade_three_fire_is_exactly_one_console_notification(shipped: PlanSet) -> None:
-    incident = fire("III")
-    plan = shipped.get("building-fire")
-    assert plan is not None
-    (n,) = build_notifications(incident, plan, T0)
-    assert n.channel is Channel.console
-    assert n.recipient.id == "duty-room" and n.recipient.address == "duty-room"
-    assert incident.id in n.text
-    assert n.text == ("【较大】仓库起火（福田区华强北街道）已启动《区建筑火灾事故应急预案》III级响应，"
-                      "请立即响应。编号 INC-20261125-0001")
-    assert (n.incident_id, n.plan_id, n.plan_version, n.step, n.attempt) == (incident.id, "building-fire", 1,
-                                                                             "duty-room", 1)
-    assert n.created_at == T0 and n.incident_status.value == "actual"
+STEP = {"id": "first", "targets": [{"roster": "duty-room"}], "channels": ["console", "sms"],
+        "template": {"zh": "【{grade_name}】{title}（{area}）启动《{plan}》{level}，编号 {id}",
+                     "en": "[{grade_name}] {title} ({area}): {plan}, {level}, ref {id}"}}
 
 
-def test_grade_one_adds_sms_to_commanders(shipped: PlanSet) -> None:
-    for plan in shipped:
-        orders = build_notifications(fire("I"), plan, T0)
-        channels = [n.channel for n in orders]
-        assert channels[0] is Channel.console and channels.count(Channel.console) == 1
-        sms = [n for n in orders if n.channel is Channel.twilio_sms]
-        assert len(sms) >= 2 and all(n.recipient.address.startswith("+86138") for n in sms)
-        assert all("INC-20261125-0001" in n.text and "特别重大" in n.text for n in orders)
+def test_on_duty_follows_the_rotation_and_overrides() -> None:
+    roster = DIRECTORY.rosters["duty-room"]
+    day0 = datetime(2026, 11, 1, 0, 30, tzinfo=UTC)  # 08:30 Shanghai: the first shift, zhang
+    assert on_duty(roster, day0) == "zhang"
+    assert on_duty(roster, datetime(2026, 11, 1, 23, 0, tzinfo=UTC)) == "zhang"  # 07:00 next day: before handoff
+    assert on_duty(roster, datetime(2026, 11, 2, 0, 0, tzinfo=UTC)) == "li"  # 08:00: handed over
+    assert on_duty(roster, datetime(2026, 11, 3, 0, 0, tzinfo=UTC)) == "zhang"
+    covered = Roster.model_validate({**roster.model_dump(), "overrides": [
+        {"person": "wang", "covers": "zhang", "start": day0, "end": datetime(2026, 11, 1, 10, tzinfo=UTC)}]})
+    assert on_duty(covered, day0) == "wang"
 
 
-def test_order_follows_the_plan(shipped: PlanSet) -> None:
-    plan = shipped.get("typhoon")
-    assert plan is not None
-    expected = [(s.id, r.id) for s in plan.notify for r in s.recipients]
-    assert [(n.step, n.recipient.id) for n in build_notifications(fire("II"), plan, T0)] == expected
+def test_roster_step_reaches_the_person_on_duty_on_every_channel() -> None:
+    orders = build_notifications(fire(), make_plan([STEP]), T0, DIRECTORY)
+    on_call = on_duty(DIRECTORY.rosters["duty-room"], T0)
+    assert [(n.recipient.id, n.channel) for n in orders.notifications] == [
+        (on_call, Channel.console), (on_call, Channel.twilio_sms)]
+    text = orders.notifications[0].text
+    assert text == "【较大】仓库起火（东湖街道）启动《测试预案》III级响应，编号 INC-0001"
+    assert orders.unreachable == []
 
 
-def test_idempotency_keys_are_stable_and_distinct(shipped: PlanSet) -> None:
-    plan = shipped.get("hazchem-leak")
-    assert plan is not None
-    first = build_notifications(fire("I"), plan, T0)
-    again = build_notifications(fire("I"), plan, datetime(2026, 11, 26, tzinfo=UTC))
-    keys = [n.idempotency_key for n in first]
-    assert keys == [n.idempotency_key for n in again]  # the clock is not part of the key
-    assert len(set(keys)) == len(keys)
-    n = first[0]
-    assert n.idempotency_key == idempotency_key(n.incident_id, plan.id, plan.version, n.step, n.recipient.id,
-                                                attempt=1)
-    other = build_notifications(fire("I", incident_id="INC-20261125-0002"), plan, T0)
-    assert not set(keys) & {o.idempotency_key for o in other}
+def test_delayed_steps_wait_for_the_escalation_schedule() -> None:
+    later = {**STEP, "id": "later", "delay_min": 5, "targets": [{"role": "commander"}], "channels": ["voice"]}
+    orders = build_notifications(fire(), make_plan([STEP, later]), T0, DIRECTORY)
+    assert {n.step for n in orders.notifications} == {"first"}
 
 
-@given(st.lists(st.sampled_from(["duty-room", "mayor", "liaison", "fire-brigade"]), min_size=1, max_size=6,
-                unique=True),
-       st.integers(min_value=1, max_value=4))
-def test_keys_unique_per_step_and_recipient(recipient_ids: list[str], steps: int) -> None:
-    recipients = [{"id": r, "name": r, "channel": "console", "address": r} for r in recipient_ids]
-    plan = custom_plan({"zh": "{title}"}, recipients, steps)
-    orders = build_notifications(fire(), plan, T0)
-    assert len(orders) == steps * len(recipient_ids)
-    pairs = {(n.step, n.recipient.id) for n in orders}
-    assert len({n.idempotency_key for n in orders}) == len(pairs) == len(orders)
+def test_role_and_department_targets_resolve() -> None:
+    step = {**STEP, "targets": [{"role": "commander"}, {"department": "health"}], "channels": ["sms", "email"]}
+    orders = build_notifications(fire(), make_plan([step]), T0, DIRECTORY)
+    got = {(n.recipient.id, n.channel) for n in orders.notifications}
+    assert got == {("wang", Channel.twilio_sms), ("chen", Channel.email)}
+    wang = next(n for n in orders.notifications if n.recipient.id == "wang")
+    assert wang.text.startswith("[relatively serious] 仓库起火 (东湖街道): Test Plan")  # wang reads English
+    assert "chen has no sms contact" in " ".join(orders.unreachable)
+    assert "wang has no email contact" in " ".join(orders.unreachable)
 
 
-def test_recipient_in_two_steps_gets_two_notifications() -> None:
-    orders = build_notifications(fire(), custom_plan({"zh": "{title}"}, steps=2), T0)
-    assert [(n.step, n.recipient.id) for n in orders] == [("step-0", "duty-room"), ("step-1", "duty-room")]
+def test_unknown_target_is_reported_not_sent() -> None:
+    step = {**STEP, "targets": [{"roster": "nobody"}]}
+    orders = build_notifications(fire(), make_plan([step]), T0, DIRECTORY)
+    assert orders.notifications == [] and "roster:nobody (resolves to nobody)" in orders.unreachable[0]
 
 
-def test_step_grades_filter() -> None:
-    plan = Plan.model_validate({
-        "id": "g", "version": 1, "title": {"zh": "分级"}, "applies_to": {"category": "accident_disaster"},
-        "notify": [{"id": "big", "grades": ["I"], "template": {"zh": "x"},
-                    "recipients": [{"id": "m", "name": "m", "channel": "console", "address": "m"}]}],
-    })
-    assert build_notifications(fire("II"), plan, T0) == []
+def test_keys_are_stable_and_distinct() -> None:
+    plan = make_plan([STEP, {**STEP, "id": "second"}])
+    first = build_notifications(fire(), plan, T0, DIRECTORY).notifications
+    again = build_notifications(fire(), plan, T0, DIRECTORY).notifications
+    assert [n.idempotency_key for n in first] == [n.idempotency_key for n in again]
+    assert len({n.idempotency_key for n in first}) == 4
 
 
-@pytest.mark.parametrize(("status", "lang", "prefix"), [
-    ("exercise", "zh", "【演练】"), ("test", "zh", "【测试】"),
-    ("exercise", "en", "[DRILL] "), ("test", "en", "[TEST] "),
-])
-def test_exercise_and_test_are_prefixed(status: str, lang: str, prefix: str) -> None:
-    recipients = [{"id": "d", "name": "d", "channel": "console", "address": "d", "lang": lang}]
-    plan = custom_plan({"zh": "{title}", "en": "{title}"}, recipients)
-    (n,) = build_notifications(fire(status=status), plan, T0)
-    assert n.text == prefix + "仓库起火" and n.incident_status.value == status
-
-
-def test_actual_has_no_prefix(shipped: PlanSet) -> None:
-    plan = shipped.get("building-fire")
-    assert plan is not None
-    (n,) = build_notifications(fire(), plan, T0)
-    assert not n.text.startswith(("【演练】", "【测试】"))
-
-
-def test_english_rendering(shipped: PlanSet) -> None:
-    plan = shipped.get("building-fire")
-    assert plan is not None
-    english = plan.model_copy(update={"notify": [
-        step.model_copy(update={"recipients": [r.model_copy(update={"lang": "en"}) for r in step.recipients]})
-        for step in plan.notify
-    ]})
-    (n,) = build_notifications(fire(area_name=None), english, T0)
-    assert n.text == ("[relatively serious] 仓库起火 (unknown area): District Building Fire Emergency Plan "
-                      "activated at grade III. Respond now. Ref INC-20261125-0001")
-
-
-def test_english_recipient_falls_back_to_zh_template() -> None:
-    recipients = [{"id": "d", "name": "d", "channel": "console", "address": "d", "lang": "en"}]
-    (n,) = build_notifications(fire(), custom_plan({"zh": "{grade_name}：{plan}"}, recipients), T0)
-    assert n.text == "relatively serious：Test Plan"
-
-
-def test_area_falls_back_to_code_then_unknown() -> None:
-    plan = custom_plan({"zh": "{area}"})
-    coded = fire().model_copy(update={"location": Location(area_code="440304")})
-    assert build_notifications(coded, plan, T0)[0].text == "440304"
-    assert build_notifications(fire(area_name=None), plan, T0)[0].text == "未知地点"
-
-
-def test_all_placeholders(shipped: PlanSet) -> None:
-    template = {"zh": "{id}|{title}|{grade}|{grade_name}|{area}|{category}|{subtype}|{plan}"}
-    (n,) = build_notifications(fire(), custom_plan(template), T0)
-    assert n.text == "INC-20261125-0001|仓库起火|III|较大|福田区华强北街道|accident_disaster|fire|测试预案"
+@pytest.mark.parametrize(("status", "prefix"), [("exercise", "【演练】"), ("test", "【测试】")])
+def test_exercise_and_test_are_prefixed(status: str, prefix: str) -> None:
+    orders = build_notifications(fire(status=status), make_plan([STEP]), T0, DIRECTORY)
+    assert all(n.text.startswith(prefix) for n in orders.notifications)
+    assert all(n.incident_status.value == status for n in orders.notifications)
 
 
 def test_unknown_placeholder_left_visible() -> None:
-    (n,) = build_notifications(fire(), custom_plan({"zh": "{title} {titel} {id}"}), T0)
-    assert n.text == "仓库起火 {titel} INC-20261125-0001"
-
-
-@pytest.mark.parametrize(("template", "expected"), [
-    ("{title} {0}", "仓库起火 {0}"),
-    ("{title} {", "仓库起火 {"),
-    ("{title.upper} {id}", "{title.upper} INC-1"),
-    ("{title[0]} {titel!r} {grade:d}", "{title[0]} {titel!r} {grade:d}"),
-    ("{{literal}} {id:>6}", "{literal}  INC-1"),
-])
-def test_malformed_templates_still_render(template: str, expected: str) -> None:
-    assert render(template, {"title": "仓库起火", "id": "INC-1", "grade": "III"}) == expected
-
-
-def test_user_text_is_not_reformatted() -> None:
-    incident = fire().model_copy(update={"title": "{id} 火灾"})
-    (n,) = build_notifications(incident, custom_plan({"zh": "{title}"}), T0)
-    assert n.text == "{id} 火灾"
+    assert render("{title} {nope} {title.upper} {0}", {"title": "火"}) == "火 {nope} {title.upper} {0}"
+    assert render("unbalanced {title", {"title": "火"}) == "unbalanced {title"
 
 
 def test_long_text_is_truncated_keeping_the_drill_prefix() -> None:
-    incident = fire(status="exercise").model_copy(update={"title": "火" * 500})
-    (n,) = build_notifications(incident, custom_plan({"zh": "{title}" * 4}), T0)
+    step = {**STEP, "template": {"zh": "x" * 5000}}
+    (n, *_) = build_notifications(fire(status="exercise"), make_plan([step]), T0, DIRECTORY).notifications
     assert len(n.text) == MAX_TEXT and n.text.startswith("【演练】") and n.text.endswith("…")
 
 
-def test_rendered_placeholders_are_the_ones_the_loader_allows(shipped: PlanSet) -> None:
-    plan = shipped.get("typhoon")
-    assert plan is not None
-    assert set(placeholder_values(fire(), plan, "zh")) == PLACEHOLDERS
+@given(st.lists(st.sampled_from(["zhang", "li", "wang"]), min_size=1, max_size=3, unique=True),
+       st.integers(min_value=1, max_value=4))
+def test_keys_unique_per_step_and_person(people: list[str], steps: int) -> None:
+    plan = make_plan([{**STEP, "id": f"s{i}", "targets": [{"person": p} for p in people], "channels": ["sms"]}
+                      for i in range(steps)])
+    orders = build_notifications(fire(), plan, T0, DIRECTORY).notifications
+    assert len(orders) == len(people) * steps
+    assert len({n.idempotency_key for n in orders}) == len(orders)
