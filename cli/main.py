@@ -94,6 +94,10 @@ def report(
 def timeline(incident_id: Annotated[str, typer.Argument(help="Incident id (or the id a report was given)")]) -> None:
     """Print one incident's command-chain log."""
     store = runtime.store()
+    if incident_id.startswith("plan:"):  # a plan's own entries (approvals) live in the same chain
+        for action in store.timeline(incident_id):
+            typer.echo(runtime.format_action(action))
+        return
     resolved = store.resolve_incident_id(incident_id)
     if resolved is None:
         if store.is_accepted(incident_id):

@@ -149,3 +149,27 @@ def test_diff_between_git_revisions(tmp_path: Path) -> None:
     assert "    notify 'commander-voice' delay_min: 5 → 10" in done.stdout.splitlines()
     done = pingan("diff", "no-such-rev", "HEAD", cwd=repo)
     assert done.returncode == 1 and "neither a plans directory nor a git revision" in done.stderr
+
+
+def test_approve_is_four_eyes_and_logged(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    shutil.copytree(PLANS_DIR, plans, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    typhoon = plans / "typhoon.yaml"
+    text = typhoon.read_text(encoding="utf-8")
+    typhoon.write_text(text.replace("status: approved", "status: draft", 1), encoding="utf-8")
+    env = {**os.environ, "PINGAN_DATA_DIR": str(tmp_path / "var"), "PINGAN_PLANS_DIR": str(plans),
+           "PINGAN_PLAN_APPROVERS": "huang-liping,xu-jing"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pingan.cli.main", *args], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    refused = run("plans", "approve", "typhoon", "--by", "xu-jing")  # xu-jing is the last editor
+    assert refused.returncode == 1 and "four eyes" in refused.stderr
+    assert "status: draft" in typhoon.read_text(encoding="utf-8")
+    ok = run("plans", "approve", "typhoon", "--by", "huang-liping")
+    assert ok.returncode == 0, ok.stderr
+    assert "status: approved" in typhoon.read_text(encoding="utf-8")
+    log = run("timeline", "plan:typhoon")
+    assert "plan_approved" in log.stdout and "huang-liping" in log.stdout
+    assert run("log", "verify").returncode == 0
