@@ -29,7 +29,8 @@ PUBLIC_MODELS = {
 }
 
 __all__ = [
-    "PUBLIC_MODELS", "Action", "ActionDraft", "ActionKind", "Category", "Channel", "Directory", "DeliveryState", "Grade",
+    "PUBLIC_MODELS", "Action", "ActionDraft", "ActionKind", "Category", "Channel", "Directory", "DeliveryState",
+    "Grade",
     "Incident", "IncidentEvent", "IncidentReport", "IncidentState", "IncidentStatus", "Location", "Notification",
     "Plan", "RawEvent", "Recipient", "Reporter", "Source", "Subtype", "TriageOutcome", "WarningColour",
 ]
