@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pingan.cli import runtime
+from pingan.cli import response, runtime
 from pingan.cli.intake import intake_app
 from pingan.cli.plans import plans_app
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Source, Subtype
@@ -152,6 +152,10 @@ def schema_export(directory: Annotated[Path, typer.Argument(help="Where to write
         path = directory / f"{name}.schema.json"
         path.write_text(json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2) + "\n")
         typer.echo(str(path))
+
+
+for verb in (response.ack, response.escalate, response.close, response.handover, response.oncall):
+    app.command()(verb)
 
 
 def run() -> None:

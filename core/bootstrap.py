@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 
 from pingan.handlers.channels.base import ChannelAdapter
 from pingan.handlers.channels.console import ConsoleChannel
+from pingan.handlers.channels.email import email_channel_from_env
 from pingan.handlers.channels.twilio_sms import twilio_channel_from_settings
+from pingan.handlers.channels.twilio_voice import twilio_voice_from_settings
+from pingan.handlers.channels.webhook import WebhookChannel
 from pingan.handlers.plan_loader import PlanSet, load_plans
 from pingan.settings import Settings
 from pingan.store.repository import Store
@@ -29,11 +32,17 @@ class Services:
 
 def build_channels(settings: Settings) -> dict[str, ChannelAdapter]:
     channels: dict[str, ChannelAdapter] = {"console": ConsoleChannel(settings.console_sink_path)}
-    twilio = twilio_channel_from_settings(settings)
-    if twilio is not None:
-        channels["twilio_sms"] = twilio
-    else:
-        log.info("twilio_sms is not configured (PINGAN_TWILIO_*): SMS notifications will be logged as failed")
+    optional: dict[str, ChannelAdapter | None] = {
+        "twilio_sms": twilio_channel_from_settings(settings),
+        "twilio_voice": twilio_voice_from_settings(settings),
+        "webhook": WebhookChannel(settings.webhook_secret) if settings.webhook_secret else None,
+        "email": email_channel_from_env(settings),
+    }
+    for name, channel in optional.items():
+        if channel is not None:
+            channels[name] = channel
+        else:
+            log.info("%s is not configured: its notifications are logged as failed", name)
     return channels
 
 

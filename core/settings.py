@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     plan_approvers: str | None = Field(
         default=None, description="Comma-separated person ids allowed to approve plans (enables four eyes)"
     )
+    escalation_time_scale: float = Field(
+        default=1.0, gt=0, description="Plan minutes run this many times faster (drills and tests fast-forward)"
+    )
+    webhook_secret: str | None = Field(default=None, description="HMAC key for the webhook channel's signature")
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_sender: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
     log_level: str = "INFO"
 
     @classmethod

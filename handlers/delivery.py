@@ -8,7 +8,7 @@ from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.notification import DeliveryState, Notification
 
 ACTOR = "system:notifier"
-MAX_TRANSIENT_ATTEMPTS = 3
+MAX_TRANSIENT_ATTEMPTS = 30  # with backoff capped at 30 s: about a quarter of an hour of outage
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,6 @@ def after_send(n: Notification, result: SendResult, attempt: int, now: datetime)
     ])
 
 
-def retry_delay_s(attempt: int) -> float:
-    """Exponential backoff before the next attempt (jitter and limits deepen in the response issue)."""
-    return min(0.2 * (2 ** (attempt - 1)), 5.0)
+def retry_delay_s(attempt: int, jitter: float = 0.0) -> float:
+    """Exponential backoff before attempt `attempt + 1`, capped at 30 s; `jitter` in [0, 1) spreads a herd."""
+    return min(0.5 * (2 ** (attempt - 1)), 30.0) * (1.0 + 0.25 * jitter)

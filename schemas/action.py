@@ -22,6 +22,9 @@ class ActionKind(StrEnum):
     escalated = "escalated"
     handed_over = "handed_over"
     closed = "closed"
+    confirmed = "confirmed"  # a roll-call (点名) confirmation
+    roll_call = "roll_call"  # the roll-call check: who confirmed, who is missing
+    refused = "refused"  # a command from someone not in the incident's chain, logged and declined
     plan_approved = "plan_approved"  # incident_id is "plan:<id>" for entries about a plan, not an incident
 
 

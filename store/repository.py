@@ -47,6 +47,7 @@ class LedgerEntry:
     attempts: int
     provider_id: str | None
     detail: str
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,10 @@ class Store:
         with self.engine.connect() as conn:
             return conn.scalar(select(func.count()).where(responses.c.incident_id == incident_id)) > 0
 
+    def response_plan(self, incident_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(responses.c.plan_id).where(responses.c.incident_id == incident_id))
+
     def apply_response(self, incident_id: str, plan_id: str | None, plan_version: int | None,
                        orders: Sequence[Notification], drafts: Sequence[ActionDraft]) -> list[Action]:
         """Record the plan decision and every notification intent together, once per incident."""
@@ -218,6 +223,18 @@ class Store:
     def ledger_entry(self, key: str) -> LedgerEntry | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(notifications).where(notifications.c.idempotency_key == key)).first()
+        return _ledger_entry(row) if row else None
+
+    def latest_to(self, address: str, limit: int = 20) -> list[LedgerEntry]:
+        """The newest notifications sent to a phone number or address: what a bare reply answers."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(notifications).where(notifications.c.recipient_address == address)
+                                .order_by(notifications.c.created_at.desc()).limit(limit)).all()
+        return [_ledger_entry(r) for r in rows]
+
+    def ledger_by_provider_id(self, provider_id: str) -> LedgerEntry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(notifications).where(notifications.c.provider_id == provider_id)).first()
         return _ledger_entry(row) if row else None
 
     def ledger_for(self, incident_id: str) -> list[LedgerEntry]:
@@ -375,6 +392,7 @@ def _ledger_row(n: Notification, now: datetime) -> dict[str, object]:
         "incident_id": n.incident_id,
         "channel": n.channel.value,
         "recipient_id": n.recipient.id,
+        "recipient_address": n.recipient.address,
         "state": DeliveryState.intended.value,
         "attempts": 0,
         "provider_id": None,
@@ -392,6 +410,7 @@ def _ledger_entry(row) -> LedgerEntry:  # type: ignore[no-untyped-def]
         attempts=row.attempts,
         provider_id=row.provider_id,
         detail=row.detail,
+        updated_at=row.updated_at,
     )
 
 

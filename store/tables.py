@@ -12,6 +12,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 
@@ -113,11 +114,51 @@ notifications = Table(
     Column("incident_id", String(64), nullable=False, index=True),
     Column("channel", String(32), nullable=False),
     Column("recipient_id", String(100), nullable=False),
+    Column("recipient_address", String(200), nullable=False, index=True),  # who may answer by phone
     Column("state", String(16), nullable=False, index=True),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("provider_id", String(100), nullable=True),
+    Column("provider_id", String(100), nullable=True, index=True),
     Column("detail", Text, nullable=False, default=""),
     Column("body", Text, nullable=False),  # the whole Notification as JSON
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Escalation deadlines: rows, never only timers in memory, so they survive worker and broker restarts.
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("plan_id", String(64), nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("grade", String(4), nullable=False),
+    Column("step_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # step, repeat, roll_call
+    Column("attempt", Integer, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False, index=True),
+    Column("cancel_on_ack", Integer, nullable=False),
+    Column("state", String(16), nullable=False, index=True),  # pending, fired, cancelled
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("incident_id", "grade", "step_id", "kind", "attempt", name="uq_escalation_slot"),
+)
+
+# Who holds a command role for one incident after a handover (the plan's chain is the default).
+role_holders = Table(
+    "role_holders",
+    metadata,
+    Column("incident_id", String(64), primary_key=True),
+    Column("role", String(32), primary_key=True),
+    Column("person_id", String(64), nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+)
+
+# Roll-call confirmations (点名): one row per person who confirmed a step.
+confirmations = Table(
+    "confirmations",
+    metadata,
+    Column("incident_id", String(64), primary_key=True),
+    Column("step_id", String(64), primary_key=True),
+    Column("person_id", String(64), primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
 )

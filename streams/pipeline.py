@@ -77,7 +77,8 @@ def build_pipeline(services: Services) -> faust.App:
             event = _parse(IncidentEvent, value, topics.INCIDENTS)
             if event is not None:
                 # services.plans is read per event: a hot reload swaps it between two incidents, never inside one.
-                await emit(await _stage("response", response_stage, store, services.plans, event))
+                await emit(await _stage("response", response_stage, store, services.plans, event,
+                                        settings.escalation_time_scale))
 
     @app.agent(t[topics.NOTIFICATIONS], name="notifier")
     async def notifier_agent(stream: faust.StreamT) -> None:

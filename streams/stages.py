@@ -6,13 +6,12 @@ writes no duplicate rows and sends nothing twice.
 """
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pingan.handlers.channels.base import ChannelAdapter, ReconcileOutcome, SendOutcome, SendResult
-from pingan.handlers.delivery import after_send, retry_delay_s
+from pingan.handlers.delivery import after_send
+from pingan.handlers.escalation import deadlines
 from pingan.handlers.plan_loader import PlanSet
 from pingan.handlers.response import respond
 from pingan.handlers.triage import needs_window, triage
@@ -21,6 +20,7 @@ from pingan.schemas.common import utcnow
 from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.store.repository import Store
+from pingan.store.response import ResponseStore
 
 log = logging.getLogger(__name__)
 
@@ -53,44 +53,66 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
     return StageOutput(incident_events=[emitted], actions=logged)
 
 
-def response_stage(store: Store, plans: PlanSet, event: IncidentEvent) -> StageOutput:
+def _schedule(store: Store, plans: PlanSet, incident_id: str, plan_id: str | None, grade: str,
+              time_scale: float) -> None:
+    plan = plans.get(plan_id) if plan_id else None
+    level = plan.level(grade) if plan else None  # type: ignore[arg-type]
+    if plan is not None and level is not None:
+        ResponseStore(store).schedule(incident_id, plan.id, plan.version, grade, utcnow(), deadlines(level),
+                                      time_scale)
+
+
+def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float = 1.0) -> StageOutput:
     if event.outcome is not TriageOutcome.created:
         return StageOutput()  # a correlated report is logged by triage and tells nobody again
     incident = event.incident
     if store.response_decided(incident.id):
-        # A replay: re-emit the intents that were never handed to a channel.
+        # A replay: re-emit the intents that were never handed to a channel, and make sure of the deadlines.
         pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
+        _schedule(store, plans, incident.id, store.response_plan(incident.id), incident.grade.value, time_scale)
         return StageOutput(notifications=pending)
     decision = respond(incident, plans, utcnow())
     logged = store.apply_response(
         incident.id, decision.plan_id, decision.plan_version, decision.notifications, decision.actions
     )
+    _schedule(store, plans, incident.id, decision.plan_id, incident.grade.value, time_scale)
     if not logged:  # another worker decided first; its intents are in the ledger
         pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
         return StageOutput(notifications=pending)
     return StageOutput(notifications=decision.notifications, actions=logged)
 
 
-def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notification,
-                 sleep: Callable[[float], None] = time.sleep) -> StageOutput:
+def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notification) -> StageOutput:
+    """Send one intent at most once. A transient failure goes back to `intended`; the scheduler retries it
+    with backoff, and every retry first asks the channel whether an earlier attempt went out after all."""
     if not store.claim(n.idempotency_key):
         return StageOutput()  # sent, sending or finished already: at most once
+    entry = store.ledger_entry(n.idempotency_key)
+    attempt = entry.attempts if entry else 1
     channel = channels.get(n.channel.value)
-    attempt = 0
-    while True:
-        attempt += 1
-        if channel is None:
-            result = SendResult(SendOutcome.permanent_failure, detail=f"channel {n.channel.value} is not configured")
-        else:
-            result = channel.send(n)
-        decision = after_send(n, result, attempt, utcnow())
-        if decision.retry:
-            log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt, result.detail)
-            sleep(retry_delay_s(attempt))
-            continue
-        logged = store.record_result(n.idempotency_key, decision.state, result.provider_id, result.detail,
-                                     decision.actions)
-        return StageOutput(actions=logged)
+    if channel is None:
+        result = SendResult(SendOutcome.permanent_failure, detail=f"channel {n.channel.value} is not configured")
+    else:
+        if attempt > 1:
+            verdict = channel.reconcile(n)
+            if verdict.outcome is ReconcileOutcome.sent:
+                outcome = SendOutcome.delivered if n.channel.value == "console" else SendOutcome.accepted
+                result = SendResult(outcome, provider_id=verdict.provider_id, detail="found on retry")
+                decision = after_send(n, result, attempt, utcnow())
+                return StageOutput(actions=store.record_result(n.idempotency_key, decision.state, result.provider_id,
+                                                               result.detail, decision.actions))
+            if verdict.outcome is ReconcileOutcome.unknown:
+                store.release(n.idempotency_key, f"retry {attempt}: cannot tell whether it went out; later")
+                return StageOutput()
+        result = channel.send(n)
+    decision = after_send(n, result, attempt, utcnow())
+    if decision.retry:
+        log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt, result.detail)
+        store.release(n.idempotency_key, f"transient, attempt {attempt}: {result.detail}")
+        return StageOutput()
+    logged = store.record_result(n.idempotency_key, decision.state, result.provider_id, result.detail,
+                                 decision.actions)
+    return StageOutput(actions=logged)
 
 
 def reconcile_sending(store: Store, channels: dict[str, ChannelAdapter]) -> StageOutput:

@@ -10,6 +10,7 @@ from pingan.streams.plan_reload import PlanWatcher
 from pingan.streams.producer import make_producer
 from pingan.streams.recovery import resume
 from pingan.streams.relay import OutboxRelay
+from pingan.streams.scheduler import Scheduler
 from pingan.streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ def run_worker(settings: Settings | None = None) -> None:
     watcher = PlanWatcher(services.settings.plans_dir, on_reload=lambda plans: setattr(services, "plans", plans),
                           interval_s=services.settings.plan_reload_interval_s)
     watcher.start()
+    scheduler = Scheduler(services, services.settings.kafka_bootstrap_servers or "")
+    scheduler.start()
     app = build_pipeline(services)
     worker = faust.Worker(app, loglevel=services.settings.log_level.lower(), quiet=True)
     # faust's terminal spinner sets the root logger to DEBUG and costs ~16% of the worker's CPU building
@@ -50,4 +53,5 @@ def run_worker(settings: Settings | None = None) -> None:
     finally:
         relay.stop()
         watcher.stop()
+        scheduler.stop()
         services.close()

@@ -19,6 +19,7 @@ from pingan.schemas.incident import Incident
 from pingan.schemas.taxonomy import Category, IncidentStatus, Source
 from pingan.settings import Settings
 from pingan.store.repository import Store
+from pingan.web.commands import commands_router
 from pingan.web.guards import load_tokens
 from pingan.web.intake import Intake, intake_router, start_cap_feeds
 from pingan.web.twilio_intake import twilio_router
@@ -61,6 +62,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
         parse_alertmanager=lambda body: parse_alertmanager(body, config.alertmanager),
     ))
     api.include_router(twilio_router(intake, config))
+    api.include_router(commands_router(intake))
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

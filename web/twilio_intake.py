@@ -9,6 +9,7 @@ from twilio.request_validator import RequestValidator
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.adapters.twilio_forms import (
+    detect_lang,
     sms_help_reply,
     sms_reply,
     sms_stop_reply,
@@ -19,6 +20,7 @@ from pingan.schemas.adapters.twilio_forms import (
 )
 from pingan.web.guards import read_body
 from pingan.web.intake import Intake, rejected
+from pingan.web.twilio_commands import sms_command, status_callback, voice_ack
 
 log = logging.getLogger("pingan.intake")
 TWIML = "application/xml"
@@ -56,6 +58,9 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
     @router.post(BASE + "/sms")
     async def sms(request: Request) -> Response:
         form = await signed_form(request, "hotline_sms")
+        command_reply = sms_command(intake, form, detect_lang(form.get("Body", "")))
+        if command_reply is not None:
+            return Response(command_reply, media_type=TWIML)
         try:
             outcome = sms_to_item(form, config.sms_keywords, config.areas)
         except IntakeError as exc:
@@ -94,5 +99,16 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
         if outcome.item is not None:
             intake.commit("hotline_voice", [outcome.item])
         return Response(outcome.twiml, media_type=TWIML)
+
+    @router.post(BASE + "/voice/ack")
+    async def voice_keypress(request: Request) -> Response:
+        form = await signed_form(request, "hotline_voice")
+        return Response(voice_ack(intake, request.query_params.get("key", ""), form), media_type=TWIML)
+
+    @router.post(BASE + "/status")
+    async def delivery_status(request: Request) -> Response:
+        form = await signed_form(request, "twilio_status")
+        status_callback(intake, form)
+        return Response("", status_code=204)
 
     return router

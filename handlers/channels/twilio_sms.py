@@ -106,5 +106,8 @@ def twilio_channel_from_settings(settings: "Settings") -> TwilioSmsChannel | Non
     """The configured channel, or None when the account SID, auth token and From number are not all set."""
     if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from_number):
         return None
+    # With a public URL, Twilio reports delivery to us (delivered / failed entries in the log).
+    callback = f"{settings.public_url.rstrip('/')}/v1/intake/twilio/status" if settings.public_url else None
     return TwilioSmsChannel(settings.twilio_account_sid, settings.twilio_auth_token,
-                            settings.twilio_from_number, api_base_url=settings.twilio_api_base_url)
+                            settings.twilio_from_number, api_base_url=settings.twilio_api_base_url,
+                            status_callback=callback)

@@ -1,0 +1,82 @@
+"""Duty officers' commands, by every route (CLI, HTTP, SMS reply, voice keypress): one service, one log."""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pingan.handlers.escalation import Command, CommandRefused, decide_command
+from pingan.handlers.plan_loader import PlanSet
+from pingan.schemas.action import Action, ActionDraft, ActionKind
+from pingan.schemas.common import utcnow
+from pingan.schemas.incident import Incident
+from pingan.store.repository import Store
+from pingan.store.response import ResponseStore
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    incident: Incident
+    actions: list[Action]
+
+
+def run_command(store: Store, plans: PlanSet, incident_id: str, command: Command, actor: str,
+                **details: Any) -> CommandResult:
+    """Apply one command; raises CommandRefused with a sentence for the person who sent it."""
+    resolved = store.resolve_incident_id(incident_id)
+    incident = store.get_incident(resolved) if resolved else None
+    if incident is None:
+        raise CommandRefused(f"incident {incident_id} not found")
+    role = None
+    if command is Command.handover:
+        role = details.setdefault("role", "commander")
+        to = details.get("to")
+        if plans.directory.people and to not in plans.directory.people:
+            raise CommandRefused(f"{to!r} is not a person in the directory")
+        details["from"] = ResponseStore(store).role_holders(incident.id).get(role) or _plan_holder(
+            store, plans, incident, role)
+    decision = decide_command(incident, command, actor, utcnow(), details)
+    actions = ResponseStore(store).apply_command(incident, decision, role, details.get("to"))
+    return CommandResult(store.get_incident(incident.id) or incident, actions)
+
+
+def _plan_holder(store: Store, plans: PlanSet, incident: Incident, role: str) -> str | None:
+    plan = plans.get(store.response_plan(incident.id) or "")
+    level = plan.level(incident.grade) if plan else None
+    target = level.command.get(role) if level else None  # type: ignore[call-overload]
+    return target.key() if target else None
+
+
+# `<ref> 1` acknowledges, `<ref> 2` escalates, `<ref> 3` closes; `ACK <ref>` / `确认 <ref>` acknowledge.
+_REF = r"(?P<ref>INC-[0-9A-Z]{10})"
+_SMS_PATTERNS = [
+    (re.compile(rf"^\s*{_REF}\s+(?P<digit>[123])\s*$", re.I), None),
+    (re.compile(rf"^\s*(?:ACK|确认|收到)\s*{_REF}\s*$", re.I), Command.acknowledge),
+]
+_DIGITS = {"1": Command.acknowledge, "2": Command.escalate, "3": Command.close}
+
+
+def parse_sms_command(body: str) -> tuple[str, Command] | None:
+    """(incident ref, command) when the text is a command, else None (then it is a new report)."""
+    for pattern, fixed in _SMS_PATTERNS:
+        found = pattern.match(body.strip())
+        if found:
+            return found.group("ref").upper(), fixed or _DIGITS[found.group("digit")]
+    return None
+
+
+def chain_member(store: Store, plans: PlanSet, incident_id: str, phone: str) -> str | None:
+    """The person id behind `phone` if the incident told them anything (its chain), else None."""
+    for entry in store.ledger_for(incident_id):
+        if entry.notification.recipient.address == phone:
+            return entry.notification.recipient.id
+    return None
+
+
+def refuse(store: Store, incident_id: str | None, actor: str, why: str) -> None:
+    """A refused command is logged too: the attempt is part of the record."""
+    from pingan.store.engine import write_tx
+    from pingan.store.log import append_actions
+
+    with write_tx(store.engine) as conn:
+        append_actions(conn, [ActionDraft(incident_id=incident_id or "-", at=utcnow(), actor=actor,
+                                          kind=ActionKind.refused, details={"reason": why})])

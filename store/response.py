@@ -1,0 +1,146 @@
+"""The response's durable state: escalation deadlines, commands, role holders, roll-call confirmations."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from pingan.handlers.escalation import CommandDecision, Deadline, due_at
+from pingan.schemas.action import Action, ActionDraft
+from pingan.schemas.common import utcnow
+from pingan.schemas.incident import Incident
+from pingan.schemas.notification import DeliveryState, Notification
+from pingan.store.engine import write_tx
+from pingan.store.log import append_actions
+from pingan.store.repository import LedgerEntry, Store, _ledger_entry, _ledger_row
+from pingan.store.tables import confirmations, escalations, incidents, notifications, role_holders
+
+
+@dataclass(frozen=True)
+class DueRow:
+    id: int
+    incident_id: str
+    plan_id: str
+    plan_version: int
+    grade: str
+    step_id: str
+    kind: str
+    attempt: int
+    due_at: datetime
+
+
+class ResponseStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    def schedule(self, incident_id: str, plan_id: str, plan_version: int, grade: str, activated_at: datetime,
+                 rows: Sequence[Deadline], time_scale: float) -> int:
+        """Insert the level's deadlines once; a replay inserts nothing (unique slot)."""
+        now, added = utcnow(), 0
+        for d in rows:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(escalations.insert().values(
+                        incident_id=incident_id, plan_id=plan_id, plan_version=plan_version, grade=grade,
+                        step_id=d.step_id, kind=d.kind.value, attempt=d.attempt,
+                        due_at=due_at(activated_at, d.minute, time_scale), cancel_on_ack=int(d.cancel_on_ack),
+                        state="pending", created_at=now))
+                added += 1
+            except IntegrityError:
+                continue
+        return added
+
+    def due(self, now: datetime, limit: int = 200) -> list[DueRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(escalations).where(and_(escalations.c.state == "pending",
+                                                               escalations.c.due_at <= now))
+                                .order_by(escalations.c.due_at, escalations.c.id).limit(limit)).all()
+        return [DueRow(r.id, r.incident_id, r.plan_id, r.plan_version, r.grade, r.step_id, r.kind, r.attempt,
+                       r.due_at) for r in rows]
+
+    def pending(self, incident_id: str) -> list[DueRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(escalations).where(and_(escalations.c.incident_id == incident_id,
+                                                               escalations.c.state == "pending"))
+                                .order_by(escalations.c.due_at)).all()
+        return [DueRow(r.id, r.incident_id, r.plan_id, r.plan_version, r.grade, r.step_id, r.kind, r.attempt,
+                       r.due_at) for r in rows]
+
+    def fire(self, row: DueRow, orders: Sequence[Notification], drafts: Sequence[ActionDraft]) -> list[Action]:
+        """pending -> fired with its intents and log entries, once; a second caller gets []."""
+        now = utcnow()
+        with write_tx(self.engine) as conn:
+            claimed = conn.execute(update(escalations).where(and_(escalations.c.id == row.id,
+                                                                  escalations.c.state == "pending"))
+                                   .values(state="fired")).rowcount
+            if claimed != 1:
+                return []
+            known = set(conn.scalars(select(notifications.c.idempotency_key).where(
+                notifications.c.idempotency_key.in_([n.idempotency_key for n in orders]))))
+            fresh = [n for n in orders if n.idempotency_key not in known]
+            if fresh:
+                conn.execute(notifications.insert(), [_ledger_row(n, now) for n in fresh])
+            return append_actions(conn, drafts)
+
+    def apply_command(self, incident: Incident, decision: CommandDecision, role: str | None = None,
+                      to: str | None = None) -> list[Action]:
+        """The command's state change, log entry and effect on the deadlines, in one transaction."""
+        now = utcnow()
+        changed = incident.model_copy(update={"state": decision.state})
+        with write_tx(self.engine) as conn:
+            conn.execute(update(incidents).where(incidents.c.id == incident.id).values(
+                state=decision.state.value, body=changed.model_dump_json()))
+            pending = and_(escalations.c.incident_id == incident.id, escalations.c.state == "pending")
+            if decision.cancel == "all":
+                conn.execute(update(escalations).where(pending).values(state="cancelled"))
+            elif decision.cancel == "ack":
+                conn.execute(update(escalations).where(and_(pending, escalations.c.cancel_on_ack == 1))
+                             .values(state="cancelled"))
+            if decision.fire_next_step:
+                nxt = conn.execute(select(escalations.c.id).where(and_(pending, escalations.c.kind.in_(
+                    ["step", "escalate"]))).order_by(escalations.c.due_at).limit(1)).scalar()
+                if nxt is not None:
+                    conn.execute(update(escalations).where(escalations.c.id == nxt).values(due_at=now))
+            if role and to:
+                conn.execute(role_holders.delete().where(and_(role_holders.c.incident_id == incident.id,
+                                                              role_holders.c.role == role)))
+                conn.execute(role_holders.insert().values(incident_id=incident.id, role=role, person_id=to, since=now))
+            return append_actions(conn, decision.actions)
+
+    def role_holders(self, incident_id: str) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(role_holders).where(role_holders.c.incident_id == incident_id)).all()
+        return {r.role: r.person_id for r in rows}
+
+    def confirm(self, incident_id: str, step_id: str, person_id: str, drafts: Sequence[ActionDraft]) -> list[Action]:
+        with write_tx(self.engine) as conn:
+            exists = conn.execute(select(confirmations).where(and_(
+                confirmations.c.incident_id == incident_id, confirmations.c.step_id == step_id,
+                confirmations.c.person_id == person_id))).first()
+            if exists:
+                return []
+            conn.execute(confirmations.insert().values(incident_id=incident_id, step_id=step_id, person_id=person_id,
+                                                       at=utcnow()))
+            return append_actions(conn, drafts)
+
+    def confirmed(self, incident_id: str, step_id: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.scalars(select(confirmations.c.person_id).where(and_(
+                confirmations.c.incident_id == incident_id, confirmations.c.step_id == step_id))))
+
+    def stale_intents(self, older_than: datetime, limit: int = 500) -> list[LedgerEntry]:
+        """Intents nobody has handed to a channel for a while: their message was lost, or a retry is due."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(notifications).where(and_(
+                notifications.c.state == DeliveryState.intended.value, notifications.c.updated_at <= older_than))
+                .order_by(notifications.c.updated_at).limit(limit)).all()
+        return [_ledger_entry(r) for r in rows]
+
+    def touch(self, keys: Sequence[str]) -> None:
+        if keys:
+            with self.engine.begin() as conn:
+                conn.execute(update(notifications).where(notifications.c.idempotency_key.in_(list(keys)))
+                             .values(updated_at=utcnow()))

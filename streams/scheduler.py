@@ -1,0 +1,125 @@
+"""The escalation scheduler: fires due deadlines from the store and re-publishes intents that need a retry.
+
+It runs beside the agents in every worker. Deadlines are rows (store/response.py), claimed one by one in a
+transaction, so two workers never fire the same row and a restart loses none.
+"""
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from kafka import KafkaProducer
+
+from pingan.bootstrap import Services
+from pingan.handlers.delivery import retry_delay_s
+from pingan.handlers.directory import resolve
+from pingan.handlers.escalation import DeadlineKind, level_with_holders
+from pingan.handlers.notify import step_orders
+from pingan.schemas.action import ActionDraft, ActionKind
+from pingan.schemas.common import utcnow
+from pingan.schemas.notification import Notification
+from pingan.schemas.taxonomy import Grade, IncidentState
+from pingan.store.response import DueRow, ResponseStore
+from pingan.streams import topics
+from pingan.streams.producer import make_producer, publish_all
+
+log = logging.getLogger(__name__)
+ACTOR = "system:escalation"
+
+
+class Scheduler(threading.Thread):
+    def __init__(self, services: Services, bootstrap: str, interval_s: float = 0.5,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__(name="escalation-scheduler", daemon=True)
+        self.services = services
+        self.responses = ResponseStore(services.store)
+        self.bootstrap = bootstrap
+        self.interval_s = interval_s
+        self.clock = clock
+        self._stop_event = threading.Event()
+        self.fired = 0
+        self.retried = 0
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+    def run(self) -> None:
+        producer: KafkaProducer | None = None
+        while not self._stop_event.wait(self.interval_s):
+            try:
+                producer = producer or make_producer(self.bootstrap)
+                self.tick(producer)
+            except Exception:
+                log.exception("escalation scheduler tick failed; the rows stay due")
+                if producer is not None:
+                    producer.close(timeout=1)
+                    producer = None
+        if producer is not None:
+            producer.close(timeout=2)
+
+    def tick(self, producer: KafkaProducer) -> None:
+        now = self.clock()
+        orders: list[Notification] = []
+        for row in self.responses.due(now):
+            orders += self.fire(row, now)
+        orders += self.retries(now)
+        if orders:
+            topic = self.services.settings.topic(topics.NOTIFICATIONS)
+            publish_all(producer, ((topic, n.incident_id, n.model_dump_json().encode()) for n in orders))
+
+    def retries(self, now: datetime) -> list[Notification]:
+        """Intents in `intended` whose message was lost (5 s) or whose transient-failure backoff is over."""
+        ready = []
+        for entry in self.responses.stale_intents(now - timedelta(seconds=1)):
+            wait = 5.0 if entry.attempts == 0 else retry_delay_s(entry.attempts, random.random())
+            if entry.updated_at is not None and now - entry.updated_at >= timedelta(seconds=wait):
+                ready.append(entry.notification)
+        self.responses.touch([n.idempotency_key for n in ready])
+        self.retried += len(ready)
+        return ready
+
+    def fire(self, row: DueRow, now: datetime) -> list[Notification]:
+        store, plans = self.services.store, self.services.plans
+        incident = store.get_incident(row.incident_id)
+        plan = plans.get(row.plan_id)
+        level = plan.level(Grade(row.grade)) if plan else None
+        step = next((s for s in level.notify if s.id == row.step_id), None) if level else None
+        if incident is None or plan is None or level is None or step is None:
+            self.responses.fire(row, [], [ActionDraft(
+                incident_id=row.incident_id, at=now, actor=ACTOR, kind=ActionKind.failed,
+                details={"reason": f"deadline {row.kind} of step {row.step_id} cannot run: the plan no longer "
+                         f"has it", "plan_id": row.plan_id, "grade": row.grade})])
+            return []
+        if incident.state is IncidentState.closed:
+            self.responses.fire(row, [], [])
+            return []
+        level = level_with_holders(level, self.responses.role_holders(incident.id))
+        if row.kind == DeadlineKind.roll_call:
+            people = {p.id: p.name for t in step.targets for p in resolve(t, level, plans.directory, now)}
+            confirmed = self.responses.confirmed(incident.id, step.id)
+            missing = sorted(set(people) - confirmed)
+            self.responses.fire(row, [], [ActionDraft(
+                incident_id=incident.id, at=now, actor=ACTOR, kind=ActionKind.roll_call, plan_id=plan.id,
+                plan_version=plan.version, details={"step": step.id, "confirmed": sorted(confirmed & set(people)),
+                                                    "missing": missing})])
+            return []
+        orders = step_orders(incident, plan, level, step, plans.directory, now, attempt=row.attempt).notifications
+        if step.roll_call and row.kind == DeadlineKind.repeat:
+            confirmed = self.responses.confirmed(incident.id, step.id)
+            orders = [n for n in orders if n.recipient.id not in confirmed]  # only those still missing
+        # A plain delayed step is the plan's schedule (its `notified` entries say enough); a repeat or an
+        # escalation happens because nobody acknowledged, and the log says so.
+        actions = [] if row.kind == DeadlineKind.step else [ActionDraft(
+            incident_id=incident.id, at=now, actor=ACTOR, kind=ActionKind.escalated,
+            plan_id=plan.id, plan_version=plan.version,
+            details={"step": step.id, "deadline": row.kind, "attempt": row.attempt,
+                     "recipients": sorted({n.recipient.id for n in orders}),
+                     "channels": sorted({n.channel.value for n in orders})},
+            idempotency_key=f"deadline:{row.id}")]
+        if not self.responses.fire(row, orders, actions):
+            return []  # another worker fired it
+        self.fired += 1
+        return orders

@@ -1,0 +1,51 @@
+"""Commands over HTTP: POST /v1/incidents/{id}/ack | escalate | close | handover (bearer token of source api)."""
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from pingan.commands import run_command
+from pingan.handlers.escalation import Command, CommandRefused
+from pingan.handlers.plan_loader import load_plans
+from pingan.schemas.action import Action
+from pingan.web.guards import check_bearer
+from pingan.web.intake import Intake
+
+VERBS = {"ack": Command.acknowledge, "escalate": Command.escalate, "close": Command.close,
+         "handover": Command.handover}
+
+
+class CommandIn(BaseModel):
+    by: str = Field(min_length=1, max_length=100, description="Person id (or name) of who gives the command")
+    reason: str | None = Field(default=None, max_length=2000)
+    to: str | None = Field(default=None, max_length=100, description="handover: the new holder's person id")
+    role: str = Field(default="commander", max_length=32, description="handover: the role handed over")
+
+
+class CommandOut(BaseModel):
+    incident_id: str
+    state: str
+    actions: list[Action]
+
+
+def commands_router(intake: Intake) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/v1/incidents/{incident_id}/{verb}", response_model=CommandOut)
+    def command(incident_id: str, verb: str, body: CommandIn, request: Request) -> CommandOut:
+        check_bearer(request, "api", intake.tokens)
+        if verb not in VERBS:
+            raise HTTPException(404, f"unknown command {verb!r}; one of {', '.join(VERBS)}")
+        details: dict[str, Any] = {"reason": body.reason}
+        if VERBS[verb] is Command.handover:
+            details.update(to=body.to, role=body.role)
+        try:
+            result = run_command(intake.store, load_plans(intake.settings.plans_dir), incident_id, VERBS[verb],
+                                 body.by, **details)
+        except CommandRefused as exc:
+            status = 404 if "not found" in str(exc) else 409
+            raise HTTPException(status, str(exc)) from None
+        return CommandOut(incident_id=result.incident.id, state=result.incident.state.value, actions=result.actions)
+
+    return router
