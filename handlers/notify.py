@@ -127,8 +127,11 @@ def step_orders(incident: Incident, plan: Plan, level: Level, step: NotifyStep, 
                 if slot in seen:
                     continue
                 seen.add(slot)
+                # The grade is in the key: after a grade change the new level's same-named step is a new duty.
+                key = idempotency_key(incident.id, plan.id, plan.version, f"{level.grade.value}:{step.id}", slot,
+                                      attempt)
                 orders.append(Notification(
-                    idempotency_key=idempotency_key(incident.id, plan.id, plan.version, step.id, slot, attempt),
+                    idempotency_key=key,
                     incident_id=incident.id,
                     incident_status=incident.status,
                     plan_id=plan.id,

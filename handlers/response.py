@@ -28,7 +28,7 @@ def respond(incident: Incident, plans: PlanSet, now: datetime) -> ResponseDecisi
         action = ActionDraft(
             incident_id=incident.id, at=now, actor=ACTOR, kind=ActionKind.no_plan,
             details={"reason": match.reason, "candidates": match.candidates},
-            idempotency_key=f"response:{incident.id}",
+            idempotency_key=f"response:{incident.id}:{incident.grade.value}",
         )
         return ResponseDecision(None, None, [], [action])
     plan = match.plan
@@ -58,6 +58,6 @@ def respond(incident: Incident, plans: PlanSet, now: datetime) -> ResponseDecisi
                 for n in orders
             ],
         },
-        idempotency_key=f"response:{incident.id}",
+        idempotency_key=f"response:{incident.id}:{incident.grade.value}",
     )
     return ResponseDecision(plan.id, plan.version, orders, [action])

@@ -202,7 +202,8 @@ class Store:
             return conn.scalar(select(responses.c.plan_id).where(responses.c.incident_id == incident_id))
 
     def apply_response(self, incident_id: str, plan_id: str | None, plan_version: int | None,
-                       orders: Sequence[Notification], drafts: Sequence[ActionDraft]) -> list[Action]:
+                       orders: Sequence[Notification], drafts: Sequence[ActionDraft],
+                       grade: str | None = None) -> list[Action]:
         """Record the plan decision and every notification intent together, once per incident."""
         now = utcnow()
         with write_tx(self.engine) as conn:
@@ -211,7 +212,7 @@ class Store:
                 return []
             conn.execute(
                 responses.insert().values(
-                    incident_id=incident_id, plan_id=plan_id, plan_version=plan_version, decided_at=now
+                    incident_id=incident_id, plan_id=plan_id, plan_version=plan_version, grade=grade, decided_at=now
                 )
             )
             if orders:

@@ -15,7 +15,7 @@ from pingan.schemas.notification import DeliveryState, Notification
 from pingan.store.engine import write_tx
 from pingan.store.log import append_actions
 from pingan.store.repository import LedgerEntry, Store, _ledger_entry, _ledger_row
-from pingan.store.tables import confirmations, escalations, incidents, notifications, role_holders
+from pingan.store.tables import confirmations, escalations, incidents, notifications, responses, role_holders
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,30 @@ class ResponseStore:
                                                               role_holders.c.role == role)))
                 conn.execute(role_holders.insert().values(incident_id=incident.id, role=role, person_id=to, since=now))
             return append_actions(conn, decision.actions)
+
+    def response_grade(self, incident_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(responses.c.grade).where(responses.c.incident_id == incident_id))
+
+    def regrade(self, incident_id: str, grade: str, plan_id: str | None, plan_version: int | None,
+                orders: Sequence[Notification], drafts: Sequence[ActionDraft]) -> list[Action]:
+        """A grade change: the old level's pending deadlines go, the new level's t+0 orders come. Once."""
+        now = utcnow()
+        with write_tx(self.engine) as conn:
+            current = conn.scalar(select(responses.c.grade).where(responses.c.incident_id == incident_id))
+            if current == grade:
+                return []
+            conn.execute(update(responses).where(responses.c.incident_id == incident_id).values(
+                grade=grade, plan_id=plan_id, plan_version=plan_version))
+            conn.execute(update(escalations).where(and_(escalations.c.incident_id == incident_id,
+                                                        escalations.c.state == "pending",
+                                                        escalations.c.grade != grade)).values(state="cancelled"))
+            known = set(conn.scalars(select(notifications.c.idempotency_key).where(
+                notifications.c.idempotency_key.in_([n.idempotency_key for n in orders]))))
+            fresh = [n for n in orders if n.idempotency_key not in known]
+            if fresh:
+                conn.execute(notifications.insert(), [_ledger_row(n, now) for n in fresh])
+            return append_actions(conn, drafts)
 
     def role_holders(self, incident_id: str) -> dict[str, str]:
         with self.engine.connect() as conn:

@@ -86,6 +86,7 @@ responses = Table(
     Column("incident_id", String(64), primary_key=True),
     Column("plan_id", String(64), nullable=True),
     Column("plan_version", Integer, nullable=True),
+    Column("grade", String(4), nullable=True),  # the level in force; a grade change re-plans from it
     Column("decided_at", UtcDateTime, nullable=False),
 )
 

@@ -63,6 +63,8 @@ def _schedule(store: Store, plans: PlanSet, incident_id: str, plan_id: str | Non
 
 
 def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float = 1.0) -> StageOutput:
+    if event.outcome is TriageOutcome.updated:
+        return regrade_stage(store, plans, event, time_scale)
     if event.outcome is not TriageOutcome.created:
         return StageOutput()  # a correlated report is logged by triage and tells nobody again
     incident = event.incident
@@ -73,13 +75,30 @@ def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scal
         return StageOutput(notifications=pending)
     decision = respond(incident, plans, utcnow())
     logged = store.apply_response(
-        incident.id, decision.plan_id, decision.plan_version, decision.notifications, decision.actions
+        incident.id, decision.plan_id, decision.plan_version, decision.notifications, decision.actions,
+        grade=incident.grade.value,
     )
     _schedule(store, plans, incident.id, decision.plan_id, incident.grade.value, time_scale)
     if not logged:  # another worker decided first; its intents are in the ledger
         pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
         return StageOutput(notifications=pending)
     return StageOutput(notifications=decision.notifications, actions=logged)
+
+
+def regrade_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float) -> StageOutput:
+    """A grade change re-plans: the new level's chain is told now and its deadlines replace the old ones."""
+    incident = event.incident
+    responses = ResponseStore(store)
+    if not store.response_decided(incident.id) or responses.response_grade(incident.id) == incident.grade.value:
+        return StageOutput()
+    decision = respond(incident, plans, utcnow())
+    logged = responses.regrade(incident.id, incident.grade.value, decision.plan_id, decision.plan_version,
+                               decision.notifications, decision.actions)
+    _schedule(store, plans, incident.id, decision.plan_id, incident.grade.value, time_scale)
+    pending = {e.notification.idempotency_key for e in store.ledger_for(incident.id)
+               if e.state is DeliveryState.intended}
+    return StageOutput(notifications=[n for n in decision.notifications if n.idempotency_key in pending],
+                       actions=logged)
 
 
 def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notification) -> StageOutput:
