@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from pingan.handlers.channels.base import ChannelAdapter
-from pingan.handlers.channels.console import ConsoleChannel
+from pingan.handlers.channels.console import ConsoleChannel, SandboxChannel
 from pingan.handlers.channels.email import email_channel_from_env
 from pingan.handlers.channels.twilio_sms import twilio_channel_from_settings
 from pingan.handlers.channels.twilio_voice import twilio_voice_from_settings
@@ -31,7 +31,11 @@ class Services:
 
 
 def build_channels(settings: Settings) -> dict[str, ChannelAdapter]:
-    channels: dict[str, ChannelAdapter] = {"console": ConsoleChannel(settings.console_sink_path)}
+    channels: dict[str, ChannelAdapter] = {
+        "console": ConsoleChannel(settings.console_sink_path),
+        # Exercise and test traffic is recorded here instead of being sent (see streams/stages.channel_for).
+        "sandbox": SandboxChannel(settings.data_dir / "sandbox.log"),
+    }
     optional: dict[str, ChannelAdapter | None] = {
         "twilio_sms": twilio_channel_from_settings(settings),
         "twilio_voice": twilio_voice_from_settings(settings),

@@ -74,7 +74,16 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    drill_live_participants: str | None = Field(
+        default=None, description="Person ids that exercise traffic may really reach; unset: all of it is sandboxed"
+    )
     log_level: str = "INFO"
+
+    @property
+    def live_participants(self) -> frozenset[str] | None:
+        if not self.drill_live_participants:
+            return None
+        return frozenset(p.strip() for p in self.drill_live_participants.split(",") if p.strip())
 
     @classmethod
     def settings_customise_sources(

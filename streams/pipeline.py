@@ -85,7 +85,7 @@ def build_pipeline(services: Services) -> faust.App:
         async for value in stream:
             n = _parse(Notification, value, topics.NOTIFICATIONS)
             if n is not None:
-                await emit(await _stage("notify", notify_stage, store, channels, n))
+                await emit(await _stage("notify", notify_stage, store, channels, n, settings.live_participants))
 
     app.pingan_agents = [triage_agent, response_agent, notifier_agent]  # type: ignore[attr-defined]
     return app

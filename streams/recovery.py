@@ -35,7 +35,7 @@ def resume(store: Store, channels: dict[str, ChannelAdapter], producer: KafkaPro
     publish_all(producer, ((settings.topic(topics.INCIDENTS), e.incident.id, e.model_dump_json().encode())
                            for e in pending))
 
-    reconciled = reconcile_sending(store, channels)
+    reconciled = reconcile_sending(store, channels, settings.live_participants)
     intended = [e.notification for e in store.ledger_in_state(DeliveryState.intended)]
     publish_all(producer, ((settings.topic(topics.NOTIFICATIONS), n.incident_id, n.model_dump_json().encode())
                            for n in intended))

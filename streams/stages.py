@@ -19,6 +19,7 @@ from pingan.schemas.action import Action
 from pingan.schemas.common import utcnow
 from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
 from pingan.schemas.notification import DeliveryState, Notification
+from pingan.schemas.taxonomy import IncidentStatus
 from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
 
@@ -101,21 +102,37 @@ def regrade_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale
                        actions=logged)
 
 
-def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notification) -> StageOutput:
+def channel_for(n: Notification, channels: dict[str, ChannelAdapter],
+                live_participants: frozenset[str] | None) -> ChannelAdapter | str:
+    """The adapter that may carry `n`, or why none may. The drill sandbox rule lives here, in the notifier
+    itself, so that no path can leak: exercise and test traffic is recorded in the sandbox and never sent,
+    unless the drill runs with live participants, and then only to those listed."""
+    if n.incident_status is IncidentStatus.actual:
+        return channels.get(n.channel.value) or f"channel {n.channel.value} is not configured"
+    if live_participants is None:
+        return channels.get("sandbox") or "no sandbox channel for exercise traffic"
+    if n.recipient.id not in live_participants:
+        return f"refused: {n.recipient.id} is not a listed participant of this {n.incident_status.value}"
+    return channels.get(n.channel.value) or f"channel {n.channel.value} is not configured"
+
+
+def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notification,
+                 live_participants: frozenset[str] | None = None) -> StageOutput:
     """Send one intent at most once. A transient failure goes back to `intended`; the scheduler retries it
     with backoff, and every retry first asks the channel whether an earlier attempt went out after all."""
     if not store.claim(n.idempotency_key):
         return StageOutput()  # sent, sending or finished already: at most once
     entry = store.ledger_entry(n.idempotency_key)
     attempt = entry.attempts if entry else 1
-    channel = channels.get(n.channel.value)
+    chosen = channel_for(n, channels, live_participants)
+    channel = None if isinstance(chosen, str) else chosen
     if channel is None:
-        result = SendResult(SendOutcome.permanent_failure, detail=f"channel {n.channel.value} is not configured")
+        result = SendResult(SendOutcome.permanent_failure, detail=str(chosen))
     else:
         if attempt > 1:
             verdict = channel.reconcile(n)
             if verdict.outcome is ReconcileOutcome.sent:
-                outcome = SendOutcome.delivered if n.channel.value == "console" else SendOutcome.accepted
+                outcome = SendOutcome.delivered if channel.name in ("console", "sandbox") else SendOutcome.accepted
                 result = SendResult(outcome, provider_id=verdict.provider_id, detail="found on retry")
                 decision = after_send(n, result, attempt, utcnow())
                 return StageOutput(actions=store.record_result(n.idempotency_key, decision.state, result.provider_id,
@@ -134,19 +151,22 @@ def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notificat
     return StageOutput(actions=logged)
 
 
-def reconcile_sending(store: Store, channels: dict[str, ChannelAdapter]) -> StageOutput:
+def reconcile_sending(store: Store, channels: dict[str, ChannelAdapter],
+                      live_participants: frozenset[str] | None = None) -> StageOutput:
     """After a crash: settle every notification left "sending". Sends nothing itself."""
     out = StageOutput()
     for entry in store.ledger_in_state(DeliveryState.sending):
         n = entry.notification
-        channel = channels.get(n.channel.value)
+        chosen = channel_for(n, channels, live_participants)
+        channel = None if isinstance(chosen, str) else chosen
         verdict = channel.reconcile(n) if channel else None
         if verdict is not None and verdict.outcome is ReconcileOutcome.not_sent:
             store.release(n.idempotency_key, verdict.detail or "reconciled: not sent")
             out.notifications.append(n)
             continue
         if verdict is not None and verdict.outcome is ReconcileOutcome.sent:
-            outcome = SendOutcome.delivered if n.channel.value == "console" else SendOutcome.accepted
+            outcome = SendOutcome.delivered if channel and channel.name in ("console", "sandbox") \
+                else SendOutcome.accepted
             result = SendResult(outcome, provider_id=verdict.provider_id, detail="reconciled after restart")
         else:
             # We cannot tell whether it went out; sending again could notify twice, so record the doubt.

@@ -115,3 +115,12 @@ class ConsoleChannel:
             stream.flush()
         except (OSError, ValueError):
             pass  # a closed or broken stdout must not undo a delivery the sink already records
+
+
+class SandboxChannel(ConsoleChannel):
+    """Where exercise and test traffic goes: recorded like the console, never sent to anyone."""
+
+    name = "sandbox"
+
+    def _print(self, line: str) -> None:  # the sandbox is a record, not a screen
+        return None
