@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pingan.cli import response, runtime
+from pingan.cli.drill import drill_app
 from pingan.cli.intake import intake_app
 from pingan.cli.plans import plans_app
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Source, Subtype
@@ -20,6 +21,7 @@ app.add_typer(log_app, name="log")
 app.add_typer(schema_app, name="schema")
 app.add_typer(intake_app, name="intake")
 app.add_typer(plans_app, name="plans")
+app.add_typer(drill_app, name="drill")
 
 
 @app.command()
