@@ -63,7 +63,11 @@ def feed_server() -> Iterator[FeedServer]:
         def log_message(self, *args: object) -> None:
             pass
 
+    # A client that stops reading (the 1 MiB limit) must not leave a handler blocked in write for minutes.
+    Handler.timeout = 5
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.block_on_close = False
     state.url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
