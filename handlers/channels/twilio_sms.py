@@ -77,7 +77,8 @@ class TwilioSmsChannel:
     def _find(self, n: Notification, since: datetime) -> str | None:
         messages = self.client.messages
         to, from_ = n.recipient.address, self.from_number
-        for m in messages.list(to=to, from_=from_, date_sent_after=since, limit=RECONCILE_LIMIT):
+        # Bounded by time, not by count: a busy number may have had hundreds of messages since `since`.
+        for m in messages.stream(to=to, from_=from_, date_sent_after=since):
             if _same_body(m.body, n.text):
                 return m.sid
         # A message still queued has no date_sent, so the filter above misses it: look at recent ones too.
