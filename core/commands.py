@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pingan import metrics
 from pingan.handlers.escalation import Command, CommandRefused, decide_command
 from pingan.handlers.plan_loader import PlanSet
 from pingan.schemas.action import Action, ActionDraft, ActionKind
@@ -36,6 +37,10 @@ def run_command(store: Store, plans: PlanSet, incident_id: str, command: Command
             store, plans, incident, role)
     decision = decide_command(incident, command, actor, utcnow(), details)
     actions = ResponseStore(store).apply_command(incident, decision, role, details.get("to"))
+    if actions and command is Command.acknowledge:
+        metrics.acknowledged(store.timeline(incident.id))
+    elif actions and command is Command.escalate:
+        metrics.escalation("manual")
     return CommandResult(store.get_incident(incident.id) or incident, actions)
 
 

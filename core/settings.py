@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     drill_live_participants: str | None = Field(
         default=None, description="Person ids that exercise traffic may really reach; unset: all of it is sandboxed"
     )
+    metrics_port: int = Field(default=9108, ge=0, le=65535,
+                              description="The worker's Prometheus /metrics port; 0 disables (the API serves /metrics)")
     log_level: str = "INFO"
 
     @property

@@ -67,7 +67,8 @@ def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-un
     # CLI commands (tail) find the embedded broker through this file.
     (settings.data_dir / "broker.address").write_text(bootstrap + "\n")
 
-    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, PINGAN_DATA_DIR=str(data_dir))
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, PINGAN_DATA_DIR=str(data_dir),
+               PINGAN_METRICS_PORT=str(settings.metrics_port))  # the worker's; the API serves /metrics itself
     python = sys.executable
     children = [
         Child("worker", [python, "-m", "pingan.cli.main", "worker"], env, logs / "worker.log"),
@@ -77,6 +78,9 @@ def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-un
         child.start()
     print(f"pingan up: broker   {bootstrap}" + (" (embedded tansu)" if broker else " (external)"), file=out)
     print(f"pingan up: http     http://{settings.http_host}:{settings.http_port}", file=out)
+    worker_metrics = f"http://{settings.http_host}:{settings.metrics_port}/metrics" if settings.metrics_port else "off"
+    print(f"pingan up: metrics  http://{settings.http_host}:{settings.http_port}/metrics (api), "
+          f"{worker_metrics} (worker)", file=out)
     print(f"pingan up: database {settings.resolved_database_url}", file=out)
     print(f"pingan up: console  {settings.console_sink_path.resolve()}", file=out)
     print(f"pingan up: logs     {logs}", file=out)

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from pingan import metrics
 from pingan.handlers.plan_loader import PlanLoadError, PlanSet, load_plans
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,13 @@ class PlanWatcher(threading.Thread):
             plans = load_plans(self.directory)
         except PlanLoadError as exc:
             self.failures += 1
+            metrics.plan_reload(False)
             log.error("plan reload refused; the last good set keeps serving:\n%s", exc)
             if self.on_failure:
                 self.on_failure(exc)
             return False
         self.reloads += 1
+        metrics.plan_reload(True)
         log.info("plans reloaded: %d plans (%s)", len(plans),
                  ", ".join(f"{p.id}@v{p.version}" for p in plans))
         self.on_reload(plans)

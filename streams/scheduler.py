@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from kafka import KafkaProducer
 
+from pingan import metrics
 from pingan.bootstrap import Services
 from pingan.handlers.delivery import retry_delay_s
 from pingan.handlers.directory import resolve
@@ -77,6 +78,7 @@ class Scheduler(threading.Thread):
             wait = 5.0 if entry.attempts == 0 else retry_delay_s(entry.attempts, random.random())
             if entry.updated_at is not None and now - entry.updated_at >= timedelta(seconds=wait):
                 ready.append(entry.notification)
+                metrics.retried(entry)
         self.responses.touch([n.idempotency_key for n in ready])
         self.retried += len(ready)
         return ready
@@ -105,6 +107,7 @@ class Scheduler(threading.Thread):
                 incident_id=incident.id, at=now, actor=ACTOR, kind=ActionKind.roll_call, plan_id=plan.id,
                 plan_version=plan.version, details={"step": step.id, "confirmed": sorted(confirmed & set(people)),
                                                     "missing": missing})])
+            metrics.escalation(row.kind)
             return []
         orders = step_orders(incident, plan, level, step, plans.directory, now, attempt=row.attempt).notifications
         if step.roll_call and row.kind == DeadlineKind.repeat:
@@ -121,5 +124,6 @@ class Scheduler(threading.Thread):
             idempotency_key=f"deadline:{row.id}")]
         if not self.responses.fire(row, orders, actions):
             return []  # another worker fired it
+        metrics.escalation(row.kind)
         self.fired += 1
         return orders

@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from pingan import metrics
 from pingan.handlers.channels.base import ChannelAdapter, ReconcileOutcome, SendOutcome, SendResult
 from pingan.handlers.delivery import after_send
 from pingan.handlers.escalation import deadlines
@@ -47,6 +48,10 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
         candidate = store.open_incident_for(event.report.effective_dedup_key(), event.report.status.value, since)
     decision = triage(event, candidate, window)
     emitted, logged = store.apply_triage(event.event_id, decision.outcome, decision.incident, decision.actions)
+    if logged:  # decided now, not a replay
+        metrics.stage_latency("intake_to_triage", metrics.seconds_since(event.received_at))
+        if emitted.outcome is TriageOutcome.created:
+            metrics.incident_created(emitted.incident)
     if emitted.outcome is TriageOutcome.ignored:
         log.info("ignored %s event %s: no open incident with key %s", event.kind.value, event.event_id,
                  decision.incident.dedup_key)
@@ -79,6 +84,8 @@ def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scal
         incident.id, decision.plan_id, decision.plan_version, decision.notifications, decision.actions,
         grade=incident.grade.value,
     )
+    if logged:
+        metrics.triage_to_match(store, event.event_id)
     _schedule(store, plans, incident.id, decision.plan_id, incident.grade.value, time_scale)
     if not logged:  # another worker decided first; its intents are in the ledger
         pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
@@ -141,6 +148,7 @@ def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notificat
                 store.release(n.idempotency_key, f"retry {attempt}: cannot tell whether it went out; later")
                 return StageOutput()
         result = channel.send(n)
+    metrics.send_result(channel.name if channel else n.channel.value, n, result)
     decision = after_send(n, result, attempt, utcnow())
     if decision.retry:
         log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt, result.detail)

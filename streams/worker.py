@@ -4,6 +4,7 @@ import logging
 
 import faust
 
+from pingan import metrics
 from pingan.bootstrap import Services, bootstrap
 from pingan.settings import Settings
 from pingan.streams.plan_reload import PlanWatcher
@@ -37,6 +38,8 @@ def run_worker(settings: Settings | None = None) -> None:
     from pingan.streams.pipeline import build_pipeline  # faust wiring is only needed here
 
     services = bootstrap(settings)
+    metrics.serve_worker(services.settings.metrics_port, services.settings.http_host,
+                         services.settings.kafka_bootstrap_servers or "")
     relay = prepare(services)
     watcher = PlanWatcher(services.settings.plans_dir, on_reload=lambda plans: setattr(services, "plans", plans),
                           interval_s=services.settings.plan_reload_interval_s)

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from pingan import __version__
+from pingan import __version__, metrics
 from pingan.schemas.action import Action
 from pingan.schemas.adapters.alertmanager import parse_alertmanager
 from pingan.schemas.adapters.cap import parse_cap
@@ -72,6 +72,12 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
         ]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return JSONResponse(status_code=422, content={"error": f"invalid request: {summary}", "errors": errors})
+
+    render_metrics = metrics.api_metrics(store)
+
+    @api.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(render_metrics(), media_type=metrics.CONTENT_TYPE)
 
     @api.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 
+from pingan import metrics
 from pingan.settings import Settings
 
 log = logging.getLogger("pingan.intake")
@@ -61,6 +62,7 @@ def check_bearer(request: Request, source: str, tokens: dict[str, str]) -> None:
     if scheme.lower() != "bearer" or not given or expected is None or not secrets.compare_digest(given, expected):
         log.warning("intake %s: 401 %s bearer token from %s", source, "missing" if not given else "wrong",
                     request.client.host if request.client else "?")
+        metrics.intake(source, "unauthorized")
         raise HTTPException(401, f"{source}: missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -82,6 +84,7 @@ class RateLimiter:
                 retry_after = max(1, int((1.0 - tokens) / rate + 0.999))
                 self._buckets[source] = (tokens, now)
                 log.warning("intake %s: 429 rate limit (%d/min)", source, self.per_minute)
+                metrics.intake(source, "rate_limited")
                 raise HTTPException(429, f"{source}: more than {self.per_minute} requests a minute",
                                     headers={"Retry-After": str(retry_after)})
             self._buckets[source] = (tokens - 1.0, now)
@@ -92,12 +95,14 @@ async def read_body(request: Request, source: str, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         log.warning("intake %s: 413 body of %s bytes", source, declared)
+        metrics.intake(source, "too_large")
         raise HTTPException(413, f"{source}: body is larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             log.warning("intake %s: 413 body over %d bytes", source, limit)
+            metrics.intake(source, "too_large")
             raise HTTPException(413, f"{source}: body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from pingan import metrics
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.events import IntakeItem
@@ -50,6 +51,7 @@ class Intake:
     def commit_items(self, source: str, items: Sequence[IntakeItem | IncidentReport]) -> list[Accepted]:
         """Commit without HTTP around it (feeds): raises SQLAlchemyError when the store cannot commit."""
         accepted = self.store.accept_many(items, self.raw_topic)
+        metrics.intake_committed(source, accepted)
         log.info("intake %s: accepted %d (%d duplicate)", source, len(accepted), sum(a.duplicate for a in accepted))
         return accepted
 
@@ -59,7 +61,9 @@ class Intake:
         except SQLAlchemyError as exc:
             # Nothing was stored, so the sender must try again; say when, and never answer 500 or hang.
             log.error("intake %s: 503 store cannot commit: %s", source, exc.__class__.__name__)
+            metrics.intake(source, "unavailable")
             raise HTTPException(503, "the store cannot commit right now; retry", headers={"Retry-After": "5"}) from exc
+        metrics.intake_committed(source, accepted)
         log.info("intake %s: accepted %d (%d duplicate)", source, len(accepted), sum(a.duplicate for a in accepted))
         return accepted
 
@@ -84,6 +88,7 @@ def start_cap_feeds(intake: Intake, config: IntakeConfig) -> list[CapFeedPoller]
 
 def rejected(source: str, exc: IntakeError) -> JSONResponse:
     log.warning("intake %s: 422 %s", source, exc)
+    metrics.intake(source, "rejected")
     return JSONResponse(status_code=422, content=exc.as_dict())
 
 
@@ -110,6 +115,7 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
             errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
                       for e in exc.errors()]
             log.warning("intake api: 422 %s", error)
+            metrics.intake("api", "rejected")
             return JSONResponse(status_code=422, content={"error": f"invalid request: {error.message}",
                                                           "field": error.field, "errors": errors})
         if report.source.value not in ("api", "cli", "drill"):

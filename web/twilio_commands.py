@@ -5,6 +5,7 @@ import logging
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
+from pingan import metrics
 from pingan.commands import chain_member, parse_sms_command, refuse, run_command
 from pingan.handlers.channels.twilio_voice import keypress_command
 from pingan.handlers.delivery import ACTOR as NOTIFIER
@@ -127,6 +128,7 @@ def status_callback(intake: Intake, form: dict[str, str]) -> None:
     n = entry.notification
     kind = ActionKind.delivered if state is DeliveryState.delivered else ActionKind.failed
     detail = f"twilio {status}" + (f" (error {form['ErrorCode']})" if form.get("ErrorCode") else "")
+    metrics.delivery_report(entry, state is DeliveryState.delivered)
     intake.store.record_result(n.idempotency_key, state, sid, detail, [ActionDraft(
         incident_id=n.incident_id, at=utcnow(), actor=NOTIFIER, kind=kind, plan_id=n.plan_id,
         plan_version=n.plan_version, idempotency_key=f"{kind.value}:{n.idempotency_key}",

@@ -6,6 +6,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, HTTPException, Request, Response
 from twilio.request_validator import RequestValidator
 
+from pingan import metrics
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.adapters.twilio_forms import (
@@ -46,10 +47,12 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
         signature = request.headers.get("x-twilio-signature", "")
         if validator is None:
             log.warning("intake %s: 403 PINGAN_TWILIO_AUTH_TOKEN is not set, so no signature can be checked", source)
+            metrics.intake(source, "unauthorized")
             raise HTTPException(403, "twilio intake is not configured (PINGAN_TWILIO_AUTH_TOKEN)")
         if not signature or not validator.validate(public_url(request), form, signature):
             log.warning("intake %s: 403 %s X-Twilio-Signature for %s", source, "missing" if not signature else "bad",
                         public_url(request))
+            metrics.intake(source, "unauthorized")
             raise HTTPException(403, "invalid X-Twilio-Signature")
         return form
 
