@@ -75,7 +75,10 @@ class Scheduler(threading.Thread):
         """Intents in `intended` whose message was lost (5 s) or whose transient-failure backoff is over."""
         ready = []
         for entry in self.responses.stale_intents(now - timedelta(seconds=1)):
-            wait = 5.0 if entry.attempts == 0 else retry_delay_s(entry.attempts, random.random())
+            # 2 s: a published order that never reached the notifier (seen on tansu, see docs) goes again soon.
+            # The jitter is fixed per (key, attempt): re-drawing it every tick would bunch the retries up.
+            jitter = random.Random(f"{entry.notification.idempotency_key}:{entry.attempts}").random()
+            wait = 2.0 if entry.attempts == 0 else retry_delay_s(entry.attempts, jitter)
             if entry.updated_at is not None and now - entry.updated_at >= timedelta(seconds=wait):
                 ready.append(entry.notification)
                 metrics.retried(entry)

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from pingan import metrics
 from pingan.handlers.channels.base import ChannelAdapter, ReconcileOutcome, SendOutcome, SendResult
-from pingan.handlers.delivery import after_send
+from pingan.handlers.delivery import MAX_TRANSIENT_ATTEMPTS, after_send
 from pingan.handlers.escalation import deadlines
 from pingan.handlers.plan_loader import PlanSet
 from pingan.handlers.response import respond
@@ -145,8 +145,14 @@ def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notificat
                 return StageOutput(actions=store.record_result(n.idempotency_key, decision.state, result.provider_id,
                                                                result.detail, decision.actions))
             if verdict.outcome is ReconcileOutcome.unknown:
-                store.release(n.idempotency_key, f"retry {attempt}: cannot tell whether it went out; later")
-                return StageOutput()
+                if attempt < MAX_TRANSIENT_ATTEMPTS:
+                    store.release(n.idempotency_key, f"retry {attempt}: cannot tell whether it went out; later")
+                    return StageOutput()
+                # Still unknowable after every attempt: at most once means we record the doubt, not resend.
+                result = SendResult(SendOutcome.permanent_failure, detail=f"outcome unknown after {attempt} attempts")
+                decision = after_send(n, result, attempt, utcnow())
+                return StageOutput(actions=store.record_result(n.idempotency_key, decision.state, None,
+                                                               result.detail, decision.actions))
         result = channel.send(n)
     metrics.send_result(channel.name if channel else n.channel.value, n, result)
     decision = after_send(n, result, attempt, utcnow())
@@ -168,7 +174,9 @@ def reconcile_sending(store: Store, channels: dict[str, ChannelAdapter],
         chosen = channel_for(n, channels, live_participants)
         channel = None if isinstance(chosen, str) else chosen
         verdict = channel.reconcile(n) if channel else None
-        if verdict is not None and verdict.outcome is ReconcileOutcome.not_sent:
+        if verdict is not None and verdict.outcome in (ReconcileOutcome.not_sent, ReconcileOutcome.unknown):
+            # not_sent: safe to send. unknown: release too; the notifier asks the channel again before any
+            # resend and only sends on a clear not_sent (attempts are already >= 1).
             store.release(n.idempotency_key, verdict.detail or "reconciled: not sent")
             out.notifications.append(n)
             continue
@@ -177,8 +185,8 @@ def reconcile_sending(store: Store, channels: dict[str, ChannelAdapter],
                 else SendOutcome.accepted
             result = SendResult(outcome, provider_id=verdict.provider_id, detail="reconciled after restart")
         else:
-            # We cannot tell whether it went out; sending again could notify twice, so record the doubt.
-            detail = verdict.detail if verdict else "channel not configured"
+            # No channel can carry it any more (not configured, or a refused drill recipient): record why.
+            detail = verdict.detail if verdict else str(chosen)
             result = SendResult(SendOutcome.permanent_failure, detail=f"outcome unknown after restart: {detail}")
         decision = after_send(n, result, entry.attempts, utcnow())
         out.actions += store.record_result(n.idempotency_key, decision.state, result.provider_id, result.detail,
