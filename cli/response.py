@@ -66,7 +66,10 @@ def oncall(roster: Annotated[str | None, typer.Argument(help="Roster id; all ros
     from pingan.handlers.plan_loader import load_plans
     from pingan.schemas.common import utcnow
 
-    when = datetime.fromisoformat(at) if at else utcnow()
+    try:
+        when = datetime.fromisoformat(at) if at else utcnow()
+    except ValueError:
+        runtime.fail(f"--at {at!r} is not an ISO time, e.g. 2026-11-25T18:00+08:00")
     if when.tzinfo is None:
         runtime.fail("--at needs a time zone offset, e.g. 2026-11-25T18:00+08:00")
     directory = load_plans(runtime.settings().plans_dir).directory

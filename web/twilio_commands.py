@@ -13,7 +13,7 @@ from pingan.handlers.escalation import Command, CommandRefused
 from pingan.handlers.plan_loader import load_plans
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
-from pingan.schemas.notification import DeliveryState
+from pingan.schemas.notification import DeliveryState, Notification
 from pingan.web.intake import Intake
 
 log = logging.getLogger("pingan.intake")
@@ -23,6 +23,9 @@ REPLIES = {
     "refused": {"zh": "【平安】抱歉，您不在事件 {ref} 的指挥链中，指令未执行。如需报警请直接发送情况。",
                 "en": "[Pingan] Sorry, you are not in the chain of incident {ref}; the command was not carried out."},
     "failed": {"zh": "【平安】指令未执行：{why}", "en": "[Pingan] Not done: {why}"},
+    "usage": {"zh": "【平安】没有待确认的点名。回复“编号 1”确认、“编号 2”升级、“编号 3”关闭；报警请直接描述情况。",
+              "en": "[Pingan] No roll call is waiting. Reply '<ref> 1' to acknowledge, '<ref> 2' to escalate, "
+                    "'<ref> 3' to close; to report, describe what is happening."},
 }
 VERBS = {Command.acknowledge: {"zh": "确认", "en": "Acknowledged"}, Command.escalate: {"zh": "升级", "en": "Escalated"},
          Command.close: {"zh": "关闭", "en": "Closed"}, Command.confirm: {"zh": "确认到岗", "en": "Confirmed"}}
@@ -37,11 +40,12 @@ def _sms(text: str) -> str:
 def sms_command(intake: Intake, form: dict[str, str], lang: str) -> str | None:
     """TwiML answering an SMS command, or None when the text is not a command (then it is a report)."""
     body = form.get("Body", "").strip()
-    if body == "1":  # a bare "1" answers the newest roll call (点名) sent to this number
+    if body == "1":  # a bare "1" answers the newest roll call (点名) sent to this number, and is never a report
         for entry in intake.store.latest_to(form.get("From", "")):
-            if confirm_roll_calls(intake, entry.notification.incident_id, entry.notification.recipient.id):
-                return _sms(REPLIES["done"][lang].format(verb=VERBS[Command.confirm][lang],
-                                                        ref=entry.notification.incident_id))
+            n = entry.notification
+            if confirm_roll_calls(intake, n.incident_id, n.recipient.id) or _had_roll_call(intake, n):
+                return _sms(REPLIES["done"][lang].format(verb=VERBS[Command.confirm][lang], ref=n.incident_id))
+        return _sms(REPLIES["usage"][lang])
     parsed = parse_sms_command(body)
     if parsed is None:
         return None
@@ -58,12 +62,24 @@ def sms_command(intake: Intake, form: dict[str, str], lang: str) -> str | None:
     plans = load_plans(intake.settings.plans_dir)
     details = {"via": "sms", "reason": "closed by SMS reply"} if command is Command.close else {"via": "sms"}
     try:
-        if command is Command.acknowledge and incident_id and confirm_roll_calls(intake, incident_id, person):
+        confirmed = command is Command.acknowledge and incident_id and confirm_roll_calls(intake, incident_id, person)
+        incident = store.get_incident(incident_id) if incident_id else None
+        if confirmed and incident is not None and incident.state.value != "open":
+            # Already acknowledged: this "1" was the roll-call answer only.
             return _sms(REPLIES["done"][lang].format(verb=VERBS[Command.confirm][lang], ref=ref))
         run_command(store, plans, ref, command, person, **details)
     except CommandRefused as exc:
         return _sms(REPLIES["failed"][lang].format(why=exc))
     return _sms(REPLIES["done"][lang].format(verb=VERBS[command][lang], ref=ref))
+
+
+def _had_roll_call(intake: Intake, n: Notification) -> bool:
+    """Whether `n` was a roll-call (an already-confirmed person answering again gets a confirmation, not a report)."""
+    plans = load_plans(intake.settings.plans_dir)
+    plan = plans.get(n.plan_id)
+    incident = intake.store.get_incident(n.incident_id)
+    level = plan.level(incident.grade) if plan and incident else None
+    return any(s.id == n.step and s.roll_call for s in (level.notify if level else []))
 
 
 def confirm_roll_calls(intake: Intake, incident_id: str, person: str) -> int:
