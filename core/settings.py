@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PINGAN_KAFKA_BOOTSTRAP_SERVERS"),
         description="Unset: `pingan up` starts the embedded tansu broker on 127.0.0.1 and a free port",
     )
+    topic_replication_factor: int = Field(
+        default=1, ge=1, le=10, description="Replicas of each topic Pingan creates; 3 on a production Kafka cluster"
+    )
     topic_prefix: str = Field(default="", description="Prepended to every topic name (isolates stacks and tests)")
     app_id: str = Field(default="pingan", description="faust app id, also the consumer group")
     consumer_fetch_wait_ms: int = Field(

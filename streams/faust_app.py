@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> PinganApp:
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         topic_partitions=DEFAULT_PARTITIONS,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
         processing_guarantee="at_least_once",
         producer_acks=-1,  # costs nothing on one broker, and is right on a real cluster
         consumer_auto_offset_reset="earliest",

@@ -60,7 +60,7 @@ def topic_requests(settings: Settings, partitions: int | None = None) -> dict[st
     return {
         settings.topic(t.name): {
             "num_partitions": partitions or t.partitions,
-            "replication_factor": 1,
+            "replication_factor": settings.topic_replication_factor,
             "configs": {"retention.ms": str(t.retention_ms)},
         }
         for t in TOPICS
