@@ -107,3 +107,28 @@ def level_with_holders(level: Level, holders: dict[str, str]) -> Level:
     for role, person in holders.items():
         command[role] = {"person": person}  # type: ignore[index]
     return Level.model_validate({**level.model_dump(), "command": command})
+
+
+_SEVERITY = {"I": 0, "II": 1, "III": 2, "IV": 3}
+
+
+def grade_raise(plan_rules: list[Any], grade: str, report_times: list[datetime], now: datetime,
+                labels: dict[str, str]) -> tuple[str, str] | None:
+    """(new grade, rule id) when a plan's escalate_grade rule raises the incident above `grade`, else None.
+
+    `report_times` are the times of the incident's reports (the first and every correlated one)."""
+    best: tuple[str, str] | None = None
+    for rule in plan_rules:
+        held = False
+        if rule.correlated_reports is not None and rule.within_min is not None:
+            since = now - timedelta(minutes=rule.within_min)
+            held = sum(1 for t in report_times if t >= since) >= rule.correlated_reports
+        elif rule.casualties_gte is not None:
+            try:
+                held = int(labels.get("casualties", "0")) >= rule.casualties_gte
+            except ValueError:
+                held = False
+        target = rule.raise_to.value
+        if held and _SEVERITY[target] < _SEVERITY[best[0] if best else grade]:
+            best = (target, rule.id)
+    return best

@@ -8,7 +8,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pingan.handlers.escalation import CommandDecision, Deadline, due_at
-from pingan.schemas.action import Action, ActionDraft
+from pingan.schemas.action import Action, ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
 from pingan.schemas.incident import Incident
 from pingan.schemas.notification import DeliveryState, Notification
@@ -133,6 +133,22 @@ class ResponseStore:
             if fresh:
                 conn.execute(notifications.insert(), [_ledger_row(n, now) for n in fresh])
             return append_actions(conn, drafts)
+
+    def raise_grade(self, incident: Incident, grade: str, rule: str) -> Incident | None:
+        """Raise the incident's grade by a plan rule, with its `grade_changed` entry; None if already at it."""
+        with write_tx(self.engine) as conn:
+            body = conn.scalar(select(incidents.c.body).where(incidents.c.id == incident.id))
+            current = Incident.model_validate_json(body) if body else incident
+            if current.grade.value == grade:
+                return None
+            raised = Incident.model_validate({**current.model_dump(), "grade": grade})
+            conn.execute(update(incidents).where(incidents.c.id == incident.id).values(
+                grade=grade, body=raised.model_dump_json()))
+            append_actions(conn, [ActionDraft(
+                incident_id=incident.id, at=utcnow(), actor="system:escalate_grade", kind=ActionKind.grade_changed,
+                details={"from": current.grade.value, "to": grade, "rule": rule},
+                idempotency_key=f"grade_changed:{incident.id}:{grade}")])
+        return raised
 
     def role_holders(self, incident_id: str) -> dict[str, str]:
         with self.engine.connect() as conn:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pingan import metrics
 from pingan.handlers.channels.base import ChannelAdapter, ReconcileOutcome, SendOutcome, SendResult
 from pingan.handlers.delivery import MAX_TRANSIENT_ATTEMPTS, after_send
-from pingan.handlers.escalation import deadlines
+from pingan.handlers.escalation import deadlines, grade_raise
 from pingan.handlers.plan_loader import PlanSet
 from pingan.handlers.response import respond
 from pingan.handlers.triage import needs_window, triage
@@ -71,6 +71,8 @@ def _schedule(store: Store, plans: PlanSet, incident_id: str, plan_id: str | Non
 def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float = 1.0) -> StageOutput:
     if event.outcome is TriageOutcome.updated:
         return regrade_stage(store, plans, event, time_scale)
+    if event.outcome is TriageOutcome.correlated:
+        return escalate_grade_stage(store, plans, event, time_scale)
     if event.outcome is not TriageOutcome.created:
         return StageOutput()  # a correlated report is logged by triage and tells nobody again
     incident = event.incident
@@ -91,6 +93,26 @@ def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scal
         pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
         return StageOutput(notifications=pending)
     return StageOutput(notifications=decision.notifications, actions=logged)
+
+
+def escalate_grade_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float) -> StageOutput:
+    """A correlated report may trip the plan's escalate_grade rules (10 reports in 15 minutes, casualties ≥ 3…)."""
+    incident = store.get_incident(event.incident.id) or event.incident
+    plan = plans.get(store.response_plan(incident.id) or "")
+    if plan is None or not plan.escalate_grade:
+        return StageOutput()
+    times = [a.at for a in store.timeline(incident.id) if a.kind.value in ("created", "correlated")]
+    raised = grade_raise(plan.escalate_grade, incident.grade.value, times, incident.last_report_at or utcnow(),
+                         incident.labels)
+    if raised is None:
+        return StageOutput()
+    grade, rule = raised
+    changed = ResponseStore(store).raise_grade(incident, grade, rule)
+    if changed is None:
+        return StageOutput()
+    out = regrade_stage(store, plans, IncidentEvent(event_id=event.event_id, outcome=TriageOutcome.updated,
+                                                    incident=changed), time_scale)
+    return out
 
 
 def regrade_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float) -> StageOutput:

@@ -45,3 +45,27 @@ def test_grade_change_replans_with_the_new_level(store: Store) -> None:
     # Replaying the update changes nothing.
     run(store, RawKind.update, "II")
     assert len(store.ledger_for(incident.id)) == len(after)
+
+
+def test_report_surge_raises_the_grade_by_the_plans_rule(store: Store) -> None:
+    def report(n: int) -> None:
+        item = IntakeItem(report=IncidentReport(category="accident_disaster", subtype="fire", grade="IV",
+                                                title=f"商场冒烟 {n}", dedup_key="mall-smoke"))
+        accepted = store.accept(item, "raw")
+        row = next(r for r in store.unpublished() if r.event_id == accepted.event_id)
+        store.mark_published([row.event_id])
+        for event in triage_stage(store, RawEvent.model_validate_json(row.payload), WINDOW).incident_events:
+            response_stage(store, PLANS, event, time_scale=1.0)
+
+    for n in range(4):
+        report(n)
+    incident = store.list_incidents().items[0]
+    assert incident.grade.value == "IV"
+    report(4)  # the fifth report within 15 minutes trips building-fire's reports-surge-iii
+    incident = store.get_incident(incident.id)
+    assert incident is not None and incident.grade.value == "III"
+    changed = [a for a in store.timeline(incident.id) if a.kind.value == "grade_changed"]
+    assert changed[0].details == {"from": "IV", "to": "III", "rule": "reports-surge-iii"}
+    assert ResponseStore(store).response_grade(incident.id) == "III"
+    assert [a.details["response_level"] for a in store.timeline(incident.id) if a.kind.value == "plan_activated"] \
+        == ["四级响应", "三级响应"]
