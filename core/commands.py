@@ -69,7 +69,7 @@ def parse_sms_command(body: str) -> tuple[str, Command] | None:
     return None
 
 
-def chain_member(store: Store, plans: PlanSet, incident_id: str, phone: str) -> str | None:
+def chain_member(store: Store, incident_id: str, phone: str) -> str | None:
     """The person id behind `phone` if the incident told them anything (its chain), else None."""
     for entry in store.ledger_for(incident_id):
         if entry.notification.recipient.address == phone:

@@ -87,7 +87,6 @@ def build_pipeline(services: Services) -> faust.App:
             if n is not None:
                 await emit(await _stage("notify", notify_stage, store, channels, n, settings.live_participants))
 
-    app.pingan_agents = [triage_agent, response_agent, notifier_agent]  # type: ignore[attr-defined]
     return app
 
 async def _send_actions(topic: faust.TopicT, actions: list[Action]) -> None:

@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field
 
 from pingan.commands import run_command
 from pingan.handlers.escalation import Command, CommandRefused
-from pingan.handlers.plan_loader import load_plans
 from pingan.schemas.action import Action
 from pingan.web.guards import check_bearer
 from pingan.web.intake import Intake
@@ -41,7 +40,7 @@ def commands_router(intake: Intake) -> APIRouter:
         if VERBS[verb] is Command.handover:
             details.update(to=body.to, role=body.role)
         try:
-            result = run_command(intake.store, load_plans(intake.settings.plans_dir), incident_id, VERBS[verb],
+            result = run_command(intake.store, intake.plans(), incident_id, VERBS[verb],
                                  body.by, **details)
         except CommandRefused as exc:
             status = 404 if "not found" in str(exc) else 409

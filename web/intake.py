@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from pingan import metrics
+from pingan.handlers.plan_loader import PlanSet, load_plans
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.events import IntakeItem
@@ -17,6 +18,7 @@ from pingan.settings import Settings
 from pingan.store.repository import Accepted, Store
 from pingan.streams import topics
 from pingan.streams.cap_feed import CapFeedPoller
+from pingan.streams.plan_reload import fingerprint
 from pingan.web.guards import RateLimiter, check_bearer, read_body
 
 log = logging.getLogger("pingan.intake")
@@ -47,6 +49,14 @@ class Intake:
         self.tokens = tokens
         self.limiter = RateLimiter(settings.intake_rate_per_minute)
         self.raw_topic = settings.topic(topics.RAW)
+        self._plans: tuple[str, PlanSet] | None = None
+
+    def plans(self) -> PlanSet:
+        """The plan set for commands, loaded once and again only when a plan file changes (as the worker does)."""
+        current = fingerprint(self.settings.plans_dir)
+        if self._plans is None or self._plans[0] != current:
+            self._plans = (current, load_plans(self.settings.plans_dir))
+        return self._plans[1]
 
     def commit_items(self, source: str, items: Sequence[IntakeItem | IncidentReport]) -> list[Accepted]:
         """Commit without HTTP around it (feeds): raises SQLAlchemyError when the store cannot commit."""

@@ -10,7 +10,6 @@ from pingan.commands import chain_member, parse_sms_command, refuse, run_command
 from pingan.handlers.channels.twilio_voice import keypress_command
 from pingan.handlers.delivery import ACTOR as NOTIFIER
 from pingan.handlers.escalation import Command, CommandRefused
-from pingan.handlers.plan_loader import load_plans
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
 from pingan.schemas.notification import DeliveryState, Notification
@@ -53,13 +52,13 @@ def sms_command(intake: Intake, form: dict[str, str], lang: str) -> str | None:
     phone = form.get("From", "")
     store = intake.store
     incident_id = store.resolve_incident_id(ref)
-    person = chain_member(store, load_plans(intake.settings.plans_dir), incident_id, phone) if incident_id else None
+    person = chain_member(store, incident_id, phone) if incident_id else None
     if person is None:
         # Only someone this incident told may command it; the attempt itself goes in the log.
         refuse(store, incident_id, f"sms:{phone}", f"{phone} is not in the chain of {ref}")
         log.warning("intake hotline_sms: refused command %s %s from %s", ref, command.value, phone)
         return _sms(REPLIES["refused"][lang].format(ref=ref))
-    plans = load_plans(intake.settings.plans_dir)
+    plans = intake.plans()
     details = {"via": "sms", "reason": "closed by SMS reply"} if command is Command.close else {"via": "sms"}
     try:
         confirmed = command is Command.acknowledge and incident_id and confirm_roll_calls(intake, incident_id, person)
@@ -75,7 +74,7 @@ def sms_command(intake: Intake, form: dict[str, str], lang: str) -> str | None:
 
 def _had_roll_call(intake: Intake, n: Notification) -> bool:
     """Whether `n` was a roll-call (an already-confirmed person answering again gets a confirmation, not a report)."""
-    plans = load_plans(intake.settings.plans_dir)
+    plans = intake.plans()
     plan = plans.get(n.plan_id)
     incident = intake.store.get_incident(n.incident_id)
     level = plan.level(incident.grade) if plan and incident else None
@@ -87,7 +86,7 @@ def confirm_roll_calls(intake: Intake, incident_id: str, person: str) -> int:
     from pingan.store.response import ResponseStore
 
     incident = intake.store.get_incident(incident_id)
-    plans = load_plans(intake.settings.plans_dir)
+    plans = intake.plans()
     done = 0
     for entry in intake.store.ledger_for(incident_id):
         n = entry.notification
@@ -119,7 +118,7 @@ def voice_ack(intake: Intake, key: str, form: dict[str, str]) -> str:
     if command == "close":
         details["reason"] = "closed by voice keypress"
     try:
-        run_command(intake.store, load_plans(intake.settings.plans_dir), n.incident_id, Command(command),
+        run_command(intake.store, intake.plans(), n.incident_id, Command(command),
                     n.recipient.id, **details)
         response.say("已收到，谢谢。Received, thank you.", language="zh-CN")
     except CommandRefused as exc:
