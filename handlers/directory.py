@@ -85,3 +85,21 @@ def recipient_for(person: Person, channel: NotifyChannel) -> Recipient | None:
     if address is None:
         return None
     return Recipient(id=person.id, name=person.name, channel=CHANNELS[channel], address=address, lang=person.lang)
+
+
+def expand_participants(entries: list[str], index: DirectoryIndex) -> tuple[list[str], list[str]]:
+    """(person ids, unknown entries) of a drill's participants: person ids, or roster:<id> for all its members."""
+    people: list[str] = []
+    unknown: list[str] = []
+    for entry in entries:
+        kind, _, name = entry.partition(":")
+        if name and kind == "roster":
+            roster = index.rosters.get(name)
+            people += roster.members if roster else []
+            if roster is None:
+                unknown.append(entry)
+        elif entry in index.people:
+            people.append(entry)
+        else:
+            unknown.append(entry)
+    return sorted(set(people)), unknown

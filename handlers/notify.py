@@ -142,6 +142,7 @@ def step_orders(incident: Incident, plan: Plan, level: Level, step: NotifyStep, 
                     channel=recipient.channel,
                     text=render_text(incident, plan, step, recipient, level, role),
                     created_at=now,
+                    drill_run=None if incident.status.value == "actual" else incident.labels.get("drill_run"),
                 ))
     return Orders(orders, unreachable)
 

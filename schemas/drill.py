@@ -23,7 +23,7 @@ that changes an incident's grade; a JSON report with the same dedup key is corre
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, model_validator
@@ -59,6 +59,9 @@ class Inject(Model):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
     at_min: float = Field(ge=0, description="Plan minutes after the drill starts")
     report: IncidentReport | None = None
+    report_kind: Literal["report", "update", "close"] = Field(
+        default="report", description="report (new or correlated), update (changes the open incident with the "
+        "report's dedup_key) or close")
     cap: CapInject | None = None
     grade_change: GradeChange | None = None
     note: str | None = Field(default=None, max_length=500, description="What this inject stands for")
@@ -100,6 +103,27 @@ class Responder(Model):
         return f"roster:{self.roster}" if self.roster else str(self.person)
 
 
+class ScriptedCommand(Model):
+    """A command a participant gives at a set time after the incident's plan activates: a manual escalation, a
+    handover, a close. `drill replay` turns the recorded commands of a past incident into these."""
+
+    incident: str = Field(description="Inject id of the incident")
+    after_min: float = Field(ge=0, description="Plan minutes after the plan activates")
+    verb: Literal["ack", "escalate", "handover", "close", "confirm"]
+    by: str = Field(pattern=ID_PATTERN)
+    to: str | None = Field(default=None, pattern=ID_PATTERN, description="handover: the new holder")
+    role: str = Field(default="commander", max_length=32)
+    reason: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _needs(self) -> ScriptedCommand:
+        if self.verb == "handover" and not self.to:
+            raise ValueError("a handover needs `to`")
+        if self.verb == "close" and not self.reason:
+            raise ValueError("a close needs a `reason`")
+        return self
+
+
 class Expectation(Model):
     incident: str = Field(description="Inject id that starts the incident")
     plan: str = Field(default=AUTO_PLAN, description="Plan id, or `auto`: let the plan decide")
@@ -113,6 +137,7 @@ class Scenario(Model):
     participants: list[str] = Field(default_factory=list, description="Person ids, or roster:<id>")
     injects: list[Inject] = Field(min_length=1)
     responders: list[Responder] = Field(default_factory=list)
+    commands: list[ScriptedCommand] = Field(default_factory=list)
     expect: list[Expectation] = Field(default_factory=list)
     watch_min: float = Field(default=30, ge=0, le=1440, description="Plan minutes to keep watching after the last "
                              "inject")
@@ -135,7 +160,8 @@ class Scenario(Model):
             if origin.at_min > inject.at_min:
                 raise ValueError(f"inject {inject.id}: comes before the inject {change.of!r} it changes")
         starters = {i.id for i in self.injects if i.grade_change is None}
-        for ref in [r.incident for r in self.responders if r.incident] + [e.incident for e in self.expect]:
+        for ref in [r.incident for r in self.responders if r.incident] + [e.incident for e in self.expect] + \
+                [c.incident for c in self.commands]:
             if ref not in starters:
                 raise ValueError(f"{ref!r} is not the id of a report or cap inject")
         return self

@@ -51,3 +51,5 @@ class Notification(Model):
     channel: Channel
     text: str = Field(min_length=1, max_length=1600)
     created_at: UtcDatetime
+    drill_run: str | None = Field(default=None, max_length=64,
+                                  description="An exercise's drill run: the notifier reads its live participants")

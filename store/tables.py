@@ -163,3 +163,39 @@ confirmations = Table(
     Column("person_id", String(64), primary_key=True),
     Column("at", UtcDateTime, nullable=False),
 )
+
+# Drill runs (演练): which people an exercise may really reach. No row, or a run not live, or an ended run: the
+# notifier sends that run's traffic to the sandbox only.
+drill_runs = Table(
+    "drill_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("title", String(500), nullable=False),
+    Column("live", Integer, nullable=False),
+    Column("participants", Text, nullable=False),  # JSON list of person ids
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+)
+
+# The dead-man's switch (store/heartbeat.py): one row per beat, stamped by each stage it passes. Beats are not
+# incidents and leave nothing in the log; old rows are pruned, the newest arrival per partition is kept.
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("beat_id", String(64), primary_key=True),  # the outbox event id, "hb-…"
+    Column("partition_no", Integer, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=False, index=True),
+    Column("triaged_at", UtcDateTime, nullable=True),
+    Column("responded_at", UtcDateTime, nullable=True),
+    Column("arrived_at", UtcDateTime, nullable=True),  # the notifier's stamp: the beat went all the way
+)
+
+# The watchdog's state, shared by every API process: one alert per outage however many watch.
+heartbeat_monitor = Table(
+    "heartbeat_monitor",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),  # starting, ok, missing
+    Column("changed_at", UtcDateTime, nullable=False),
+    Column("last_sent_at", UtcDateTime, nullable=True),
+)

@@ -21,6 +21,7 @@ from pingan.schemas.common import utcnow
 from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.schemas.taxonomy import IncidentStatus
+from pingan.store.drills import DrillStore
 from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
 
@@ -145,6 +146,13 @@ def channel_for(n: Notification, channels: dict[str, ChannelAdapter],
     return channels.get(n.channel.value) or f"channel {n.channel.value} is not configured"
 
 
+def _live_for(store: Store, n: Notification, configured: frozenset[str] | None) -> frozenset[str] | None:
+    """The operator's PINGAN_DRILL_LIVE_PARTICIPANTS, else the live participants its drill run registered."""
+    if n.incident_status is IncidentStatus.actual or configured is not None:
+        return configured
+    return DrillStore(store).live_participants(n.drill_run)
+
+
 def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notification,
                  live_participants: frozenset[str] | None = None) -> StageOutput:
     """Send one intent at most once. A transient failure goes back to `intended`; the scheduler retries it
@@ -153,7 +161,7 @@ def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notificat
         return StageOutput()  # sent, sending or finished already: at most once
     entry = store.ledger_entry(n.idempotency_key)
     attempt = entry.attempts if entry else 1
-    chosen = channel_for(n, channels, live_participants)
+    chosen = channel_for(n, channels, _live_for(store, n, live_participants))
     channel = None if isinstance(chosen, str) else chosen
     if channel is None:
         result = SendResult(SendOutcome.permanent_failure, detail=str(chosen))
@@ -193,7 +201,7 @@ def reconcile_sending(store: Store, channels: dict[str, ChannelAdapter],
     out = StageOutput()
     for entry in store.ledger_in_state(DeliveryState.sending):
         n = entry.notification
-        chosen = channel_for(n, channels, live_participants)
+        chosen = channel_for(n, channels, _live_for(store, n, live_participants))
         channel = None if isinstance(chosen, str) else chosen
         verdict = channel.reconcile(n) if channel else None
         if verdict is not None and verdict.outcome in (ReconcileOutcome.not_sent, ReconcileOutcome.unknown):

@@ -19,7 +19,9 @@ from pingan.schemas.incident import Incident
 from pingan.schemas.taxonomy import Category, IncidentStatus, Source
 from pingan.settings import Settings
 from pingan.store.repository import Store
+from pingan.watchdog import Watchdog, raw_partitions
 from pingan.web.commands import commands_router
+from pingan.web.drills import drills_router
 from pingan.web.guards import load_tokens
 from pingan.web.intake import Intake, intake_router, start_cap_feeds
 from pingan.web.twilio_intake import twilio_router
@@ -50,9 +52,15 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         pollers = start_cap_feeds(intake, config)
+        # The dead-man's switch lives here because this process needs no broker (docs/architecture.md).
+        watchdog = Watchdog(settings, store) if settings.heartbeat_interval_s > 0 else None
+        if watchdog is not None:
+            watchdog.start()
         yield
         for poller in pollers:
             poller.stop()
+        if watchdog is not None:
+            watchdog.stop()
 
     api = FastAPI(title="Pingan (平安)", version=__version__, lifespan=lifespan,
                   description="Event-driven emergency response and alerting")
@@ -63,6 +71,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     ))
     api.include_router(twilio_router(intake, config))
     api.include_router(commands_router(intake))
+    api.include_router(drills_router(intake))
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -73,7 +82,8 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return JSONResponse(status_code=422, content={"error": f"invalid request: {summary}", "errors": errors})
 
-    render_metrics = metrics.api_metrics(store)
+    render_metrics = metrics.api_metrics(
+        store, settings.heartbeat_threshold_s if settings.heartbeat_interval_s > 0 else None, raw_partitions())
 
     @api.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

@@ -1,4 +1,5 @@
-"""Commands over HTTP: POST /v1/incidents/{id}/ack | escalate | close | handover (bearer token of source api)."""
+"""Commands over HTTP: POST /v1/incidents/{id}/ack | escalate | close | handover | confirm (bearer token of source
+api). `confirm` is a roll-call answer (点名确认到岗) by `by`, as an SMS "1" from a roll-call recipient is."""
 
 from typing import Any
 
@@ -12,7 +13,7 @@ from pingan.web.guards import check_bearer
 from pingan.web.intake import Intake
 
 VERBS = {"ack": Command.acknowledge, "escalate": Command.escalate, "close": Command.close,
-         "handover": Command.handover}
+         "handover": Command.handover, "confirm": Command.confirm}
 
 
 class CommandIn(BaseModel):
@@ -36,6 +37,8 @@ def commands_router(intake: Intake) -> APIRouter:
         check_bearer(request, "api", intake.tokens)
         if verb not in VERBS:
             raise HTTPException(404, f"unknown command {verb!r}; one of {', '.join(VERBS)}")
+        if VERBS[verb] is Command.confirm:
+            return _confirm(incident_id, body.by)
         details: dict[str, Any] = {"reason": body.reason}
         if VERBS[verb] is Command.handover:
             details.update(to=body.to, role=body.role)
@@ -46,5 +49,20 @@ def commands_router(intake: Intake) -> APIRouter:
             status = 404 if "not found" in str(exc) else 409
             raise HTTPException(status, str(exc)) from None
         return CommandOut(incident_id=result.incident.id, state=result.incident.state.value, actions=result.actions)
+
+    def _confirm(some_id: str, person: str) -> CommandOut:
+        from pingan.web.twilio_commands import confirm_roll_calls
+
+        incident_id = intake.store.resolve_incident_id(some_id)
+        incident = intake.store.get_incident(incident_id) if incident_id else None
+        if incident is None:
+            raise HTTPException(404, f"incident {some_id!r} not found")
+        before = {a.seq for a in intake.store.timeline(incident.id)}
+        if not confirm_roll_calls(intake, incident.id, person, via="api"):
+            timeline = intake.store.timeline(incident.id)
+            if not any(a.kind.value == "confirmed" and a.actor == person for a in timeline):
+                raise HTTPException(409, f"{person} was not called in a roll-call of {incident.id}")
+        actions = [a for a in intake.store.timeline(incident.id) if a.seq not in before]
+        return CommandOut(incident_id=incident.id, state=incident.state.value, actions=actions)
 
     return router

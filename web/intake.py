@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -12,7 +13,7 @@ from pingan import metrics
 from pingan.handlers.plan_loader import PlanSet, load_plans
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
-from pingan.schemas.events import IntakeItem
+from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import IncidentReport
 from pingan.settings import Settings
 from pingan.store.repository import Accepted, Store
@@ -116,7 +117,9 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
 
     @router.post("/v1/incidents", status_code=202, response_model=AcceptedOut, openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": report_schema}}}})
-    async def post_incident(request: Request) -> AcceptedOut | JSONResponse:
+    async def post_incident(request: Request, kind: Literal["report", "update", "close"] = "report"
+                            ) -> AcceptedOut | JSONResponse:
+        """kind=update changes the open incident with the report's dedup_key (grade, title…); kind=close closes it."""
         body = await intake.guarded_body(request, "api")
         try:
             report = IncidentReport.model_validate_json(body)
@@ -130,7 +133,7 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
                                                           "field": error.field, "errors": errors})
         if report.source.value not in ("api", "cli", "drill"):
             report = report.model_copy(update={"source": "api"})  # only the adapters may claim other sources
-        return accepted_out(intake.commit("api", [report])[0])
+        return accepted_out(intake.commit("api", [IntakeItem(kind=RawKind(kind), report=report)])[0])
 
     @router.post("/v1/intake/alertmanager", status_code=202, response_model=BatchAcceptedOut)
     async def post_alertmanager(request: Request) -> BatchAcceptedOut | JSONResponse:

@@ -81,7 +81,7 @@ def _had_roll_call(intake: Intake, n: Notification) -> bool:
     return any(s.id == n.step and s.roll_call for s in (level.notify if level else []))
 
 
-def confirm_roll_calls(intake: Intake, incident_id: str, person: str) -> int:
+def confirm_roll_calls(intake: Intake, incident_id: str, person: str, via: str = "sms") -> int:
     """A "1" from a roll-call recipient also confirms them at their post (点名), for each such step."""
     from pingan.store.response import ResponseStore
 
@@ -96,7 +96,7 @@ def confirm_roll_calls(intake: Intake, incident_id: str, person: str) -> int:
         if step is not None and step.roll_call and n.recipient.id == person:
             done += len(ResponseStore(intake.store).confirm(incident_id, step.id, person, [ActionDraft(
                 incident_id=incident_id, at=utcnow(), actor=person, kind=ActionKind.confirmed,
-                details={"step": step.id, "via": "sms"})]))
+                details={"step": step.id, "via": via})]))
     return done
 
 
