@@ -211,7 +211,8 @@ class StoreCollector(Collector):
                                      .group_by(incidents.c.grade, incidents.c.status)).all()
             raw = conn.scalar(select(func.count()).select_from(
                 outbox.outerjoin(triage_events, triage_events.c.event_id == outbox.c.event_id))
-                .where(triage_events.c.event_id.is_(None)))
+                # Heartbeats (event ids "hb-…") are the dead-man's switch's probes, not work: their own gauges.
+                .where(and_(triage_events.c.event_id.is_(None), outbox.c.event_id.not_like("hb-%"))))
             undecided = conn.scalar(select(func.count()).select_from(
                 triage_events.join(incidents, incidents.c.id == triage_events.c.incident_id)
                 .outerjoin(responses, responses.c.incident_id == incidents.c.id))
@@ -256,10 +257,44 @@ class StoreCollector(Collector):
         yield lag_gauge
 
 
-def api_metrics(store: Any) -> Any:
-    """A function that renders the API's /metrics body: the process registry plus the store's gauges."""
+class HeartbeatCollector(Collector):
+    """The dead-man's switch (pingan.watchdog), read from the store on scrape rather than from the watchdog thread,
+    so a stopped watchdog shows as a growing age too. No beat ever sent: no series, and absent() alerts."""
+
+    def __init__(self, store: Any, threshold_s: float, partitions: int, clock: Any = utcnow) -> None:
+        self.store = store
+        self.threshold_s = threshold_s
+        self.partitions = partitions
+        self.clock = clock
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from pingan.handlers.heartbeat import is_fresh, pipeline_age
+        from pingan.store.heartbeat import HeartbeatStore
+
+        try:
+            age = pipeline_age(HeartbeatStore(self.store).tracks(self.partitions), self.clock())
+        except Exception as exc:  # noqa: BLE001 - pingan_store_up already says the store is down
+            log.warning("metrics: heartbeat query failed: %s", exc.__class__.__name__)
+            return
+        if age is None:
+            return
+        yield GaugeMetricFamily("pingan_heartbeat_age_seconds", "Seconds since the newest heartbeat that went "
+                                "through the whole pipeline was sent (worst partition)", value=age)
+        ok = 1.0 if is_fresh(age, self.threshold_s) else 0.0
+        yield GaugeMetricFamily("pingan_heartbeat_ok", "1 while a heartbeat has completed the pipeline within "
+                                "PINGAN_HEARTBEAT_MISSED_INTERVALS intervals", value=ok)
+
+
+def api_metrics(store: Any, heartbeat_threshold_s: float | None = None, heartbeat_partitions: int = 3) -> Any:
+    """A function that renders the API's /metrics body: the process registry plus the store's gauges, and the
+    heartbeat's when it is on (a threshold given)."""
     own = CollectorRegistry(auto_describe=False)
     own.register(StoreCollector(store))
+    if heartbeat_threshold_s is not None:
+        own.register(HeartbeatCollector(store, heartbeat_threshold_s, heartbeat_partitions))
 
     def render() -> bytes:
         return generate_latest(REGISTRY) + generate_latest(own)

@@ -82,6 +82,20 @@ class Settings(BaseSettings):
     )
     metrics_port: int = Field(default=9108, ge=0, le=65535,
                               description="The worker's Prometheus /metrics port; 0 disables (the API serves /metrics)")
+    heartbeat_interval_s: float = Field(
+        default=30.0, ge=0,
+        description="Dead-man's switch: a heartbeat goes through the whole pipeline this often; 0 disables it",
+    )
+    heartbeat_missed_intervals: float = Field(
+        default=2.0, ge=1, description="Alert when no heartbeat has completed the pipeline for this many intervals")
+    heartbeat_grace_s: float = Field(
+        default=60.0, ge=0, description="After the API starts, how long the pipeline may take to pass a first beat")
+    heartbeat_alert_webhook_url: str | None = Field(
+        default=None, description="Also POST heartbeat alerts here (signed like the webhook channel)")
+    heartbeat_alert_webhook_secret: str | None = Field(
+        default=None, description="HMAC key for heartbeat alert webhooks; default PINGAN_WEBHOOK_SECRET")
+    heartbeat_alert_sms: str | None = Field(
+        default=None, description="Comma-separated E.164 numbers that get heartbeat alerts by SMS (Twilio)")
     log_level: str = "INFO"
 
     @property
@@ -115,6 +129,10 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
             return url
         return f"sqlite:///{(self.data_dir / 'pingan.db').resolve()}"
+
+    @property
+    def heartbeat_threshold_s(self) -> float:
+        return self.heartbeat_interval_s * self.heartbeat_missed_intervals
 
     @property
     def console_sink_path(self) -> Path:

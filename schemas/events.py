@@ -12,6 +12,7 @@ class RawKind(StrEnum):
     report = "report"  # a new report: creates an incident or joins the open one with its dedup_key
     update = "update"  # changes the open incident with the report's dedup_key (CAP Update)
     close = "close"  # closes it (CAP Cancel, Alertmanager resolved)
+    heartbeat = "heartbeat"  # the dead-man's switch's probe: passes every stage, is no incident (handlers/heartbeat.py)
 
 
 class IntakeItem(Model):
@@ -44,6 +45,7 @@ class TriageOutcome(StrEnum):
     updated = "updated"
     closed = "closed"
     ignored = "ignored"  # an update or close for which no open incident exists
+    heartbeat = "heartbeat"  # a heartbeat on its way to the notifier; nothing is stored as an incident
 
 
 class IncidentEvent(Model):

@@ -14,11 +14,13 @@ import faust
 from pydantic import ValidationError
 
 from pingan.bootstrap import Services
+from pingan.handlers.heartbeat import is_beat, is_beat_order
 from pingan.schemas.action import Action
 from pingan.schemas.events import IncidentEvent, RawEvent
 from pingan.schemas.notification import Notification
 from pingan.streams import topics
 from pingan.streams.faust_app import app_topics, create_app
+from pingan.streams.heartbeat import arrive_beat, respond_beat, triage_beat
 from pingan.streams.stages import StageOutput, notify_stage, response_stage, triage_stage
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,9 @@ def build_pipeline(services: Services) -> faust.App:
             event = _parse(RawEvent, value, topics.RAW)
             if event is None:
                 continue
+            if is_beat(event):  # the dead-man's switch: stamped and passed on, never an incident
+                await emit(await _stage("heartbeat", triage_beat, store, event))
+                continue
             cache_key = f"{event.report.status.value}:{event.report.effective_dedup_key()}"
             out = await _stage("triage", triage_stage, store, event, window, dedup_index.get(cache_key))
             for emitted in out.incident_events:
@@ -75,7 +80,9 @@ def build_pipeline(services: Services) -> faust.App:
     async def response_agent(stream: faust.StreamT) -> None:
         async for value in stream:
             event = _parse(IncidentEvent, value, topics.INCIDENTS)
-            if event is not None:
+            if event is not None and is_beat(event):
+                await emit(await _stage("heartbeat", respond_beat, store, event))
+            elif event is not None:
                 # services.plans is read per event: a hot reload swaps it between two incidents, never inside one.
                 await emit(await _stage("response", response_stage, store, services.plans, event,
                                         settings.escalation_time_scale))
@@ -84,7 +91,9 @@ def build_pipeline(services: Services) -> faust.App:
     async def notifier_agent(stream: faust.StreamT) -> None:
         async for value in stream:
             n = _parse(Notification, value, topics.NOTIFICATIONS)
-            if n is not None:
+            if n is not None and is_beat_order(n):
+                await _stage("heartbeat", arrive_beat, store, n)  # its arrival: nothing is sent to anyone
+            elif n is not None:
                 await emit(await _stage("notify", notify_stage, store, channels, n, settings.live_participants))
 
     return app

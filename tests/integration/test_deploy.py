@@ -43,8 +43,8 @@ PIPELINE_ALERTS = {
     "PinganBrokerDown",
     "PinganIntakeUnavailable",
 }
-# Named by the brief for the metrics work in progress; not in core/metrics.py yet when this was written.
-PENDING_METRICS = {"pingan_heartbeat_age_seconds"}
+# Metrics that rules may name before core/metrics.py defines them (work in progress); none at the moment.
+PENDING_METRICS: set[str] = set()
 KAFKA_BROKERS = ("kafka-1", "kafka-2", "kafka-3")
 WORKERS = ("worker-1", "worker-2")
 PINGAN_SERVICES = ("api", *WORKERS)
