@@ -213,8 +213,11 @@ class DrillRun:
                     continue
                 tracked.activated_at = datetime.fromisoformat(activation["at"].replace("Z", "+00:00"))
                 resolved = body["incident"]["id"] if body else tracked.incident_id
-                joined = next((o.inject for o in self.tracked.values() if o is not tracked and o.incident_id == resolved
-                               and o.activated_at is not None), None)
+                # The inject whose proposed id became the incident created it; any other joined it (whichever
+                # of them this loop happens to see first).
+                created_here = resolved == tracked.incident_id
+                joined = None if created_here else next(
+                    (o.inject for o in self.tracked.values() if o is not tracked and o.incident_id == resolved), "?")
                 tracked.incident_id = resolved
                 if joined is not None:
                     self.note("correlated", inject=tracked.inject, joined=joined, incident=resolved)

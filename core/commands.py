@@ -38,9 +38,9 @@ def run_command(store: Store, plans: PlanSet, incident_id: str, command: Command
     decision = decide_command(incident, command, actor, utcnow(), details)
     actions = ResponseStore(store).apply_command(incident, decision, role, details.get("to"))
     if actions and command is Command.acknowledge:
-        metrics.acknowledged(store.timeline(incident.id))
+        metrics.acknowledged(store.timeline(incident.id), incident.status)
     elif actions and command is Command.escalate:
-        metrics.escalation("manual")
+        metrics.escalation("manual", incident.status)
     return CommandResult(store.get_incident(incident.id) or incident, actions)
 
 

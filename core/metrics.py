@@ -71,6 +71,10 @@ RETRIES = Counter("pingan_notification_retries", "Intents re-published for anoth
 THROTTLED = Counter("pingan_notification_throttled", "Sends the provider throttled (HTTP 429)", ["channel"])
 ESCALATIONS = Counter("pingan_escalations", "Escalation deadlines fired, and manual escalations, by kind", ["kind"])
 PLAN_RELOADS = Counter("pingan_plan_reloads", "Plan sets reloaded by the worker")
+# Drill and test traffic (status exercise or test) stays out of the operational series above (latency, sends,
+# retries, escalations), so that a drill never moves an SLO or an alert; it is counted here, apart.
+EXERCISE_NOTIFICATIONS = Counter("pingan_exercise_notifications", "Notification attempts of exercise and test "
+                                 "incidents (drills), by outcome; the sandbox records them", ["outcome"])
 PLAN_RELOAD_FAILURES = Counter("pingan_plan_reload_failures", "Plan reloads refused (the last good set serves)")
 
 for _stage in STAGES:  # every stage has a series from the start, so rate() and absent() behave
@@ -79,6 +83,11 @@ for _stage in STAGES:  # every stage has a series from the start, so rate() and 
 
 def _bounded(value: str, allowed: Iterable[str]) -> str:
     return value if value in allowed else OTHER
+
+
+def is_actual(status: Any) -> bool:
+    """Only actual incidents feed the operational series (an enum or its value)."""
+    return str(getattr(status, "value", status)) == "actual"
 
 
 def seconds_since(t: datetime | None, now: datetime | None = None) -> float | None:
@@ -110,12 +119,12 @@ def incident_created(incident: Any) -> None:
                      _bounded(incident.grade.value, GRADES), _bounded(incident.status.value, STATUSES)).inc()
 
 
-def stage_latency(stage: str, seconds: float | None) -> None:
-    if seconds is not None and stage in STAGES:
+def stage_latency(stage: str, seconds: float | None, status: Any = "actual") -> None:
+    if seconds is not None and stage in STAGES and is_actual(status):
         STAGE_LATENCY.labels(stage).observe(seconds)
 
 
-def triage_to_match(store: Any, event_id: str) -> None:
+def triage_to_match(store: Any, event_id: str, status: Any = "actual") -> None:
     """From triage's decision (its row in triage_events) to the response decision, which is now."""
     from sqlalchemy import select
 
@@ -123,7 +132,7 @@ def triage_to_match(store: Any, event_id: str) -> None:
 
     with store.engine.connect() as conn:
         at = conn.scalar(select(triage_events.c.at).where(triage_events.c.event_id == event_id))
-    stage_latency("triage_to_match", seconds_since(at))
+    stage_latency("triage_to_match", seconds_since(at), status)
 
 
 def notification(channel: str, outcome: str) -> None:
@@ -134,6 +143,9 @@ def send_result(channel: str, n: Any, result: Any) -> None:
     """A channel's answer to one send: the outcome, throttling, and match -> notified when it went out.
     `channel` is the adapter that carried it (exercise traffic goes to `sandbox`), or the planned channel."""
     outcome = result.outcome.value
+    if not is_actual(n.incident_status):
+        EXERCISE_NOTIFICATIONS.labels(_bounded(outcome, SEND_OUTCOMES)).inc()
+        return
     notification(channel, outcome)
     if outcome == "transient_failure" and (result.extra.get("http_status") == 429 or "HTTP 429" in result.detail):
         throttled(channel)
@@ -153,10 +165,13 @@ def retry(channel: str, reason: str) -> None:
 
 def retried(entry: Any) -> None:
     """A ledger entry the scheduler re-publishes: attempts 0 means its message was lost, more a transient retry."""
-    retry(entry.notification.channel.value, "lost" if entry.attempts == 0 else "transient")
+    if is_actual(entry.notification.incident_status):
+        retry(entry.notification.channel.value, "lost" if entry.attempts == 0 else "transient")
 
 
-def escalation(kind: str) -> None:
+def escalation(kind: str, status: Any = "actual") -> None:
+    if not is_actual(status):
+        return
     ESCALATIONS.labels(_bounded(kind, ESCALATION_KINDS)).inc()
 
 
@@ -169,12 +184,14 @@ def plan_reload(ok: bool) -> None:
 def delivery_report(entry: Any, delivered: bool) -> None:
     """Twilio's final status for a message sent earlier; the ledger's updated_at is when it was sent.
     Only the first final report counts (Twilio may repeat a callback)."""
-    if delivered and entry.state.value == "sent":
+    if delivered and entry.state.value == "sent" and is_actual(entry.notification.incident_status):
         stage_latency("notified_to_delivered", seconds_since(entry.updated_at))
 
 
-def acknowledged(timeline: Sequence[Any]) -> None:
+def acknowledged(timeline: Sequence[Any], status: Any = "actual") -> None:
     """From the incident's first `notified` entry to the acknowledgement just logged."""
+    if not is_actual(status):
+        return
     notified = next((a.at for a in timeline if a.kind.value == "notified"), None)
     ack = next((a.at for a in reversed(timeline) if a.kind.value == "acknowledged"), None)
     if notified is not None and ack is not None:

@@ -110,7 +110,7 @@ class Scheduler(threading.Thread):
                 incident_id=incident.id, at=now, actor=ACTOR, kind=ActionKind.roll_call, plan_id=plan.id,
                 plan_version=plan.version, details={"step": step.id, "confirmed": sorted(confirmed & set(people)),
                                                     "missing": missing})])
-            metrics.escalation(row.kind)
+            metrics.escalation(row.kind, incident.status)
             return []
         orders = step_orders(incident, plan, level, step, plans.directory, now, attempt=row.attempt).notifications
         if step.roll_call and row.kind == DeadlineKind.repeat:
@@ -127,6 +127,6 @@ class Scheduler(threading.Thread):
             idempotency_key=f"deadline:{row.id}")]
         if not self.responses.fire(row, orders, actions):
             return []  # another worker fired it
-        metrics.escalation(row.kind)
+        metrics.escalation(row.kind, incident.status)
         self.fired += 1
         return orders

@@ -50,7 +50,7 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
     decision = triage(event, candidate, window)
     emitted, logged = store.apply_triage(event.event_id, decision.outcome, decision.incident, decision.actions)
     if logged:  # decided now, not a replay
-        metrics.stage_latency("intake_to_triage", metrics.seconds_since(event.received_at))
+        metrics.stage_latency("intake_to_triage", metrics.seconds_since(event.received_at), event.report.status)
         if emitted.outcome is TriageOutcome.created:
             metrics.incident_created(emitted.incident)
     if emitted.outcome is TriageOutcome.ignored:
@@ -88,7 +88,7 @@ def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scal
         grade=incident.grade.value,
     )
     if logged:
-        metrics.triage_to_match(store, event.event_id)
+        metrics.triage_to_match(store, event.event_id, incident.status)
     _schedule(store, plans, incident.id, decision.plan_id, incident.grade.value, time_scale)
     if not logged:  # another worker decided first; its intents are in the ledger
         pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
