@@ -242,7 +242,8 @@ class DrillRun:
                     if command.incident == tracked.inject:
                         when = tracked.activated_at + timedelta(seconds=self.real(command.after_min))
                         extra = {k: v for k, v in (("to", command.to), ("role", command.role),
-                                                   ("reason", command.reason)) if v and command.verb != "ack"}
+                                                   ("reason", command.reason), ("task", command.task))
+                                 if v and command.verb != "ack"}
                         tracked.pending.append((when, command.verb, command.by, json.dumps(extra)))
             now = datetime.now(UTC)
             for item in sorted(tracked.pending):
@@ -326,7 +327,10 @@ class DrillRun:
                     self.refresh_counts()
                     if live is not None:
                         live.update(self.table(elapsed))
-                if not injects and elapsed >= end:
+                # The script ends when its last minute has passed and no responder or command is still due (an
+                # incident that took long to activate pushes those later), within twice the scenario's length.
+                waiting = any(t.pending for t in self.tracked.values())
+                if not injects and elapsed >= end and (not waiting or elapsed >= 2 * end):
                     break
                 time.sleep(0.1)
         except KeyboardInterrupt:

@@ -156,7 +156,7 @@ def schema_export(directory: Annotated[Path, typer.Argument(help="Where to write
         typer.echo(str(path))
 
 
-for verb in (response.ack, response.escalate, response.close, response.handover, response.oncall):
+for verb in (response.ack, response.escalate, response.close, response.handover, response.task, response.oncall):
     app.command()(verb)
 
 

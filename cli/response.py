@@ -58,6 +58,14 @@ def handover(incident_id: Annotated[str, typer.Argument(help="Incident id")],
     _run(incident_id, "handover", by, to=to, role=role, reason=reason)
 
 
+def task(incident_id: Annotated[str, typer.Argument(help="Incident id")],
+         task_id: Annotated[str, typer.Argument(metavar="TASK", help="The plan task's id (see `pingan timeline`)")],
+         by: Annotated[str | None, typer.Option(help="Who reports it done")] = None,
+         note: Annotated[str | None, typer.Option(help="What was done")] = None) -> None:
+    """Report a plan task done (任务完成); drills score it against the task's deadline."""
+    _run(incident_id, "task_done", by, task=task_id, reason=note)
+
+
 def oncall(roster: Annotated[str | None, typer.Argument(help="Roster id; all rosters when left out")] = None,
            at: Annotated[str | None, typer.Option(help="ISO time, e.g. 2026-11-25T18:00+08:00; default now")] = None
            ) -> None:

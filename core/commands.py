@@ -35,6 +35,8 @@ def run_command(store: Store, plans: PlanSet, incident_id: str, command: Command
             raise CommandRefused(f"{to!r} is not a person in the directory")
         details["from"] = ResponseStore(store).role_holders(incident.id).get(role) or _plan_holder(
             store, plans, incident, role)
+    if command is Command.task_done:
+        _check_task(store, plans, incident, str(details.get("task") or ""))
     decision = decide_command(incident, command, actor, utcnow(), details)
     actions = ResponseStore(store).apply_command(incident, decision, role, details.get("to"))
     if actions and command is Command.acknowledge:
@@ -42,6 +44,17 @@ def run_command(store: Store, plans: PlanSet, incident_id: str, command: Command
     elif actions and command is Command.escalate:
         metrics.escalation("manual", incident.status)
     return CommandResult(store.get_incident(incident.id) or incident, actions)
+
+
+def _check_task(store: Store, plans: PlanSet, incident: Incident, task: str) -> None:
+    """Only a task of the level in force can be done, and only once."""
+    plan = plans.get(store.response_plan(incident.id) or "")
+    level = plan.level(incident.grade) if plan else None
+    known = [t.id for t in level.tasks] if level else []
+    if task not in known:
+        raise CommandRefused(f"{task!r} is not a task of this incident's plan level; one of {', '.join(known) or '-'}")
+    if any(a.kind is ActionKind.task_done and a.details.get("task") == task for a in store.timeline(incident.id)):
+        raise CommandRefused(f"task {task} is already done")
 
 
 def _plan_holder(store: Store, plans: PlanSet, incident: Incident, role: str) -> str | None:

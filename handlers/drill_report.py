@@ -16,7 +16,7 @@ TEXT = {
         "target": "目标（分钟）", "actual": "实际（分钟）", "result": "结果", "ack": "确认", "where": "预案位置",
         "figures": "关键指标", "first_notify": "首次通知用时", "first_ack": "首次确认用时", "escalations": "升级次数",
         "repeats": "重复通知次数", "roll_call": "点名完成", "tasks": "任务按时完成",
-        "not_recorded": "未记录（系统尚无任务完成登记）",
+        "task": "任务", "deadline": "期限（分钟）", "done_at": "完成（分钟）", "done_by": "完成人",
         "misses": "未达标与失误", "none": "无", "chart": "时间线", "injects": "注入", "notes": "备注",
         "met": "达标", "late": "迟到", "missed": "未达标", "not_due": "未到期", "n/a": "不适用",
         "legend": "◇ 目标时间　● 实际时间（绿：达标，红：未达标）　▲ 确认　| 升级/重复", "min": "分钟",
@@ -30,7 +30,8 @@ TEXT = {
         "actual": "Actual (min)", "result": "Result", "ack": "Acknowledgement", "where": "Plan line",
         "figures": "Figures", "first_notify": "Time to first notification", "first_ack": "Time to first "
         "acknowledgement", "escalations": "Escalations", "repeats": "Repeats", "roll_call": "Roll call",
-        "tasks": "Tasks done by deadline", "not_recorded": "not recorded (no task completion route yet)",
+        "tasks": "Tasks done by deadline", "task": "Task", "deadline": "Deadline (min)", "done_at": "Done (min)",
+        "done_by": "Done by",
         "misses": "Misses and failures", "none": "none", "chart": "Timeline", "injects": "Injects", "notes": "Notes",
         "met": "met", "late": "late", "missed": "missed", "not_due": "not due", "n/a": "n/a",
         "legend": "◇ target  ● actual (green met, red missed)  ▲ acknowledgement  | escalation/repeat", "min": "min",
@@ -148,7 +149,7 @@ def render_html(results: dict[str, Any], lang: str = "zh") -> str:
         out.append(f'<h3>{_e(t["chart"])}</h3>{chart(incident, t, results.get("duration_min") or 0)}'
                    f'<p class="meta">{_e(t["legend"])}</p>')
         figures = incident.get("figures") or {}
-        rc = figures.get("roll_call") or {}
+        rc, tasks = figures.get("roll_call") or {}, figures.get("tasks") or {}
         out.append(f'<h3>{_e(t["figures"])}</h3><table class="figures">'
                    f'<tr><th>{_e(t["first_notify"])}</th><td>{_num(figures.get("time_to_first_notification_min"))} '
                    f'{_e(t["min"])}</td></tr>'
@@ -157,7 +158,8 @@ def render_html(results: dict[str, Any], lang: str = "zh") -> str:
                    f'<tr><th>{_e(t["escalations"])}</th><td>{_num(figures.get("escalations"))}</td></tr>'
                    f'<tr><th>{_e(t["repeats"])}</th><td>{_num(figures.get("repeats"))}</td></tr>'
                    f'<tr><th>{_e(t["roll_call"])}</th><td>{_num(rc.get("confirmed"))} / {_num(rc.get("notified"))}'
-                   f'</td></tr><tr><th>{_e(t["tasks"])}</th><td>{_e(t["not_recorded"])}</td></tr></table>')
+                   f'</td></tr><tr><th>{_e(t["tasks"])}</th><td>{_num(tasks.get("done_by_deadline"))} / '
+                   f'{_num(tasks.get("due"))}</td></tr></table>')
         for level in incident.get("levels", []):
             out.append(f'<h3>{_e(t["level"])} {_e(level["grade"])} {_e(level["response_level"])} '
                        f'<span class="meta">{_e(level.get("where"))}</span></h3>'
@@ -173,6 +175,17 @@ def render_html(results: dict[str, Any], lang: str = "zh") -> str:
                            f'{_cell(ack.get("result"), t) if ack else "<td>—</td>"}'
                            f'<td><code>{_e(step.get("where"))}</code></td></tr>')
             out.append("</table>")
+            if level.get("tasks"):
+                out.append(f'<table class="task-table"><tr><th>{_e(t["task"])}</th><th>{_e(t["deadline"])}</th>'
+                           f'<th>{_e(t["done_at"])}</th><th>{_e(t["result"])}</th><th>{_e(t["done_by"])}</th>'
+                           f'<th>{_e(t["where"])}</th></tr>')
+                for task in level["tasks"]:
+                    title = task["title"].get("zh" if t is TEXT["zh"] else "en") or task["task"]
+                    out.append(f'<tr><td>{_e(task["task"])}: {_e(title)}</td><td>{_num(task["deadline_min"])}</td>'
+                               f'<td>{_num(task.get("actual_min"))}</td>{_cell(task.get("result"), t)}'
+                               f'<td>{_e(task.get("by") or "—")}</td>'
+                               f'<td><code>{_e(task.get("where"))}</code></td></tr>')
+                out.append("</table>")
         out.append(f'<h3>{_e(t["misses"])}</h3>')
         misses = _misses(incident, t)
         out.append("<ul>" + "".join(misses) + "</ul>" if misses else f'<p>{_e(t["none"])}</p>')
@@ -200,4 +213,9 @@ def _misses(incident: dict[str, Any], t: dict[str, str]) -> list[str]:
                 items.append(f'<li class="bad">[{_e(level["grade"])}] {_e(step["step"])} {_e(t["ack"])}: '
                              f'{_e(t[ack["result"]])} — {_e(ack.get("message", ""))} <code>{_e(step.get("where"))}'
                              f'</code><br>{_e(t["followed"])}: {_e(followed or t["none"])}</li>')
+        for task in level.get("tasks", []):
+            if task.get("result") in ("missed", "late"):
+                items.append(f'<li class="bad">[{_e(level["grade"])}] {_e(t["task"])} {_e(task["task"])}: '
+                             f'{_e(t[task["result"]])} (t+{_num(task["deadline_min"])} → '
+                             f'{_num(task.get("actual_min"))}) <code>{_e(task.get("where"))}</code></li>')
     return items

@@ -61,6 +61,7 @@ class Command(StrEnum):
     close = "close"
     handover = "handover"
     confirm = "confirm"
+    task_done = "task_done"
 
 
 class CommandRefused(Exception):
@@ -77,7 +78,7 @@ class CommandDecision:
 
 _KINDS = {Command.acknowledge: ActionKind.acknowledged, Command.escalate: ActionKind.escalated,
           Command.close: ActionKind.closed, Command.handover: ActionKind.handed_over,
-          Command.confirm: ActionKind.confirmed}
+          Command.confirm: ActionKind.confirmed, Command.task_done: ActionKind.task_done}
 
 
 def decide_command(incident: Incident, command: Command, actor: str, at: datetime,
@@ -86,6 +87,8 @@ def decide_command(incident: Incident, command: Command, actor: str, at: datetim
         raise CommandRefused(f"incident {incident.id} is closed")
     if command is Command.handover and not details.get("to"):
         raise CommandRefused("handover needs the person to hand over to")
+    if command is Command.task_done and not details.get("task"):
+        raise CommandRefused("task_done needs the task id")
     if command is Command.close and not details.get("reason"):
         raise CommandRefused("close needs a reason")
     action = ActionDraft(incident_id=incident.id, at=at, actor=actor, kind=_KINDS[command],

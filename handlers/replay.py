@@ -18,9 +18,9 @@ from pingan.schemas.incident import IncidentReport
 
 # The entries a response is judged by; `delivered`/`updated`/`correlated` follow from these and would only add noise.
 COMPARED = ("plan_activated", "no_plan", "grade_changed", "notified", "failed", "escalated", "roll_call",
-            "acknowledged", "handed_over", "confirmed", "closed")
+            "acknowledged", "handed_over", "confirmed", "task_done", "closed")
 COMMANDS = {"acknowledged": "ack", "escalated": "escalate", "handed_over": "handover", "closed": "close",
-            "confirmed": "confirm"}
+            "confirmed": "confirm", "task_done": "task"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ def recorded_commands(actions: list[dict[str, Any]], incident_inject: str, recor
         commands.append(ScriptedCommand(
             incident=incident_inject, after_min=max(0.0, _minutes(_at(action["at"]), origin, recorded_speed)),
             verb=verb, by=_person(actor), to=details.get("to"), role=details.get("role") or "commander",
+            task=details.get("task"),
             reason=details.get("reason") or ("replayed close" if verb == "close" else None)))
     return commands
 
@@ -122,6 +123,8 @@ def entries(actions: list[dict[str, Any]], speed: float) -> list[Entry]:
             out.append(Entry(kind, f"{d.get('from')} → {d.get('to')}", minute, str(d.get("rule") or "")))
         elif kind == "roll_call":
             out.append(Entry(kind, str(d.get("step")), minute, f"missing {d.get('missing', [])}"))
+        elif kind == "task_done":
+            out.append(Entry(kind, str(d.get("task")), minute, _person(action["actor"])))
         elif kind == "handed_over":
             out.append(Entry(kind, f"{d.get('role')} → {d.get('to')}", minute))
         else:

@@ -14,7 +14,8 @@ starts one; a grade change re-plans), per notify step:
   escalations and repeats that followed listed; n/a when the incident was already acknowledged before the step ran.
 
 Figures: time to first notification and to first acknowledgement (from the first activation), escalations taken,
-roll-call completion, tasks (no completion route exists yet: reported as not recorded). Failures: wrong plan (vs the
+roll-call completion, tasks done by their deadline (a `task_done` entry: `pingan task`, POST …/task, or a scenario
+command; met by the deadline + tolerance, late after, missed when never done though due). Failures: wrong plan (vs the
 scenario's expectation), wrong final grade, a grade rule (correlated_reports within within_min) that held but the
 grade was not raised, a notification to someone the plan's targets do not reach.
 
@@ -36,9 +37,10 @@ from pingan.schemas.taxonomy import Grade
 
 SCORE_FORMULA = {
     "zh": "得分 = 100 × 达标检查项 / 计分检查项 − 10 × 失误数，取值 0–100。检查项：各步骤通知是否按时、"
-          "设有确认时限的步骤是否在首个时限内确认。",
+          "设有确认时限的步骤是否在首个时限内确认、已到期限的任务是否按时完成。",
     "en": "score = 100 × checks met / checks scored − 10 × failures, clamped to 0–100. Checks: each notify step "
-          "on time; each step with an acknowledgement window acknowledged within its first window.",
+          "on time; each step with an acknowledgement window acknowledged within its first window; each task due "
+          "done by its deadline.",
 }
 FAILURE_PENALTY = 10
 GRADE_RANK = {Grade.I: 4, Grade.II: 3, Grade.III: 2, Grade.IV: 1}
@@ -128,18 +130,20 @@ def score_incident(inject_id: str, body: dict[str, Any], plans: PlanSet, *, time
         out["levels"].append(scored)
         failures.extend(scored.pop("failures"))
         all_escalations.extend(scored["escalations"])
-        for check in scored["steps"]:
-            for key in ("notify", "ack"):
-                result = check[key]["result"] if check.get(key) else None
-                if result in ("met", "late", "missed"):
-                    out["checks"]["scored"] += 1
-                    out["checks"]["met"] += result == "met"
+        results = [check[key]["result"] for check in scored["steps"] for key in ("notify", "ack") if check.get(key)]
+        for result in results + [t["result"] for t in scored["tasks"]]:
+            if result in ("met", "late", "missed"):
+                out["checks"]["scored"] += 1
+                out["checks"]["met"] += result == "met"
     if plan is not None:
         failures.extend(_grade_rules(plan, timeline, final_grade, clock))
     out["figures"] = _figures(timeline, first_activation, clock, all_escalations)
     out["figures"]["roll_call"] = _sum_roll_calls(out["levels"])
-    out["figures"]["tasks"] = {"recorded": 0, "total": sum(len(lv["tasks"]) for lv in out["levels"]),
-                               "status": "not recorded"}
+    every_task = [t for lv in out["levels"] for t in lv["tasks"]]
+    out["figures"]["tasks"] = {"total": len(every_task),
+                               "done": sum(1 for t in every_task if t["actual_min"] is not None),
+                               "done_by_deadline": sum(1 for t in every_task if t["result"] == "met"),
+                               "due": sum(1 for t in every_task if t["result"] != "not_due")}
     out["score"] = overall([out])
     return out
 
@@ -212,10 +216,18 @@ def _score_level(plan: Plan, level: Level, start: datetime, end: datetime, entri
         roll_calls.append({"step": sched.step.id, "notified": told, "confirmed": confirmed,
                            "missing": [p for p in told if p not in confirmed],
                            "check_min": sched.window_end if sched.window_end is not None else sched.fires})
-    tasks = [{"task": t.id, "title": t.title.model_dump(), "deadline_min": t.deadline_min,
-              "owner": t.owner.key(), "status": "not recorded",
-              "where": locate(plan.id, ("levels", li, "tasks", k)) if locate else None}
-             for k, t in enumerate(level.tasks)]
+    tasks = []
+    for k, t in enumerate(level.tasks):
+        done = next((a for a in entries if a["kind"] == "task_done" and a["details"].get("task") == t.id), None)
+        actual = rel[id(done)] if done else None
+        if actual is not None:
+            result = "met" if actual <= t.deadline_min + tolerance else "late"
+        else:
+            result = "missed" if span >= t.deadline_min + tolerance else "not_due"
+        tasks.append({"task": t.id, "title": t.title.model_dump(), "deadline_min": t.deadline_min,
+                      "owner": t.owner.key(), "target_min": t.deadline_min, "actual_min": actual, "result": result,
+                      "by": done["actor"] if done else None,
+                      "where": locate(plan.id, ("levels", li, "tasks", k)) if locate else None})
     escalations = [{"at_min": rel[id(a)], "step": a["details"].get("step"), "deadline": a["details"].get("deadline"),
                     "attempt": a["details"].get("attempt"), "by": a["actor"],
                     "recipients": a["details"].get("recipients", [])} for a in escalated]

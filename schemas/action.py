@@ -24,6 +24,7 @@ class ActionKind(StrEnum):
     closed = "closed"
     confirmed = "confirmed"  # a roll-call (点名) confirmation
     roll_call = "roll_call"  # the roll-call check: who confirmed, who is missing
+    task_done = "task_done"  # a plan task (向市应急局报告…) reported done, scored against its deadline
     refused = "refused"  # a command from someone not in the incident's chain, logged and declined
     plan_approved = "plan_approved"  # incident_id is "plan:<id>" for entries about a plan, not an incident
 

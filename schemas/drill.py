@@ -109,14 +109,17 @@ class ScriptedCommand(Model):
 
     incident: str = Field(description="Inject id of the incident")
     after_min: float = Field(ge=0, description="Plan minutes after the plan activates")
-    verb: Literal["ack", "escalate", "handover", "close", "confirm"]
+    verb: Literal["ack", "escalate", "handover", "close", "confirm", "task"]
     by: str = Field(pattern=ID_PATTERN)
     to: str | None = Field(default=None, pattern=ID_PATTERN, description="handover: the new holder")
     role: str = Field(default="commander", max_length=32)
     reason: str | None = Field(default=None, max_length=2000)
+    task: str | None = Field(default=None, pattern=ID_PATTERN, description="task: the plan task reported done")
 
     @model_validator(mode="after")
     def _needs(self) -> ScriptedCommand:
+        if self.verb == "task" and not self.task:
+            raise ValueError("a task command needs `task`")
         if self.verb == "handover" and not self.to:
             raise ValueError("a handover needs `to`")
         if self.verb == "close" and not self.reason:

@@ -1,5 +1,5 @@
-"""Commands over HTTP: POST /v1/incidents/{id}/ack | escalate | close | handover | confirm (bearer token of source
-api). `confirm` is a roll-call answer (点名确认到岗) by `by`, as an SMS "1" from a roll-call recipient is."""
+"""Commands over HTTP: POST /v1/incidents/{id}/ack | escalate | close | handover | confirm | task (bearer token of
+source api). `confirm` is a roll-call answer (点名确认到岗) by `by`, as an SMS "1" from a roll-call recipient is."""
 
 from typing import Any
 
@@ -13,7 +13,7 @@ from pingan.web.guards import check_bearer
 from pingan.web.intake import Intake
 
 VERBS = {"ack": Command.acknowledge, "escalate": Command.escalate, "close": Command.close,
-         "handover": Command.handover, "confirm": Command.confirm}
+         "handover": Command.handover, "confirm": Command.confirm, "task": Command.task_done}
 
 
 class CommandIn(BaseModel):
@@ -21,6 +21,7 @@ class CommandIn(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
     to: str | None = Field(default=None, max_length=100, description="handover: the new holder's person id")
     role: str = Field(default="commander", max_length=32, description="handover: the role handed over")
+    task: str | None = Field(default=None, max_length=64, description="task: the plan task reported done")
 
 
 class CommandOut(BaseModel):
@@ -42,6 +43,8 @@ def commands_router(intake: Intake) -> APIRouter:
         details: dict[str, Any] = {"reason": body.reason}
         if VERBS[verb] is Command.handover:
             details.update(to=body.to, role=body.role)
+        if VERBS[verb] is Command.task_done:
+            details.update(task=body.task)
         try:
             result = run_command(intake.store, intake.plans(), incident_id, VERBS[verb],
                                  body.by, **details)

@@ -99,3 +99,21 @@ def test_overall_formula() -> None:
     a = {"checks": {"scored": 4, "met": 3}, "failures": [{}]}
     assert overall([a])["value"] == 65.0
     assert overall([])["value"] == 100.0
+
+
+def test_tasks_are_scored_against_their_deadlines() -> None:
+    tl = night_timeline(ack_by_officer_at=1) + [entry(34, "task_done", actor="xu-jing", task="report-city"),
+                                                 entry(20, "task_done", actor="police-duty", task="cordon-downwind")]
+    result = score_incident("leak", body(sorted(tl, key=lambda a: a["at"])), PLANS, time_scale=SCALE,
+                            ended_at=T0 + timedelta(seconds=60), drill_started_at=T0)
+    tasks = {t["task"]: t for t in result["levels"][0]["tasks"]}
+    assert tasks["report-city"]["target_min"] == 30 and tasks["report-city"]["result"] == "late"
+    assert tasks["report-city"]["actual_min"] == 34 and tasks["report-city"]["by"] == "xu-jing"
+    assert tasks["cordon-downwind"]["result"] == "met"
+    undone = [t for t in tasks.values() if t["actual_min"] is None]
+    assert all(t["result"] == ("missed" if t["deadline_min"] + 1 <= 60 else "not_due") for t in undone)
+    figures = result["figures"]["tasks"]
+    assert figures["done"] == 2 and figures["done_by_deadline"] == 1 and figures["total"] == len(tasks)
+    html = render_html({"scenario": "s", "run_id": "r", "started_at": at(0), "speed": SCALE, "duration_min": 60,
+                        "injects": [], "incidents": [result], "score": overall([result])}, lang="en")
+    assert 'class="task-table"' in html and "report-city" in html and "Tasks done by deadline" in html

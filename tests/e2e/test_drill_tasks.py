@@ -1,0 +1,40 @@
+"""Plan tasks reported done (任务完成) by the drill's scripted commands, the CLI and HTTP, scored against deadlines."""
+
+import json
+import subprocess
+from pathlib import Path
+
+from pingan.plans import PLANS_DIR
+from tests.fixtures.stack import Stack, cli, pingan_argv
+
+
+def test_school_drill_scores_the_tasks_done_and_the_task_command_refuses_nonsense(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, PINGAN_ESCALATION_TIME_SCALE="120")
+    stack.up()
+    data = tmp_path / "r.json"
+    try:
+        run = subprocess.run(pingan_argv("drill", "run", str(Path(PLANS_DIR) / "drills" / "school-food-poisoning.yaml"),
+                                         "--speed", "120", "--json", str(data), "--url", stack.url),
+                             env=stack.env, capture_output=True, text=True, timeout=180)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        results = json.loads(data.read_text())
+        school = next(i for i in results["incidents"] if i["inject"] == "school")
+        tasks = {t["task"]: t for level in school["levels"] for t in level["tasks"]}
+        assert tasks["medical-care"]["result"] == "met" and tasks["medical-care"]["by"] == "li-meifang"
+        assert 24 <= tasks["medical-care"]["actual_min"] <= 30  # scripted at 25 minutes after activation
+        assert tasks["seal-canteen"]["result"] == "met"
+        assert tasks["report-city"]["result"] == "not_due"  # 60 minutes: past the drill's end
+        assert school["figures"]["tasks"]["done_by_deadline"] == 2
+
+        incident_id = school["incident_id"]
+        refused = stack.post(f"/v1/incidents/{incident_id}/task", json={"by": "ruan-lihua", "task": "no-such-task"})
+        assert refused.status_code == 409 and "report-city" in refused.json()["detail"]
+        again = stack.post(f"/v1/incidents/{incident_id}/task", json={"by": "ruan-lihua", "task": "seal-canteen"})
+        assert again.status_code == 409 and "already done" in again.json()["detail"]
+        done = cli(stack.env, "task", incident_id, "report-city", "--by", "ruan-lihua", "--note", "已电话报告")
+        assert done.returncode == 0, done.stderr
+        timeline = stack.incident(incident_id)["timeline"]  # type: ignore[index]
+        assert [a["details"]["task"] for a in timeline if a["kind"] == "task_done"] == [
+            "medical-care", "seal-canteen", "report-city"]
+    finally:
+        stack.stop()
