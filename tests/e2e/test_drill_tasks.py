@@ -1,8 +1,12 @@
 """Plan tasks reported done (任务完成) by the drill's scripted commands, the CLI and HTTP, scored against deadlines."""
 
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
+
+import httpx
 
 from pingan.plans import PLANS_DIR
 from tests.fixtures.stack import Stack, cli, pingan_argv
@@ -36,5 +40,21 @@ def test_school_drill_scores_the_tasks_done_and_the_task_command_refuses_nonsens
         timeline = stack.incident(incident_id)["timeline"]  # type: ignore[index]
         assert [a["details"]["task"] for a in timeline if a["kind"] == "task_done"] == [
             "medical-care", "seal-canteen", "report-city"]
+
+        # Ctrl-C stops a drill cleanly and still writes the partial report, and ends the run (no longer live).
+        partial = tmp_path / "partial.json"
+        proc = subprocess.Popen(pingan_argv("drill", "run", str(Path(PLANS_DIR) / "drills" / "typhoon.yaml"),
+                                            "--speed", "120", "--json", str(partial), "--url", stack.url),
+                                env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(8)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out[-2000:] + err[-2000:]
+        assert "interrupted" in out + err
+        cut = json.loads(partial.read_text())
+        assert cut["interrupted"] and cut["incidents"] and cut["duration_min"] < 60
+        ended = httpx.get(f"{stack.url}/v1/drills/{cut['run_id']}",
+                          headers={"Authorization": f"Bearer {stack.tokens['api']}"}, timeout=10)
+        assert ended.status_code == 200 and ended.json()["ended_at"]
     finally:
         stack.stop()
