@@ -5,6 +5,7 @@ Run by hand (pytest never collects it):
     python bench/intake.py                      # SQLite in a temp dir, 10 s per endpoint, 16 clients
     python bench/intake.py --db-url postgresql://postgres@127.0.0.1:5432/test
     python bench/intake.py --client raw         # a load generator that leaves the api more of a small machine
+    python bench/intake.py --json out.json      # also the figures as JSON (run_all.py)
 
 1. A real `python -m pingan.cli.main api` (uvicorn) on a free port, with its own data dir, topic prefix and
    bearer tokens, and a rate limit far above what the bench can send. No broker: intake only commits to the
@@ -34,15 +35,11 @@ import contextlib
 import itertools
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,11 +48,21 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import httpx
-from sqlalchemy import delete, func, select, text
+from common import (
+    BenchError,
+    Child,
+    CpuMeter,
+    RawHttp,
+    free_port,
+    lib_version,
+    machine_facts,
+    percentile,
+    write_json,
+)
+from sqlalchemy import delete, func, or_, select, text
 
 from pingan.schemas.adapters.cap import parse_cap
 from pingan.schemas.events import IntakeItem
@@ -64,7 +71,6 @@ from pingan.settings import Settings
 from pingan.store.repository import Store
 from pingan.store.tables import outbox
 from pingan.streams import topics
-from pingan.streams.process import die_with_parent
 
 CAP_DIR = Path("/work/shared/samples/cap")
 CAP_SAMPLE = "oasis-cap12-A2-severe-thunderstorm.xml"
@@ -72,15 +78,10 @@ TOKEN = "bench"
 READY_TIMEOUT_S = 60.0
 WARMUP_S = 1.0
 REQUEST_TIMEOUT_S = 30.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CLIENTS = {"httpx": "one httpx.AsyncClient, keep-alive pool", "raw": "hand-written HTTP/1.1, keep-alive"}
 MakeItem = Callable[[int], IncidentReport | IntakeItem]
 EndpointResult = tuple["LoadResult", "CpuMeter", str]  # figures, CPU, the raw-ceiling key it is compared with
 IDENTIFIER = re.compile(rb"<identifier>\s*([^<\s]+)\s*</identifier>")
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 class Termination:
@@ -108,59 +109,6 @@ TERMINATION = Termination()
 
 
 # ---- the api process --------------------------------------------------------------------------------------
-
-class Child:
-    """The api subprocess in its own process group (SIGKILLed by the kernel if the bench dies), log to a file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        with log_path.open("ab") as out:
-            self.popen = subprocess.Popen(
-                argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=die_with_parent,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def check_alive(self) -> None:
-        code = self.popen.poll()
-        if code is not None:
-            raise BenchError(f"{self.name} exited with code {code}\n{self.log_tail()}")
-
-    def stop(self, timeout_s: float = 15.0) -> str:
-        """SIGTERM to the group, SIGKILL if it has not gone after timeout_s; says how it ended.
-
-        uvicorn shuts down gracefully on SIGTERM and then re-raises the signal, so a clean stop is "SIGTERM".
-        """
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-                return f"SIGKILLed: still running {timeout_s:g} s after SIGTERM"
-            except ProcessLookupError:
-                pass
-        code = self.popen.poll()
-        return signal.Signals(-code).name if code is not None and code < 0 else f"exit code {code}"
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return f"--- last {n} lines of {self.log_path} ---\n" + "\n".join(lines[-n:])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def api_env(data_dir: Path, port: int, prefix: str, db_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAN_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
@@ -193,77 +141,7 @@ def wait_healthy(url: str, child: Child) -> float:
         time.sleep(0.1)
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """utime + stime of a live process (all its threads), from /proc."""
-    if pid is None:
-        return float("nan")
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def machine_busy_seconds() -> float:
-    """CPU-seconds all processes of the machine have used since boot (from /proc/stat), to see other load."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError):
-        return float("nan")
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / CLK_TCK
-
-
-@dataclass
-class CpuMeter:
-    """CPU-seconds of the api, of this process and of the whole machine between start() and stop()."""
-
-    api_pid: int | None
-    api: float = 0.0
-    bench: float = 0.0
-    machine: float = 0.0
-    _start: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-    def start(self) -> None:
-        self._start = (cpu_seconds(self.api_pid), time.process_time(), machine_busy_seconds())
-
-    def stop(self) -> None:
-        self.api = cpu_seconds(self.api_pid) - self._start[0]
-        self.bench = time.process_time() - self._start[1]
-        self.machine = machine_busy_seconds() - self._start[2]
-
-    @property
-    def other(self) -> float:
-        """Everyone else: a database server, other jobs on a shared machine."""
-        return self.machine - self.api - self.bench
-
-
 # ---- figures ----------------------------------------------------------------------------------------------
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
-
-
-def fsync_ms(directory: Path, rounds: int = 100) -> float:
-    """Median time of a 4 KiB write + fsync in the temp dir: what each durable SQLite commit pays at least."""
-    path = directory / "fsync.probe"
-    times = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        for _ in range(rounds):
-            start = time.perf_counter()
-            os.write(fd, b"x" * 4096)
-            os.fsync(fd)
-            times.append(time.perf_counter() - start)
-    finally:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-    return statistics.median(times) * 1000
-
 
 def database_facts(store: Store) -> str:
     with store.engine.connect() as conn:
@@ -271,40 +149,10 @@ def database_facts(store: Store) -> str:
             server = conn.scalar(text("SHOW server_version"))
             sync = conn.scalar(text("SHOW synchronous_commit"))
             fsync = conn.scalar(text("SHOW fsync"))
-            return f"PostgreSQL {server} (synchronous_commit={sync}, fsync={fsync}), psycopg {_version('psycopg')}"
+            return f"PostgreSQL {server} (synchronous_commit={sync}, fsync={fsync}), psycopg {lib_version('psycopg')}"
         journal = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
         sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
         return f"SQLite {sqlite3.sqlite_version} (journal_mode={journal}, synchronous={sync}; 2 = FULL)"
-
-
-def _version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
-
-
-def machine_facts(tmp: Path) -> dict[str, str]:
-    mem = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    libs = ", ".join(f"{d} {_version(d)}" for d in ("uvicorn", "fastapi", "starlette", "pydantic", "SQLAlchemy",
-                                                     "httpx", "lxml"))
-    loops = [m for m in ("uvloop", "httptools") if _version(m) != "?"]
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpus usable": str(len(os.sched_getaffinity(0))),
-        "memory": mem,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "libraries": libs,
-        "uvicorn loop/http": "uvloop/httptools" if len(loops) == 2 else f"asyncio/h11 (installed: {loops or 'none'})",
-        "fsync (4 KiB, temp dir)": f"{fsync_ms(tmp):.2f} ms median",
-    }
 
 
 # ---- request bodies ---------------------------------------------------------------------------------------
@@ -355,6 +203,7 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     warmup_ok: int = 0  # 2xx answers during the warm-up before it (not in the figures; they are in the outbox)
+    warmup_errors: int = 0  # requests of the warm-up that got no answer
 
     @property
     def rate(self) -> float:
@@ -367,48 +216,6 @@ class LoadResult:
     @property
     def p99_ms(self) -> float:
         return percentile(self.latencies, 99) * 1000
-
-
-class RawHttp:
-    """One keep-alive HTTP/1.1 connection, written by hand: a load generator that takes less of the shared cores
-    than httpx (whose CPU per request is about the api's own on this kind of machine). Content-Length bodies only,
-    which is what uvicorn sends for these endpoints."""
-
-    CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)")
-
-    def __init__(self, host: str, port: int, path: str, content_type: str) -> None:
-        self.host, self.port = host, port
-        self.head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
-                     f"Content-Type: {content_type}\r\nContent-Length: ").encode()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, body: bytes) -> int:
-        try:
-            if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-            assert self.reader is not None
-            self.writer.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
-            await self.writer.drain()
-            head = await self.reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = self.CONTENT_LENGTH.search(head)
-            if length is None:
-                raise ValueError(f"an answer without Content-Length: {head[:200]!r}")
-            await self.reader.readexactly(int(length.group(1)))
-            if b"connection: close" in head.lower():
-                await self.close()
-            return status
-        except BaseException:
-            await self.close()
-            raise
-
-    async def close(self) -> None:
-        writer, self.reader, self.writer = self.writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
 
 
 async def drive(url: str, path: str, bodies: BodyFactory, counter: "itertools.count[int]", duration_s: float,
@@ -440,11 +247,16 @@ async def _drive(url: str, path: str, bodies: BodyFactory, counter: "itertools.c
 
             posts = [httpx_post] * concurrency
         else:
-            connections = [RawHttp(parsed.host, parsed.port or 80, path, bodies.content_type)
-                           for _ in range(concurrency)]
+            connections = [RawHttp(parsed.host, parsed.port or 80, path, headers) for _ in range(concurrency)]
             for connection in connections:
                 stack.push_async_callback(connection.close)
-            posts = [c.post for c in connections]
+
+            def raw_post(connection: RawHttp) -> Callable[[bytes], Awaitable[int]]:
+                async def post(body: bytes) -> int:
+                    return (await connection.post(body))[0]
+                return post
+
+            posts = [raw_post(c) for c in connections]
         start = time.perf_counter()
         deadline = start + duration_s
 
@@ -492,6 +304,7 @@ def run_endpoint(name: str, url: str, path: str, bodies: BodyFactory, args: argp
     api.check_alive()
     result.statuses = dict(sorted(result.statuses.items()))
     result.warmup_ok = warm.ok
+    result.warmup_errors = warm.errors
     print(f"{name}: {result.ok} x 2xx, {result.bad} non-2xx {dict(result.statuses)}, {result.errors} errors in "
           f"{result.elapsed_s:.1f} s = {result.rate:,.0f} req/s; p50 {result.p50_ms:.1f} ms, "
           f"p99 {result.p99_ms:.1f} ms (warm-up: {warm.ok} x 2xx)", flush=True)
@@ -585,14 +398,36 @@ def cpu_rate(fn: Callable[[int], object], duration_s: float = 2.0) -> float:
     return i / (time.perf_counter() - start)
 
 
-def bench_rows(store: Store, topic_list: list[str]) -> int:
+def bench_rows(store: Store, topic_list: list[str], run: str) -> int:
+    """The run's rows only: the api may write others of its own to the outbox (heartbeats)."""
+    mark = f"%bench-{run}-%"
     with store.engine.connect() as conn:
-        return int(conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.topic.in_(topic_list))) or 0)
+        return int(conn.scalar(select(func.count()).select_from(outbox).where(
+            outbox.c.topic.in_(topic_list), or_(outbox.c.payload.like(mark), outbox.c.source_key.like(mark)))) or 0)
 
 
 def delete_bench_rows(store: Store, topic_list: list[str]) -> int:
     with store.engine.begin() as conn:
         return int(conn.execute(delete(outbox).where(outbox.c.topic.in_(topic_list))).rowcount or 0)
+
+
+def figures(args: argparse.Namespace, facts: dict[str, str], db: str, endpoints: dict[str, EndpointResult],
+            raw: dict[str, RawResult], raw_threads: RawResult, check: str) -> dict[str, object]:
+    """Everything run_all.py tabulates, as plain data."""
+    out: dict[str, object] = {
+        "bench": "intake", "command": shlex.join(["python", *sys.argv]), "client": args.client,
+        "database": db.split(" at ")[0] + (" (--db-url)" if args.db_url else ", in the temp dir"),
+        "concurrency": args.concurrency, "duration_s": args.duration, "check": check, "machine": facts,
+        "raw_accept": {k: {"rate": r.rate, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms} for k, r in raw.items()},
+        "raw_accept_threads": {"rate": raw_threads.rate, "threads": args.concurrency},
+    }
+    out["endpoints"] = [{
+        "name": name, "rate": result.rate, "ok": result.ok, "non_2xx": result.bad, "errors": result.errors,
+        "elapsed_s": result.elapsed_s, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
+        "api_cpu_ms_per_req": meter.child / max(result.ok, 1) * 1000, "cpu_other_s": meter.other,
+        "raw_key": raw_key, "vs_raw_accept": result.rate / raw[raw_key].rate,
+    } for name, (result, meter, raw_key) in endpoints.items()]
+    return out
 
 
 # ---- main -------------------------------------------------------------------------------------------------
@@ -617,10 +452,10 @@ def summary(args: argparse.Namespace, facts: dict[str, str], db: str, endpoints:
             f"{result.errors} errors in {result.elapsed_s:.1f} s",
             f"  latency           p50 {result.p50_ms:.1f} ms   p99 {result.p99_ms:.1f} ms   "
             f"max {result.latencies[-1] * 1000 if result.latencies else float('nan'):.1f} ms",
-            f"  CPU               api {meter.api:.1f} s ({meter.api / result.elapsed_s:.0%} of a core)   "
+            f"  CPU               api {meter.child:.1f} s ({meter.child / result.elapsed_s:.0%} of a core)   "
             f"bench {meter.bench:.1f} s   others {meter.other:.1f} s   (of {result.elapsed_s:.1f} s wall x "
             f"{os.cpu_count()} cores)",
-            f"  api CPU per 2xx   {meter.api / max(result.ok, 1) * 1000:.3f} ms",
+            f"  api CPU per 2xx   {meter.child / max(result.ok, 1) * 1000:.3f} ms",
             f"  vs raw commit     {result.rate / ceiling.rate:.2f} of Store.accept() in a loop "
             f"({ceiling.rate:,.0f}/s, same item kind)",
             "",
@@ -655,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-duration", type=float, default=5.0,
                         help="seconds of each in-process Store.accept() loop (default 5)")
     parser.add_argument("--cap-sample", default=CAP_SAMPLE, help=f"file in {CAP_DIR} (default {CAP_SAMPLE})")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file (for run_all.py)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (api.log, SQLite) and the rows written to --db-url")
     args = parser.parse_args(argv)
@@ -680,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     code = 1  # until the run has finished
     try:
         facts = machine_facts(tmp)
+        loops = [m for m in ("uvloop", "httptools") if lib_version(m) != "?"]
+        facts["uvicorn loop/http"] = ("uvloop/httptools" if len(loops) == 2
+                                      else f"asyncio/h11 (installed: {loops or 'none'})")
         store = Store(db_url)  # creates the tables if they are missing, like the api would
         db = f"{database_facts(store)} at {db_url.split('@')[-1] if '@' in db_url else db_url}"
         facts["database"] = db.split(" at ")[0]
@@ -701,9 +540,11 @@ def main(argv: list[str] | None = None) -> int:
 
         # Every 2xx must be a new row in the outbox, and nothing else may be.
         answered = sum(r.ok + r.warmup_ok for r, _, _ in endpoints.values())
-        stored = bench_rows(store, [api_topic])
+        stored = bench_rows(store, [api_topic], run)
+        unanswered = sum(r.errors + r.warmup_errors for r, _, _ in endpoints.values())
         check = (f"{stored} outbox rows for {answered} x 2xx" + ("" if stored == answered else
-                 "  MISMATCH (a timed-out request may have committed, or an answer was a duplicate)"))
+                 f"  MISMATCH ({unanswered} requests, warm-ups included, got no answer: such a request may have "
+                 "committed)"))
         print(f"bench: {check}", flush=True)
         print(f"bench: api stopped: {api.stop()}", flush=True)
 
@@ -734,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
             "parse_cap (incl. XSD check)": cpu_rate(lambda i: parse_cap(cap_bodies(i))),
         }
         print(summary(args, facts, db, endpoints, raw, raw_threads, costs, check), flush=True)
+        write_json(args.json, figures(args, facts, db, endpoints, raw, raw_threads, check))
         code = 0
     except KeyboardInterrupt as exc:
         by = str(exc) or "SIGINT"

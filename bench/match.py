@@ -7,8 +7,12 @@ category and subtype); the incidents hit plans, miss them, and fall back to the 
 import argparse
 import platform
 import random
+import shlex
+import sys
 import time
 from datetime import UTC, datetime
+
+from common import write_json
 
 from pingan.handlers.matching import match_plan
 from pingan.handlers.plan_loader import PlanSet, load_plans
@@ -47,7 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--matches", type=int, default=20000)
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file (for run_all.py)")
     args = parser.parse_args()
+    rows = []
     shipped = list(load_plans(PLANS_DIR))
     all_plans = [synthetic_plan(i) for i in range(max(int(s) for s in args.sizes.split(",")))]
     print(f"machine: {platform.machine()}, python {platform.python_version()}; {args.matches} matches per size")
@@ -67,6 +73,10 @@ def main() -> None:
                 match_plan(planset, inc)
         per_match_us = (time.perf_counter() - started) / (rounds * len(sample)) * 1e6
         print(f"{size:>8} {len(planset.index):>10} {build_ms:>9.1f} {per_match_us:>9.2f} {hits / len(sample):>8.0%}")
+        rows.append({"plans": size, "shipped_plans": len(shipped), "index_keys": len(planset.index),
+                     "build_ms": build_ms, "us_per_match": per_match_us, "hit_rate": hits / len(sample),
+                     "matches": rounds * len(sample)})
+    write_json(args.json, {"bench": "match", "command": shlex.join(["python", *sys.argv]), "sizes": rows})
 
 
 if __name__ == "__main__":

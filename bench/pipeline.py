@@ -2,9 +2,10 @@
 
 Run by hand (pytest never collects it):
 
-    python bench/pipeline.py --n 20000
+    python bench/pipeline.py --n 2000
 
-1. One EmbeddedBroker (tansu, memory://) on a free port, unless KAFKA_BOOTSTRAP_SERVERS is set.
+1. One EmbeddedBroker (tansu, memory://) on a free port, unless KAFKA_BOOTSTRAP_SERVERS is set; on it, the
+   broker's raw rate (common.raw_broker_rate: kafka-python, --raw-n messages of 300 B in and out).
 2. A real worker process (`python -m pingan.cli.main worker`), warmed up with one incident through the store
    outbox; then N grade III fire reports, each with its own dedup_key (so none correlate), put straight on
    `incidents.raw` with kafka-python as RawEvent JSON. The figure is N / (first produce -> last `notified`
@@ -12,29 +13,38 @@ Run by hand (pytest never collects it):
 3. On the same broker, after the worker has stopped: a minimal faust app from create_app() with one agent
    forwarding topic A -> topic B, fed forward-n messages of 300 bytes. Its msgs/s is the ceiling the pipeline
    (three such hops plus the store) is compared with.
+4. --json PATH writes every figure for run_all.py.
 
 The worker's stdout (the console channel prints a line per notification) goes to a log in the temp dir.
 """
 
 import argparse
 import os
-import platform
 import shlex
 import shutil
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
+from common import (
+    BenchError,
+    Child,
+    broker,
+    clean_env,
+    cpu_seconds,
+    machine_busy_seconds,
+    machine_facts,
+    percentile,
+    raw_broker_rate,
+    wait_for,
+    write_json,
+)
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import func, select
 
@@ -44,17 +54,12 @@ from pingan.settings import Settings
 from pingan.store.repository import Store, new_incident_id
 from pingan.store.tables import actions, triage_events
 from pingan.streams import topics
-from pingan.streams.broker import EmbeddedBroker, tansu_binary
-from pingan.streams.process import die_with_parent
 from pingan.streams.topics import ensure_topics
-
-T = TypeVar("T")
 
 POLL_S = 0.5  # how often the store is asked how many incidents are notified
 READY_TIMEOUT_S = 180.0  # worker start: group joins, topic creation, first incident end to end
 STALL_TIMEOUT_S = 180.0  # no progress for this long: give up
 FORWARD_MSG_BYTES = 300
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 FORWARD_SCRIPT = textwrap.dedent('''\
     """Bench: the bare one-hop faust forward (incidents.raw -> incidents under its own prefix)."""
@@ -79,165 +84,14 @@ FORWARD_SCRIPT = textwrap.dedent('''\
 ''')
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-# ---- processes --------------------------------------------------------------------------------------------
-
-class Child:
-    """A worker subprocess in its own process group, its stdout and stderr in a log file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        with log_path.open("ab") as out:
-            self.popen = subprocess.Popen(
-                argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=die_with_parent,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def check_alive(self) -> None:
-        code = self.popen.poll()
-        if code is not None:
-            raise BenchError(f"{self.name} exited with code {code}\n{self.log_tail()}")
-
-    def stop(self, timeout_s: float = 15.0) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-            except ProcessLookupError:
-                pass
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return f"--- last {n} lines of {self.log_path} ---\n" + "\n".join(lines[-n:])
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """utime + stime of a live process (all its threads), from /proc."""
-    if pid is None:
-        return float("nan")
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def machine_busy_seconds() -> float:
-    """CPU-seconds all processes of the machine have used since boot (from /proc/stat), to see other load."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError):
-        return float("nan")
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / CLK_TCK
-
-
-def child_env(base: dict[str, str], bootstrap: str, data_dir: Path, db_url: str, app_id: str,
-              prefix: str) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if not k.startswith("PINGAN_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        PINGAN_DATA_DIR=str(data_dir),
-        PINGAN_DATABASE_URL=db_url,
-        PINGAN_APP_ID=app_id,
-        PINGAN_TOPIC_PREFIX=prefix,
-        PINGAN_LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def wait_for(predicate: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1,
-             alive: Child | None = None) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if alive is not None:
-            alive.check_alive()
-        if time.monotonic() > deadline:
-            tail = f"\n{alive.log_tail()}" if alive is not None else ""
-            raise BenchError(f"timed out after {timeout_s:g} s waiting for {what}{tail}")
-        time.sleep(interval_s)
-
-
-# ---- figures ----------------------------------------------------------------------------------------------
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
+def child_env(bootstrap: str, data_dir: Path, db_url: str, app_id: str, prefix: str) -> dict[str, str]:
+    return clean_env(KAFKA_BOOTSTRAP_SERVERS=bootstrap, PINGAN_DATA_DIR=str(data_dir), PINGAN_DATABASE_URL=db_url,
+                     PINGAN_APP_ID=app_id, PINGAN_TOPIC_PREFIX=prefix, PINGAN_LOG_LEVEL="WARNING",
+                     PINGAN_METRICS_PORT="0")
 
 
 def parse_at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def fsync_ms(directory: Path, rounds: int = 100) -> float:
-    """Median time of a 4 KiB write + fsync in the temp dir: what each durable commit pays at least."""
-    path = directory / "fsync.probe"
-    times = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        for _ in range(rounds):
-            start = time.perf_counter()
-            os.write(fd, b"x" * 4096)
-            os.fsync(fd)
-            times.append(time.perf_counter() - start)
-    finally:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-    return statistics.median(times) * 1000
-
-
-def machine_facts(tmp: Path) -> dict[str, str]:
-    mem = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    try:
-        tansu = subprocess.run([tansu_binary(), "--version"], capture_output=True, text=True, timeout=10)
-        tansu_version = tansu.stdout.strip() or "?"
-    except (OSError, subprocess.SubprocessError):
-        tansu_version = "?"
-    versions = []
-    for dist in ("faust-streaming", "aiokafka", "kafka-python", "SQLAlchemy"):
-        try:
-            from importlib.metadata import version
-
-            versions.append(f"{dist} {version(dist)}")
-        except Exception:  # noqa: BLE001 - a missing distribution is only a missing fact
-            pass
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpus usable": str(len(os.sched_getaffinity(0))),
-        "memory": mem,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "tansu": tansu_version,
-        "libraries": ", ".join(versions),
-        "fsync (4 KiB, temp dir)": f"{fsync_ms(tmp):.2f} ms median",
-    }
 
 
 # ---- the pipeline figure ----------------------------------------------------------------------------------
@@ -293,7 +147,7 @@ def run_pipeline(args: argparse.Namespace, tmp: Path, bootstrap: str, db_url: st
     try:
         data_dir = tmp / "pipeline"
         data_dir.mkdir()
-        env = child_env(dict(os.environ), bootstrap, data_dir, db_url, settings.app_id, prefix)
+        env = child_env(bootstrap, data_dir, db_url, settings.app_id, prefix)
         started = time.monotonic()
         worker = Child("pipeline worker", [sys.executable, "-m", "pingan.cli.main", "worker"], env,
                        tmp / "worker.log")
@@ -404,7 +258,7 @@ def run_forward(n: int, tmp: Path, bootstrap: str, db_url: str, broker_pid: int 
     data_dir.mkdir()
     script = tmp / "forward_worker.py"
     script.write_text(FORWARD_SCRIPT)
-    env = child_env(dict(os.environ), bootstrap, data_dir, db_url, settings.app_id, prefix)
+    env = child_env(bootstrap, data_dir, db_url, settings.app_id, prefix)
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
                              fetch_max_wait_ms=20, max_poll_records=5000, consumer_timeout_ms=1000)
@@ -504,9 +358,8 @@ def run_forward(n: int, tmp: Path, bootstrap: str, db_url: str, broker_pid: int 
 
 # ---- main -------------------------------------------------------------------------------------------------
 
-def summary(args: argparse.Namespace, facts: dict[str, str], bootstrap: str, db_url: str,
-            pipe: dict[str, float], fwd: dict[str, float]) -> str:
-    ratio = pipe["rate"] / fwd["rate"]
+def summary(facts: dict[str, str], bootstrap: str, db_url: str, pipe: dict[str, float],
+            fwd: dict[str, float] | None, raw: dict[str, float] | None) -> str:
     lines = [
         "",
         "=" * 78,
@@ -526,15 +379,29 @@ def summary(args: argparse.Namespace, facts: dict[str, str], bootstrap: str, db_
         f"bench {pipe['cpu_bench_s']:.1f} s   others (e.g. a DB server) {pipe['cpu_other_s']:.1f} s   "
         f"(of {pipe['seen_s']:.1f} s wall x {os.cpu_count()} cores)",
         "",
-        f"faust one-hop forward ceiling, {fwd['n']:.0f} x {FORWARD_MSG_BYTES} B:",
-        f"  throughput        {fwd['rate']:10,.0f} msgs/s  ({fwd['elapsed_s']:.2f} s)",
-        f"  latency (burst)   p50 {fwd['p50_s'] * 1000:.0f} ms   p99 {fwd['p99_s'] * 1000:.0f} ms   "
-        f"max {fwd['max_s'] * 1000:.0f} ms",
-        f"  CPU               worker {fwd['cpu_worker_s']:.1f} s   broker {fwd['cpu_broker_s']:.1f} s   "
-        f"bench {fwd['cpu_bench_s']:.1f} s   other processes {fwd['cpu_other_s']:.1f} s",
-        "",
-        f"ratio pipeline / forward = {ratio:.4f}  (1 : {1 / ratio:,.0f})",
-        "",
+    ]
+    if fwd is not None:
+        ratio = pipe["rate"] / fwd["rate"]
+        lines += [
+            f"faust one-hop forward ceiling, {fwd['n']:.0f} x {FORWARD_MSG_BYTES} B:",
+            f"  throughput        {fwd['rate']:10,.0f} msgs/s  ({fwd['elapsed_s']:.2f} s)",
+            f"  latency (burst)   p50 {fwd['p50_s'] * 1000:.0f} ms   p99 {fwd['p99_s'] * 1000:.0f} ms   "
+            f"max {fwd['max_s'] * 1000:.0f} ms",
+            f"  CPU               worker {fwd['cpu_worker_s']:.1f} s   broker {fwd['cpu_broker_s']:.1f} s   "
+            f"bench {fwd['cpu_bench_s']:.1f} s   other processes {fwd['cpu_other_s']:.1f} s",
+            f"  ratio pipeline / forward = {ratio:.4f}  (1 : {1 / ratio:,.0f})",
+            "",
+        ]
+    if raw is not None:
+        ratio = pipe["rate"] / raw["rate"]
+        lines += [
+            f"broker raw rate, kafka-python, {raw['n']:.0f} x {raw['bytes']:.0f} B produced (acks=all) then consumed:",
+            f"  {raw['rate']:,.0f} msgs/s   (produce {raw['produce_rate']:,.0f}/s, "
+            f"consume {raw['consume_rate']:,.0f}/s)",
+            f"  ratio pipeline / raw = {ratio:.4f}  (1 : {1 / ratio:,.0f})",
+            "",
+        ]
+    lines += [
         "machine:",
         *(f"  {k}: {v}" for k, v in facts.items()),
         "=" * 78,
@@ -544,9 +411,13 @@ def summary(args: argparse.Namespace, facts: dict[str, str], bootstrap: str, db_
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=20000, help="incidents put on incidents.raw (default 20000)")
+    parser.add_argument("--n", type=int, default=2000, help="incidents put on incidents.raw (default 2000)")
     parser.add_argument("--db-url", default=None, help="SQLAlchemy URL (default: SQLite in the temp dir)")
-    parser.add_argument("--forward-n", type=int, default=None, help="messages for the forward ceiling (default n)")
+    parser.add_argument("--forward-n", type=int, default=None,
+                        help="messages for the forward ceiling (default n; 0 skips it)")
+    parser.add_argument("--raw-n", type=int, default=20000,
+                        help="messages for the broker's raw kafka-python rate (default 20000; 0 skips it)")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file (for run_all.py)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite, console sink)")
     args = parser.parse_args(argv)
     if args.n < 1:
@@ -559,20 +430,23 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="pingan-bench-"))
     db_url = args.db_url or f"sqlite:///{tmp / 'pingan.db'}"
     children: list[Child] = []
-    broker: EmbeddedBroker | None = None
     code = 1  # until the run has finished
     try:
         facts = machine_facts(tmp)
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-        if not bootstrap:
-            broker = EmbeddedBroker(log_path=tmp / "tansu.log")
-            broker.start()
-            bootstrap = broker.bootstrap
-        print(f"bench: temp dir {tmp}, broker {bootstrap}, database {db_url}", flush=True)
-        broker_pid = broker.pid if broker is not None else None
-        pipe = run_pipeline(args, tmp, bootstrap, db_url, broker_pid, children)
-        fwd = run_forward(forward_n, tmp, bootstrap, db_url, broker_pid, children)
-        print(summary(args, facts, bootstrap, db_url, pipe, fwd), flush=True)
+        with broker(tmp) as (bootstrap, broker_pid):
+            print(f"bench: temp dir {tmp}, broker {bootstrap}, database {db_url}", flush=True)
+            raw = raw_broker_rate(bootstrap, args.raw_n, broker_pid) if args.raw_n > 0 else None
+            if raw is not None:
+                print(f"raw: kafka-python {raw['n']} x {raw['bytes']} B in and out: {raw['rate']:,.0f} msgs/s",
+                      flush=True)
+            pipe = run_pipeline(args, tmp, bootstrap, db_url, broker_pid, children)
+            fwd = run_forward(forward_n, tmp, bootstrap, db_url, broker_pid, children) if forward_n > 0 else None
+            for child in children:
+                child.stop()
+        print(summary(facts, bootstrap, db_url, pipe, fwd, raw), flush=True)
+        write_json(args.json, {"bench": "pipeline", "command": shlex.join(["python", *sys.argv]),
+                               "database": db_url if args.db_url else "SQLite (WAL) in the temp dir",
+                               "pipeline": pipe, "forward": fwd, "raw": raw, "machine": facts})
         code = 0
     except KeyboardInterrupt:
         print("\nbench: interrupted", file=sys.stderr)
@@ -582,8 +456,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for child in children:
             child.stop()
-        if broker is not None:
-            broker.stop()
         if args.keep or code == 1:  # an error keeps the logs to look at; Ctrl-C does not
             print(f"bench: kept {tmp}", file=sys.stderr)
         else:
