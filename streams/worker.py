@@ -47,6 +47,8 @@ def run_worker(settings: Settings | None = None) -> None:
     scheduler = Scheduler(services, services.settings.kafka_bootstrap_servers or "")
     scheduler.start()
     app = build_pipeline(services)
+    if services.settings.metrics_port:
+        metrics.register_partition_lag(app, services.settings.topic_prefix)
     worker = faust.Worker(app, loglevel=services.settings.log_level.lower(), quiet=True)
     # faust's terminal spinner sets the root logger to DEBUG and costs ~16% of the worker's CPU building
     # records nobody prints (measured with py-spy in bench/pipeline.py).

@@ -21,7 +21,7 @@ API_FAMILIES = {"pingan_intake_requests", "pingan_open_incidents", "pingan_consu
 WORKER_FAMILIES = {"pingan_incidents", "pingan_stage_latency_seconds", "pingan_notifications",
                    "pingan_notification_retries", "pingan_notification_throttled", "pingan_escalations",
                    "pingan_plan_reloads", "pingan_plan_reload_failures", "pingan_broker_up",
-                   "pingan_exercise_notifications"}
+                   "pingan_exercise_notifications", "pingan_partition_lag"}
 
 
 def scrape(url: str) -> dict[str, Any]:
@@ -148,6 +148,15 @@ def test_worker_metrics(metered: Metered) -> None:
     assert sample(worker, "pingan_plan_reloads", "pingan_plan_reloads_total") >= 1
     assert sample(worker, "pingan_plan_reload_failures", "pingan_plan_reload_failures_total") >= 1
     assert sample(worker, "pingan_broker_up") == 1
+    # Per topic and partition, from the fetch high-water mark: every partition of the pipeline's topics is assigned
+    # to this one worker, and all caught up once the reports are notified.
+    lag: dict[str, set[str]] = {}
+    for (_, ls), value in worker["pingan_partition_lag"].items():
+        labels = dict(ls)
+        lag.setdefault(labels["topic"], set()).add(labels["partition"])
+        assert value == 0, labels
+    assert {"incidents.raw", "incidents", "notifications"} <= set(lag), lag
+    assert len(lag["incidents.raw"]) >= 2, lag
     for family in WORKER_FAMILIES:
         for (_, ls) in worker[family]:
             assert not any(v.startswith("INC-") for _, v in ls), (family, ls)
