@@ -155,7 +155,7 @@ def family(sample_name: str) -> str:
 
 
 def defined_metric_families() -> set[str]:
-    src = (ROOT / "core" / "metrics.py").read_text(encoding="utf-8")
+    src = "".join((ROOT / "core" / name).read_text(encoding="utf-8") for name in ("metrics.py", "metrics_scrape.py"))
     pattern = r"\b(?:Counter|Gauge|Histogram|Summary|Info|Enum|GaugeMetricFamily|CounterMetricFamily|" \
               r"HistogramMetricFamily|SummaryMetricFamily)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\""
     return set(re.findall(pattern, src))
