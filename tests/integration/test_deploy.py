@@ -275,8 +275,7 @@ def _compose_cli(which: str) -> list[str]:
             pytest.skip(f"`docker compose` is unavailable: the docker CLI has no compose plugin here ({said}); the "
                         "compose file is checked by docker-compose v1 (if installed) and structurally below")
         return [docker, "compose"]
-    return [optional_tool("docker-compose", "Debian's docker-compose (v1) is not installed; "
-                                            "the compose file is checked structurally below")]
+    return [required_tool("docker-compose", "apt-get install docker-compose (v1; parses the file offline)")]
 
 
 @pytest.mark.parametrize("which", ["docker compose", "docker-compose"])
@@ -449,7 +448,7 @@ def test_topic_script_creates_every_topic_the_code_uses_replicated(tmp_path: Pat
 
 
 def test_topic_script_is_clean_shell() -> None:
-    shellcheck = optional_tool("shellcheck", "apt-get install shellcheck (optional lint)")
+    shellcheck = required_tool("shellcheck", "apt-get install shellcheck")
     run([shellcheck, "-s", "sh", str(TOPIC_SCRIPT)], cwd=DEPLOY)
 
 
@@ -690,10 +689,9 @@ def test_k8s_workers_are_bounded_by_partitions() -> None:
 
 
 def test_k8s_manifests_against_the_kubernetes_schemas() -> None:
-    validator = optional_tool(
-        "kubernetes-validate",
-        "pip install kubernetes-validate (optional: bundles the Kubernetes JSON schemas, works offline); "
-        "the manifests are checked structurally above")
+    validator = required_tool(
+        "kubernetes-validate", "pip install kubernetes-validate, in the test extras: it bundles the Kubernetes "
+        "JSON schemas and works offline")
     files = [str(p) for p in sorted(K8S.glob("*.yaml")) if p.name not in ("kustomization.yaml", "kafka-strimzi.yaml")]
     out = run([validator, "--strict", "-k", "1.30.0", *files], cwd=K8S)
     assert "did not validate" not in out.stdout + out.stderr
