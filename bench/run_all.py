@@ -125,9 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         run = {"command": command, "started_at": started_at, "duration_s": time.monotonic() - started,
                "load_before": load_before, "load_after": load_after, "notes": args.note, "machine": facts,
                "raw_before": raw_before, "raw_after": raw_after, "durations": durations, "failed": failed}
-        out = Path(args.out)
-        out.write_text(report.render(run, results), encoding="utf-8")
+        # Saved first: a report that fails to render can be rendered again from it (report.render).
         (tmp / "run.json").write_text(json.dumps({"run": run, "results": results}, default=str, indent=1))
+        out = Path(args.out)
+        try:
+            out.write_text(report.render(run, results), encoding="utf-8")
+        except Exception as exc:  # noqa: BLE001 - keep the figures (tmp/run.json) rather than lose the run
+            raise BenchError(f"could not render {out}: {exc!r}; the figures are in {tmp / 'run.json'}") from exc
         print(f"run_all: after: {load_after}\nrun_all: wrote {out} in {time.monotonic() - started:.0f} s"
               + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)
     except KeyboardInterrupt:
