@@ -21,6 +21,10 @@ def _ratio(value: float | None, ref: float) -> str:
     return f"{r:.4f} (1 : {1 / r:,.0f})" if 0 < r < 1 else f"{r:,.2f}"
 
 
+def _span(pair: list[int]) -> str:
+    return f"{pair[0]:,}" if pair[0] == pair[1] else f"{pair[0]:,}–{pair[1]:,}"
+
+
 def _cmd(f: Figures) -> str:
     """The bench's own command line as run_all ran it, without its --json file."""
     words = str(f["command"]).split()
@@ -153,7 +157,7 @@ def surge_section(f: Figures | None, raw: float) -> str:
     cpu = f["cpu"]
     rows = [
         ["offered", f"{t['reports']:,} signed SMS webhooks in {t['seconds']:g} s ({_n(t['rate'])}/s) about "
-         f"{f['events']} events ({f['reports_per_event'][0]:,}–{f['reports_per_event'][1]:,} reports each), "
+         f"{f['events']} events ({_span(f['reports_per_event'])} reports each), "
          f"{t['concurrency']} connections", _ratio(t["rate"], raw)],
         ["posted", f"{f['posted']:,}" + ("" if f["send_all"] else
                                          f"; **{f['not_sent']:,} not sent**: the window closed before a connection "
