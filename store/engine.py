@@ -20,6 +20,7 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # A bounded wait for the write lock: intake answers 503 rather than hang (stages retry).
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+        engine._connection_cls = _SqliteConnection  # type: ignore[attr-defined]
         _sqlite_pragmas(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=10,
@@ -41,8 +42,23 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        # IMMEDIATE takes the write lock up front: two writers never both read the chain head.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock up front: two writers never both read the chain head. A read
+        # (`engine.connect()`, never committed) begins DEFERRED: in WAL it takes no lock, so reads never queue
+        # behind writers, nor writers behind reads (SQLite's busy handler sleeps up to 100 ms per retry).
+        conn.exec_driver_sql("BEGIN" if getattr(conn, "_pingan_read", False) else "BEGIN IMMEDIATE")
+
+
+class _SqliteConnection(Connection):
+    """Marks transactions begun implicitly (a read through `engine.connect()`) apart from `engine.begin()`."""
+
+    _pingan_read = False
+
+    def _autobegin(self) -> None:
+        self._pingan_read = True
+        try:
+            super()._autobegin()
+        finally:
+            self._pingan_read = False
 
 
 @contextmanager
