@@ -59,6 +59,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
         yield
         for poller in pollers:
             poller.stop()
+        intake.committer.stop()
         if watchdog is not None:
             watchdog.stop()
 

@@ -20,6 +20,7 @@ from pingan.store.repository import Accepted, Store
 from pingan.streams import topics
 from pingan.streams.cap_feed import CapFeedPoller
 from pingan.streams.plan_reload import fingerprint
+from pingan.web.group_commit import GroupCommitter
 from pingan.web.guards import RateLimiter, check_bearer, read_body
 
 log = logging.getLogger("pingan.intake")
@@ -51,6 +52,7 @@ class Intake:
         self.limiter = RateLimiter(settings.intake_rate_per_minute)
         self.raw_topic = settings.topic(topics.RAW)
         self._plans: tuple[str, PlanSet] | None = None
+        self.committer = GroupCommitter(store, self.raw_topic)
 
     def plans(self) -> PlanSet:
         """The plan set for commands, loaded once and again only when a plan file changes (as the worker does)."""
@@ -66,9 +68,10 @@ class Intake:
         log.info("intake %s: accepted %d (%d duplicate)", source, len(accepted), sum(a.duplicate for a in accepted))
         return accepted
 
-    def commit(self, source: str, items: Sequence[IntakeItem | IncidentReport]) -> list[Accepted]:
+    async def commit(self, source: str, items: Sequence[IntakeItem | IncidentReport]) -> list[Accepted]:
+        """Durable before it returns (group commit: web/group_commit.py); 503 when the store cannot commit."""
         try:
-            accepted = self.store.accept_many(items, self.raw_topic)
+            accepted = await self.committer.commit(items)
         except SQLAlchemyError as exc:
             # Nothing was stored, so the sender must try again; say when, and never answer 500 or hang.
             log.error("intake %s: 503 store cannot commit: %s", source, exc.__class__.__name__)
@@ -133,7 +136,7 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
                                                           "field": error.field, "errors": errors})
         if report.source.value not in ("api", "cli", "drill"):
             report = report.model_copy(update={"source": "api"})  # only the adapters may claim other sources
-        return accepted_out(intake.commit("api", [IntakeItem(kind=RawKind(kind), report=report)])[0])
+        return accepted_out((await intake.commit("api", [IntakeItem(kind=RawKind(kind), report=report)]))[0])
 
     @router.post("/v1/intake/alertmanager", status_code=202, response_model=BatchAcceptedOut)
     async def post_alertmanager(request: Request) -> BatchAcceptedOut | JSONResponse:
@@ -142,7 +145,7 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
             items = parse_alertmanager(body)
         except IntakeError as exc:
             return rejected("alertmanager", exc)
-        return BatchAcceptedOut(accepted=[accepted_out(a) for a in intake.commit("alertmanager", items)])
+        return BatchAcceptedOut(accepted=[accepted_out(a) for a in await intake.commit("alertmanager", items)])
 
     @router.post("/v1/intake/cap", status_code=202, response_model=BatchAcceptedOut)
     async def post_cap(request: Request) -> BatchAcceptedOut | JSONResponse:
@@ -151,6 +154,6 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
             items = parse_cap(body)
         except IntakeError as exc:
             return rejected("cap", exc)
-        return BatchAcceptedOut(accepted=[accepted_out(a) for a in intake.commit("cap", items)])
+        return BatchAcceptedOut(accepted=[accepted_out(a) for a in await intake.commit("cap", items)])
 
     return router

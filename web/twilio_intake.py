@@ -73,7 +73,7 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
             if outcome.command == "start":
                 reply = sms_help_reply(outcome.lang)
             return Response(reply, media_type=TWIML)
-        accepted = intake.commit("hotline_sms", [outcome.item])[0]
+        accepted = (await intake.commit("hotline_sms", [outcome.item]))[0]
         return Response(sms_reply(outcome.lang, accepted.incident_id), media_type=TWIML)
 
     @router.post(BASE + "/voice")
@@ -89,7 +89,7 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
         except IntakeError as exc:
             return rejected("hotline_voice", exc)
         if outcome.item is not None:
-            intake.commit("hotline_voice", [outcome.item])
+            await intake.commit("hotline_voice", [outcome.item])
         return Response(outcome.twiml, media_type=TWIML)
 
     @router.post(BASE + "/voice/recording")
@@ -100,7 +100,7 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
         except IntakeError as exc:
             return rejected("hotline_voice", exc)
         if outcome.item is not None:
-            intake.commit("hotline_voice", [outcome.item])
+            await intake.commit("hotline_voice", [outcome.item])
         return Response(outcome.twiml, media_type=TWIML)
 
     @router.post(BASE + "/voice/ack")
