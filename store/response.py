@@ -15,7 +15,15 @@ from pingan.schemas.notification import DeliveryState, Notification
 from pingan.store.engine import write_tx
 from pingan.store.log import append_actions
 from pingan.store.repository import LedgerEntry, Store, _ledger_entry, _ledger_row
-from pingan.store.tables import confirmations, escalations, incidents, notifications, responses, role_holders
+from pingan.store.tables import (
+    confirmations,
+    escalations,
+    incidents,
+    notifications,
+    responses,
+    role_holders,
+    triage_events,
+)
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,13 @@ class ResponseStore:
                 notifications.c.state == DeliveryState.intended.value, notifications.c.updated_at <= older_than))
                 .order_by(notifications.c.updated_at).limit(limit)).all()
         return [_ledger_entry(r) for r in rows]
+
+    def report_times(self, incident_id: str, since: datetime) -> list[datetime]:
+        """When triage took each report of the incident (the first and every correlated one) since `since`."""
+        with self.engine.connect() as conn:
+            return list(conn.scalars(select(triage_events.c.at).where(and_(
+                triage_events.c.incident_id == incident_id, triage_events.c.outcome.in_(("created", "correlated")),
+                triage_events.c.at >= since))))
 
     def touch(self, keys: Sequence[str]) -> None:
         if keys:

@@ -102,7 +102,11 @@ def escalate_grade_stage(store: Store, plans: PlanSet, event: IncidentEvent, tim
     plan = plans.get(store.response_plan(incident.id) or "")
     if plan is None or not plan.escalate_grade:
         return StageOutput()
-    times = [a.at for a in store.timeline(incident.id) if a.kind.value in ("created", "correlated")]
+    # Only the reports inside the widest rule window, from triage's own rows: reading the whole log here made each
+    # correlated report cost as much as all before it (a surge of 250 reports about one event is 31,000 entries).
+    widest = max((r.within_min or 0 for r in plan.escalate_grade), default=0)
+    since = (incident.last_report_at or utcnow()) - timedelta(minutes=widest)
+    times = ResponseStore(store).report_times(incident.id, since)
     raised = grade_raise(plan.escalate_grade, incident.grade.value, times, incident.last_report_at or utcnow(),
                          incident.labels)
     if raised is None:
