@@ -28,6 +28,7 @@ from pingan.streams.producer import make_producer, publish_all
 
 log = logging.getLogger(__name__)
 ACTOR = "system:escalation"
+LOST_FIRST_S, LOST_MAX_S = 2.0, 60.0  # re-publishing a never-tried intent: first after 2 s, doubling, at most 60 s
 
 
 class Scheduler(threading.Thread):
@@ -74,11 +75,18 @@ class Scheduler(threading.Thread):
     def retries(self, now: datetime) -> list[Notification]:
         """Intents in `intended` whose message was lost (5 s) or whose transient-failure backoff is over."""
         ready = []
-        for entry in self.responses.stale_intents(now - timedelta(seconds=1)):
-            # 2 s: a published order that never reached the notifier (seen on tansu, see docs) goes again soon.
-            # The jitter is fixed per (key, attempt): re-drawing it every tick would bunch the retries up.
+        for entry in self.responses.stale_intents(now - timedelta(seconds=LOST_FIRST_S)):
+            # Never tried: its order may have been lost (seen on tansu, see docs), or it is still queued behind a
+            # backlog. Ask again after 2 s, then after as long again as it has already waited (2, 4, 8… up to
+            # 60 s): a lost order goes again soon, while a backlog is not multiplied by re-publishing it all
+            # every 2 s (measured: 10,994 orders for 1,806 intents before). The ledger claim keeps sends at most once.
+            # A transient failure waits its backoff; the jitter is fixed per (key, attempt) so retries do not bunch.
             jitter = random.Random(f"{entry.notification.idempotency_key}:{entry.attempts}").random()
-            wait = 2.0 if entry.attempts == 0 else retry_delay_s(entry.attempts, jitter)
+            if entry.attempts == 0:
+                waited = (entry.updated_at or now) - entry.notification.created_at
+                wait = min(LOST_MAX_S, max(LOST_FIRST_S, waited.total_seconds()))
+            else:
+                wait = retry_delay_s(entry.attempts, jitter)
             if entry.updated_at is not None and now - entry.updated_at >= timedelta(seconds=wait):
                 ready.append(entry.notification)
                 metrics.retried(entry)
