@@ -13,7 +13,6 @@ from pingan.store.repository import Store
 from pingan.streams.scheduler import Scheduler
 
 
-
 def test_never_tried_intents_are_republished_with_a_doubling_wait(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = Store(db_url)
     t0 = utcnow()
