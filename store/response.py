@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pingan.handlers.escalation import CommandDecision, Deadline, due_at
 from pingan.schemas.action import Action, ActionDraft, ActionKind
@@ -46,19 +47,18 @@ class ResponseStore:
 
     def schedule(self, incident_id: str, plan_id: str, plan_version: int, grade: str, activated_at: datetime,
                  rows: Sequence[Deadline], time_scale: float) -> int:
-        """Insert the level's deadlines once; a replay inserts nothing (unique slot)."""
+        """Insert the level's deadlines once, in one transaction; a replay inserts nothing (unique slot)."""
+        if not rows:
+            return 0
         now, added = utcnow(), 0
-        for d in rows:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(escalations.insert().values(
-                        incident_id=incident_id, plan_id=plan_id, plan_version=plan_version, grade=grade,
-                        step_id=d.step_id, kind=d.kind.value, attempt=d.attempt,
-                        due_at=due_at(activated_at, d.minute, time_scale), cancel_on_ack=int(d.cancel_on_ack),
-                        state="pending", created_at=now))
-                added += 1
-            except IntegrityError:
-                continue
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        with self.engine.begin() as conn:
+            for d in rows:
+                added += len(conn.execute(insert(escalations).values(
+                    incident_id=incident_id, plan_id=plan_id, plan_version=plan_version, grade=grade,
+                    step_id=d.step_id, kind=d.kind.value, attempt=d.attempt,
+                    due_at=due_at(activated_at, d.minute, time_scale), cancel_on_ack=int(d.cancel_on_ack),
+                    state="pending", created_at=now).on_conflict_do_nothing().returning(escalations.c.id)).all())
         return added
 
     def due(self, now: datetime, limit: int = 200) -> list[DueRow]:

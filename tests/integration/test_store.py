@@ -113,3 +113,19 @@ def test_ledger_claim_is_at_most_once(store: Store) -> None:
 def _first_event(store: Store) -> str:
     with store.engine.connect() as conn:
         return conn.execute(text("SELECT event_id FROM triage_events")).scalar_one()
+
+
+def test_deadlines_are_scheduled_once_in_one_transaction(db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from pingan.handlers.escalation import Deadline, DeadlineKind
+    from pingan.store.response import ResponseStore
+
+    store = Store(db_url)
+    responses = ResponseStore(store)
+    rows = [Deadline("sms", DeadlineKind.repeat, 2, 5, True), Deadline("voice", DeadlineKind.step, 1, 5, False)]
+    at = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+    assert responses.schedule("INC-1", "p", 1, "II", at, rows, 1.0) == 2
+    assert responses.schedule("INC-1", "p", 1, "II", at, rows, 1.0) == 0  # a replay adds nothing
+    assert len(responses.due(datetime(2026, 11, 26, 3, 0, tzinfo=UTC))) == 2
+    store.close()
