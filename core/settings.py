@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     plan_approvers: str | None = Field(
         default=None, description="Comma-separated person ids allowed to approve plans (enables four eyes)"
     )
+    sending_lease_s: float = Field(
+        default=60.0, gt=0,
+        description="A notification left `sending` longer than this lost its worker (killed between claim and "
+        "result); another worker's scheduler reconciles it with the channel. Longer than any channel's timeout",
+    )
     escalation_time_scale: float = Field(
         default=1.0, gt=0, description="Plan minutes run this many times faster (drills and tests fast-forward)"
     )

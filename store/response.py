@@ -187,6 +187,23 @@ class ResponseStore:
                 .order_by(notifications.c.updated_at).limit(limit)).all()
         return [_ledger_entry(r) for r in rows]
 
+    def take_stale_sending(self, older_than: datetime, limit: int = 100) -> list[LedgerEntry]:
+        """Rows left `sending` since before `older_than`, each renewed for this caller alone: of two schedulers
+        that see one row, only the first renews it (the second's condition no longer holds), so one reconciles."""
+        with self.engine.connect() as conn:
+            keys = list(conn.scalars(select(notifications.c.idempotency_key).where(and_(
+                notifications.c.state == DeliveryState.sending.value, notifications.c.updated_at <= older_than))
+                .order_by(notifications.c.updated_at).limit(limit)))
+        taken = []
+        for key in keys:
+            with self.engine.begin() as conn:
+                renewed = conn.execute(update(notifications).where(and_(
+                    notifications.c.idempotency_key == key, notifications.c.state == DeliveryState.sending.value,
+                    notifications.c.updated_at <= older_than)).values(updated_at=utcnow())).rowcount
+            if renewed == 1:
+                taken.append(key)
+        return [e for e in (self.store.ledger_entry(k) for k in taken) if e is not None]
+
     def report_times(self, incident_id: str, since: datetime) -> list[datetime]:
         """When triage took each report of the incident (the first and every correlated one) since `since`."""
         with self.engine.connect() as conn:

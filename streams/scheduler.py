@@ -25,6 +25,7 @@ from pingan.schemas.taxonomy import Grade, IncidentState
 from pingan.store.response import DueRow, ResponseStore
 from pingan.streams import topics
 from pingan.streams.producer import make_producer, publish_all
+from pingan.streams.stages import reconcile_sending
 
 log = logging.getLogger(__name__)
 ACTOR = "system:escalation"
@@ -68,6 +69,7 @@ class Scheduler(threading.Thread):
         for row in self.responses.due(now):
             orders += self.fire(row, now)
         orders += self.retries(now)
+        orders += self.abandoned(now)
         if orders:
             topic = self.services.settings.topic(topics.NOTIFICATIONS)
             publish_all(producer, ((topic, n.incident_id, n.model_dump_json().encode()) for n in orders))
@@ -93,6 +95,19 @@ class Scheduler(threading.Thread):
         self.responses.touch([n.idempotency_key for n in ready])
         self.retried += len(ready)
         return ready
+
+    def abandoned(self, now: datetime) -> list[Notification]:
+        """Notifications a worker claimed and never settled: it died between `sending` and the result. The lease
+        outlasts any channel timeout, so a live worker has finished by then; the channel says whether it went out
+        (recorded, not resent) or not (released and ordered again)."""
+        settings = self.services.settings
+        stale = self.responses.take_stale_sending(now - timedelta(seconds=settings.sending_lease_s))
+        if not stale:
+            return []
+        out = reconcile_sending(self.services.store, self.services.channels, settings.live_participants, stale)
+        log.warning("settled %d notification(s) left sending by a lost worker; %d to send again", len(stale),
+                    len(out.notifications))
+        return out.notifications
 
     def fire(self, row: DueRow, now: datetime) -> list[Notification]:
         store, plans = self.services.store, self.services.plans

@@ -22,7 +22,7 @@ from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.schemas.taxonomy import IncidentStatus
 from pingan.store.drills import DrillStore
-from pingan.store.repository import Store
+from pingan.store.repository import LedgerEntry, Store
 from pingan.store.response import ResponseStore
 
 log = logging.getLogger(__name__)
@@ -200,10 +200,11 @@ def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notificat
 
 
 def reconcile_sending(store: Store, channels: dict[str, ChannelAdapter],
-                      live_participants: frozenset[str] | None = None) -> StageOutput:
-    """After a crash: settle every notification left "sending". Sends nothing itself."""
+                      live_participants: frozenset[str] | None = None,
+                      entries: list[LedgerEntry] | None = None) -> StageOutput:
+    """After a crash: settle every notification left "sending" (or just `entries`). Sends nothing itself."""
     out = StageOutput()
-    for entry in store.ledger_in_state(DeliveryState.sending):
+    for entry in store.ledger_in_state(DeliveryState.sending) if entries is None else entries:
         n = entry.notification
         chosen = channel_for(n, channels, _live_for(store, n, live_participants))
         channel = None if isinstance(chosen, str) else chosen
