@@ -6,18 +6,25 @@
 - A short consumer fetch wait: tansu does not answer a fetch early when data arrives, so latency is about
   the fetch wait, and faust hard-codes 1500 ms. The app swaps in a consumer thread that applies
   settings.consumer_fetch_wait_ms; other faust apps in the same process are unaffected.
+- Skipped offsets are read again (streams/gap_fill.py): tansu sometimes shows a consumer a record before the one
+  in front of it, and faust would take the jump for a compaction gap and never deliver the skipped record.
 """
 
+import asyncio
+import logging
 from datetime import timedelta
 from typing import cast
 
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TopicT, TransportT
+from faust.types import TP, TopicT, TransportT
 
 from pingan.settings import Settings
+from pingan.streams.gap_fill import GapFiller
 from pingan.streams.topics import DEFAULT_PARTITIONS, TOPICS
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FETCH_WAIT_MS = 1500  # faust's own value, kept when the app is built without create_app()
 
@@ -34,6 +41,20 @@ class _FetchWaitConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """faust saw offset `offset_to` right after `offset_from - 1`: deliver what lies between before it."""
+        filler: GapFiller | None = getattr(self.app, "gap_filler", None)
+        records = [] if filler is None else await asyncio.to_thread(
+            filler.fetch, tp.topic, tp.partition, offset_from, offset_to)
+        for record in records:
+            # As faust's own drain loop does: a rebalance that suspends the flow drops the message, and the new
+            # owner reads it again from the committed offset.
+            await self.wait_first(self.callback(self._to_message(tp, record)), self.suspend_flow.wait())
+        log.warning("the broker skipped offsets %d..%d of %s[%d] for this consumer; %d re-read", offset_from,
+                    offset_to - 1, tp.topic, tp.partition, len(records))
+        if len(records) < offset_to - offset_from:
+            await super()._add_gap(tp, offset_from, offset_to)  # a real gap: let faust commit past it
+
 
 class _FetchWaitTransport(faust_aiokafka.Transport):
     Consumer = _FetchWaitConsumer
@@ -43,6 +64,7 @@ class PinganApp(faust.App):
     """faust.App whose consumer transport applies `consumer_fetch_wait_ms`."""
 
     consumer_fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS
+    gap_filler: GapFiller | None = None
 
     def _new_transport(self) -> TransportT:
         # Only the consumer side fetches; the producer transport stays faust's own.
@@ -75,6 +97,7 @@ def create_app(settings: Settings) -> PinganApp:
         consumer_auto_offset_reset="earliest",
     )
     app.consumer_fetch_wait_ms = settings.consumer_fetch_wait_ms
+    app.gap_filler = GapFiller(bootstrap_servers(settings))
     return app
 
 
