@@ -211,8 +211,15 @@ class ResponseStore:
                 triage_events.c.incident_id == incident_id, triage_events.c.outcome.in_(("created", "correlated")),
                 triage_events.c.at >= since))))
 
-    def touch(self, keys: Sequence[str]) -> None:
-        if keys:
-            with self.engine.begin() as conn:
-                conn.execute(update(notifications).where(notifications.c.idempotency_key.in_(list(keys)))
-                             .values(updated_at=utcnow()))
+    def touch(self, keys: Sequence[str], seen_before: datetime | None = None) -> set[str]:
+        """Mark intents as just re-ordered; returns the keys this caller touched. With `seen_before` (the latest
+        updated_at the caller read), a row another scheduler touched since is left out, so of two workers' schedulers
+        only one re-publishes each intent."""
+        if not keys:
+            return set()
+        cond = notifications.c.idempotency_key.in_(list(keys))
+        if seen_before is not None:
+            cond = and_(cond, notifications.c.updated_at <= seen_before)
+        with self.engine.begin() as conn:
+            return set(conn.scalars(update(notifications).where(cond).values(updated_at=utcnow())
+                                    .returning(notifications.c.idempotency_key)))

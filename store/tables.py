@@ -199,3 +199,13 @@ heartbeat_monitor = Table(
     Column("changed_at", UtcDateTime, nullable=False),
     Column("last_sent_at", UtcDateTime, nullable=True),
 )
+
+# Who may run a singleton chore among several workers, until when (store/lease.py): the outbox relay, so that two
+# workers do not both publish every accepted event.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("until", UtcDateTime, nullable=False),
+)

@@ -22,7 +22,7 @@ from pingan.streams import topics
 from pingan.streams.faust_app import app_topics, create_app
 from pingan.streams.heartbeat import arrive_beat, respond_beat, triage_beat
 from pingan.streams.stages import StageOutput, notify_stage, response_stage, triage_stage
-from pingan.streams.takeover import resume_on_takeover
+from pingan.streams.takeover import resume_on_assignment
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,7 +51,7 @@ def build_pipeline(services: Services) -> faust.App:
     store, channels = services.store, services.channels
     window = timedelta(seconds=settings.correlation_window_s)
     app = create_app(settings)
-    resume_on_takeover(app, services)  # partitions taken from another worker: re-publish their unfinished work
+    resume_on_assignment(app, services)  # after a rebalance: re-publish the unfinished work of our partitions
     t = app_topics(app, settings)
     # status:dedup_key -> the open incident id: a cache in front of the store's index, never the only copy.
     dedup_index = app.Table("dedup_index", default=None, partitions=topics.DEFAULT_PARTITIONS)

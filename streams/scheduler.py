@@ -77,7 +77,8 @@ class Scheduler(threading.Thread):
     def retries(self, now: datetime) -> list[Notification]:
         """Intents in `intended` whose message was lost (5 s) or whose transient-failure backoff is over."""
         ready = []
-        for entry in self.responses.stale_intents(now - timedelta(seconds=LOST_FIRST_S)):
+        stale = self.responses.stale_intents(now - timedelta(seconds=LOST_FIRST_S))
+        for entry in stale:
             # Never tried: its order may have been lost (seen on tansu, see docs), or it is still queued behind a
             # backlog. Ask again after 2 s, then after as long again as it has already waited (2, 4, 8… up to
             # 60 s): a lost order goes again soon, while a backlog is not multiplied by re-publishing it all
@@ -90,11 +91,14 @@ class Scheduler(threading.Thread):
             else:
                 wait = retry_delay_s(entry.attempts, jitter)
             if entry.updated_at is not None and now - entry.updated_at >= timedelta(seconds=wait):
-                ready.append(entry.notification)
-                metrics.retried(entry)
-        self.responses.touch([n.idempotency_key for n in ready])
+                ready.append(entry)
+        seen = max((e.updated_at for e in stale if e.updated_at is not None), default=None)
+        mine = self.responses.touch([e.notification.idempotency_key for e in ready], seen_before=seen)
+        ready = [e for e in ready if e.notification.idempotency_key in mine]  # another scheduler took the rest
+        for entry in ready:
+            metrics.retried(entry)
         self.retried += len(ready)
-        return ready
+        return [e.notification for e in ready]
 
     def abandoned(self, now: datetime) -> list[Notification]:
         """Notifications a worker claimed and never settled: it died between `sending` and the result. The lease
