@@ -6,6 +6,7 @@ returns. The store is the truth; the dedup Table only saves a query when it is w
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -22,10 +23,12 @@ from pingan.streams import topics
 from pingan.streams.faust_app import app_topics, create_app
 from pingan.streams.heartbeat import arrive_beat, respond_beat, triage_beat
 from pingan.streams.stages import StageOutput, notify_stage, response_stage, triage_stage
+from pingan.streams.sweep import sweep_lost_work
 from pingan.streams.takeover import resume_on_assignment
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DEDUP_CACHE_SIZE = 50_000
 
 async def _stage(name: str, fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking stage; on a store error, wait and retry rather than drop an accepted event."""
@@ -52,9 +55,13 @@ def build_pipeline(services: Services) -> faust.App:
     window = timedelta(seconds=settings.correlation_window_s)
     app = create_app(settings)
     resume_on_assignment(app, services)  # after a rebalance: re-publish the unfinished work of our partitions
+    sweep_lost_work(app, services)  # and whatever our consumer passed without doing, once it has read to the end
     t = app_topics(app, settings)
     # status:dedup_key -> the open incident id: a cache in front of the store's index, never the only copy.
-    dedup_index = app.Table("dedup_index", default=None, partitions=topics.DEFAULT_PARTITIONS)
+    # A plain bounded dict, not a faust Table: the store decides every correlation, and a Table's changelog
+    # recovery on tansu can wait forever for offsets its wrong ListOffsets promised (seen after a broker restart:
+    # "No event received for active tp … dedup_index-changelog"), which stalls every agent.
+    dedup_index: OrderedDict[str, str] = OrderedDict()
 
     async def emit(out: StageOutput) -> None:
         for event in out.incident_events:
@@ -74,8 +81,14 @@ def build_pipeline(services: Services) -> faust.App:
                 continue
             cache_key = f"{event.report.status.value}:{event.report.effective_dedup_key()}"
             out = await _stage("triage", triage_stage, store, event, window, dedup_index.get(cache_key))
-            for emitted in out.incident_events:
+            # Only a fresh decision (it logged something) changes the cache: a replay (a copy re-published after a
+            # rebalance or a restart) would write the same entry to the changelog again, and changelog records in
+            # flight when tansu restarts were seen to stall the next worker's table recovery.
+            for emitted in out.incident_events if out.actions else []:
                 dedup_index[cache_key] = emitted.incident.id
+                dedup_index.move_to_end(cache_key)
+                if len(dedup_index) > DEDUP_CACHE_SIZE:
+                    dedup_index.popitem(last=False)
             await emit(out)
 
     @app.agent(t[topics.INCIDENTS], name="response")

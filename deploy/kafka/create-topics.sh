@@ -47,7 +47,6 @@ create() {  # create NAME PARTITIONS [--config k=v ...]
 for topic in incidents.raw incidents notifications actions; do
   create "$PREFIX$topic" "$PARTITIONS" --config "retention.ms=$RETENTION_MS"
 done
-create "$APP_ID-dedup_index-changelog" "$PARTITIONS" --config cleanup.policy=compact
 create "$APP_ID-__assignor-__leader" 1
 
 "$KT" --bootstrap-server "$BOOTSTRAP" --describe --topic "^(${PREFIX}incidents.*|${PREFIX}notifications|${PREFIX}actions|${APP_ID}-.*)\$" \

@@ -402,7 +402,7 @@ def expected_topics(app_id: str = "pingan", prefix: str = "") -> dict[str, dict[
     }
     source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "streams").glob("*.py"))
     tables = re.findall(r'\.Table\(\s*"([^"]+)"', source)
-    assert tables, "no faust Table found in streams/: update this test"
+    # No faust Table today (the dedup cache is a plain dict): only the leader topic comes from faust.
     proc = subprocess.run([sys.executable, "-c", _FAUST_TOPICS_SCRIPT, app_id, str(topics.DEFAULT_PARTITIONS), *tables],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
