@@ -44,7 +44,7 @@ def resume(store: Store, channels: dict[str, ChannelAdapter], producer: KafkaPro
     left `sending` for longer than the lease (younger ones may belong to another worker that is sending them now,
     and the scheduler settles them once the lease has passed)."""
     def mine(name: str, key: str) -> bool:
-        return partitions is None or _partition(producer, settings.topic(name), key) in partitions.get(name, set())
+        return partitions is None or partition_of(producer, settings.topic(name), key) in partitions.get(name, set())
 
     raw = [r for r in store.untriaged_events() if mine(topics.RAW, r.key)]
     publish_all(producer, ((settings.topic(topics.RAW), r.key, r.payload) for r in raw))
@@ -68,7 +68,7 @@ def resume(store: Store, channels: dict[str, ChannelAdapter], producer: KafkaPro
     return report
 
 
-def _partition(producer: KafkaProducer, topic: str, key: str) -> int:
+def partition_of(producer: KafkaProducer, topic: str, key: str) -> int:
     """The partition the producer gives `key`: kafka-python's default partitioner (murmur2, as the Java client and
     aiokafka), which publish_all and the faust agents use."""
     every = sorted(producer.partitions_for(topic))

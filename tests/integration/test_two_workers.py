@@ -11,13 +11,16 @@ delivers), so the test knows the workers really shared the work before one of th
 2. Timers and dedup windows move with the partitions: a repeat deadline scheduled by the worker that is then killed
    fires from the survivor, once; deadlines that fall due while both workers run fire once each (two schedulers race
    for every row); a report with the dedup_key of an incident triaged by the killed worker correlates into it.
+3. Work lost in transit (an event, an incident event) is re-published from the store once the consumer has read past.
 """
 
 import re
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +31,12 @@ from sqlalchemy import text
 
 from pingan.handlers.channels.console import read_sink
 from pingan.handlers.log_chain import verify_chain
+from pingan.handlers.triage import triage
 from pingan.plans import PLANS_DIR
+from pingan.schemas.events import RawEvent
 from pingan.schemas.incident import IncidentReport
-from pingan.store.repository import Store
+from pingan.store.lease import Lease
+from pingan.store.repository import Store, new_incident_id
 from pingan.streams.topics import DEFAULT_PARTITIONS
 from tests.fixtures.stack import Proc, pingan_env, wait_for
 
@@ -375,3 +381,46 @@ def test_timers_and_dedup_windows_survive_the_kill(rig: Rig, worker_factory, db_
     assert all(a.delivered_ids()[i] == 1 and b.delivered_ids()[i] == 1 for i in late)
     assert rig.kinds("notified")[first] == 1 and rig.kinds("created")[first] == 1
     assert verify_chain(rig.store.iter_log())[1] is None
+
+
+# ---- 3. a record the consumer never got is swept up from the store -----------------------------------------------
+
+def test_work_lost_in_transit_is_swept_up(tmp_path: Path, broker_bootstrap: str, sqlite_url: str,
+                                          worker_factory) -> None:  # type: ignore[no-untyped-def]
+    """Two losses made on purpose, one worker: an accepted event marked published that no relay ever sent (the test
+    holds the relay's lease), and a triage decision whose incident event was never sent. Once the worker has read
+    its partitions to the end and the work is still undone, streams/sweep.py re-publishes it from the store."""
+    plans_dir = tmp_path / "plans"
+    plans_dir.mkdir()
+    (plans_dir / "directory").symlink_to(PLANS_DIR / "directory", target_is_directory=True)
+    (plans_dir / f"{PLAN_ID}.yaml").write_text(plan_yaml(), encoding="utf-8")
+    env = pingan_env(tmp_path / "data", KAFKA_BOOTSTRAP_SERVERS=broker_bootstrap, PINGAN_DATABASE_URL=sqlite_url,
+                     PINGAN_PLANS_DIR=str(plans_dir))
+    store = Store(sqlite_url)
+    try:
+        lease = Lease(store, "outbox-relay", "the-test", 600)
+        assert lease.hold()  # no relay of the worker's may publish anything while the test holds this
+        raw_topic = env["PINGAN_TOPIC_PREFIX"] + "incidents.raw"
+        warm = store.accept(report("预热", "sweep-warm-up"), raw_topic).incident_id  # start-up recovery sends it
+        worker = worker_factory(env)
+        wait_for(lambda: "notified" in [a.kind.value for a in store.timeline(warm)], 120, 0.5, "the warm-up")
+        wait_for(Worker("worker", worker).resumed, 30, 0.2, "the re-publish after its assignment")  # not that one
+
+        lost_raw = store.accept(report("丢失的事件", "sweep-raw"), raw_topic)
+        store.mark_published([lost_raw.event_id])  # as if a relay had sent it and the consumer skipped it
+        event = RawEvent(event_id=uuid.uuid4().hex, proposed_incident_id=new_incident_id(),
+                         received_at=datetime.now(UTC), report=report("丢失的事故", "sweep-incident"))
+        decision = triage(event, None, timedelta(hours=1))
+        store.apply_triage(event.event_id, decision.outcome, decision.incident, decision.actions)  # never sent on
+
+        def notified(incident_id: str) -> bool:
+            return "notified" in [a.kind.value for a in store.timeline(incident_id)]
+
+        try:
+            wait_for(lambda: notified(lost_raw.incident_id) and notified(decision.incident.id), 120, 0.5,
+                     "both lost items to be swept up and notified")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{worker.log_tail(30)}") from None
+        assert "re-published" in worker.log_path.read_text(errors="replace")
+    finally:
+        store.close()
