@@ -81,10 +81,7 @@ def build_pipeline(services: Services) -> faust.App:
                 continue
             cache_key = f"{event.report.status.value}:{event.report.effective_dedup_key()}"
             out = await _stage("triage", triage_stage, store, event, window, dedup_index.get(cache_key))
-            # Only a fresh decision (it logged something) changes the cache: a replay (a copy re-published after a
-            # rebalance or a restart) would write the same entry to the changelog again, and changelog records in
-            # flight when tansu restarts were seen to stall the next worker's table recovery.
-            for emitted in out.incident_events if out.actions else []:
+            for emitted in out.incident_events:
                 dedup_index[cache_key] = emitted.incident.id
                 dedup_index.move_to_end(cache_key)
                 if len(dedup_index) > DEDUP_CACHE_SIZE:
