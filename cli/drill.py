@@ -94,7 +94,7 @@ def run(
     if json_out:
         json_out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     if report:
-        from pingan.handlers.drill_report import render_html
+        from pingan.handlers.drills.report import render_html
 
         report.write_text(render_html(results, lang="en" if lang.startswith("en") else "zh"), encoding="utf-8")
     score = results["score"]

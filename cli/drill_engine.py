@@ -192,8 +192,8 @@ class DrillRun:
     def _resolve(self, responder: Responder) -> str | None:
         if responder.person:
             return responder.person
-        from pingan.handlers.directory import on_duty
-        from pingan.handlers.plan_loader import load_plans
+        from pingan.handlers.plans.directory import on_duty
+        from pingan.handlers.plans.load import load_plans
         from pingan.plans import PLANS_DIR
 
         directory = load_plans(Path(os.environ.get("PINGAN_PLANS_DIR") or PLANS_DIR)).directory
@@ -345,8 +345,9 @@ class DrillRun:
         self.ended_at = datetime.now(UTC)
 
     def results(self) -> dict[str, Any]:
-        from pingan.handlers.plan_loader import load_plans, read_plans
-        from pingan.handlers.scoring import overall, score_incident
+        from pingan.handlers.drills.scoring import overall, score_incident
+        from pingan.handlers.plans.load import load_plans
+        from pingan.handlers.plans.reader import read_plans
         from pingan.plans import PLANS_DIR
 
         plans_dir = Path(os.environ.get("PINGAN_PLANS_DIR") or PLANS_DIR)

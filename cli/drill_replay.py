@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import typer
 
-from pingan.handlers.replay import RecordedInput, as_json, diff, entries, recorded_commands, recorded_injects
+from pingan.handlers.drills.replay import RecordedInput, as_json, diff, entries, recorded_commands, recorded_injects
 from pingan.schemas.drill import Scenario
 
 CHANGE_LABEL = {"same": "=", "earlier": "EARLIER", "later": "LATER", "only_original": "GONE", "only_replay": "NEW"}

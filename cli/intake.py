@@ -72,8 +72,8 @@ def intake_test(
     kind: Annotated[InputKind, typer.Option(help="What the file is; auto detects it")] = InputKind.auto,
 ) -> None:
     """Print the incident(s) FILE would produce and the plan each would match, or the exact error."""
-    from pingan.handlers.matching import match_plan
-    from pingan.handlers.plan_loader import load_plans
+    from pingan.handlers.plans.load import load_plans
+    from pingan.handlers.plans.matching import match_plan
 
     try:
         data = file.read_bytes()

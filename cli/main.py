@@ -135,7 +135,7 @@ def tail(
 @log_app.command("verify")
 def log_verify() -> None:
     """Check the whole hash chain; names the first entry that was changed, removed or moved."""
-    from pingan.handlers.log_chain import verify_chain
+    from pingan.handlers.audit.log_chain import verify_chain
 
     checked, broken = verify_chain(runtime.store().iter_log())
     if broken is None:

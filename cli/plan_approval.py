@@ -14,8 +14,9 @@ def approve(
     directory: Annotated[Path | None, typer.Option("--dir", help="Plans directory; default PINGAN_PLANS_DIR")] = None,
 ) -> None:
     """Approve a plan: sets status approved, adds the approver, and logs it. Refuses the plan's last editor."""
-    from pingan.handlers.approval import approval_refusal, approved_yaml
-    from pingan.handlers.plan_loader import PlanLoadError, load_plans
+    from pingan.handlers.plans.approval import approval_refusal, approved_yaml
+    from pingan.handlers.plans.load import load_plans
+    from pingan.handlers.plans.problems import PlanLoadError
     from pingan.schemas.action import ActionDraft, ActionKind
     from pingan.schemas.common import utcnow
     from pingan.store.engine import write_tx

@@ -27,8 +27,8 @@ from pingan.schemas.incident import IncidentReport
 from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, IncidentStatus, Subtype
 
 if TYPE_CHECKING:  # the commands import their handlers lazily, so `pingan --help` stays fast
-    from pingan.handlers.matching import MatchResult
-    from pingan.handlers.plan_loader import PlanSet
+    from pingan.handlers.plans.matching import MatchResult
+    from pingan.handlers.plans.planset import PlanSet
 
 plans_app = typer.Typer(help="Response plans: lint, test, diff and coverage.", no_args_is_help=True)
 
@@ -49,7 +49,7 @@ def _plans_dir(directory: Path | None) -> Path:
 def lint(directory: Annotated[Path | None, typer.Argument(help="Plans directory; default PINGAN_PLANS_DIR")] = None,
          ) -> None:
     """Check every plan and the directory; prints file:line:col: problems. Exit 1 on errors, not on warnings."""
-    from pingan.handlers.lint import lint_plans
+    from pingan.handlers.plans.lint import lint_plans
 
     plans_dir = _plans_dir(directory)
     report = lint_plans(plans_dir)
@@ -158,8 +158,9 @@ def test(
     --subtype also takes a hazard alias: typhoon, rainstorm, blizzard (meteorological with that hazard) and
     storm_surge (marine). With --expect it is a regression check: exit 1 when another plan (or none) matches.
     """
-    from pingan.handlers.matching import match_plan
-    from pingan.handlers.plan_loader import PlanLoadError, load_plans
+    from pingan.handlers.plans.load import load_plans
+    from pingan.handlers.plans.matching import match_plan
+    from pingan.handlers.plans.problems import PlanLoadError
 
     if file is not None:
         if any(v is not None for v in (category, subtype, grade, area, hazard)) or label:
@@ -187,8 +188,8 @@ def test(
 
 
 def _print_match(report: IncidentReport, match: MatchResult, plans: PlanSet, when: datetime) -> None:
-    from pingan.handlers.directory import resolve
-    from pingan.handlers.timeline import ResolvedTarget, escalation_timeline, format_minute
+    from pingan.handlers.plans.directory import resolve
+    from pingan.handlers.plans.timeline import ResolvedTarget, escalation_timeline, format_minute
 
     what = f"{report.status.value} {report.category.value}/{report.subtype.value}"
     what += f"/{report.hazard}" if report.hazard else ""
@@ -259,8 +260,9 @@ def diff(
     show_all: Annotated[bool, typer.Option("--all", help="Also list the cells that did not change")] = False,
 ) -> None:
     """Per (category, subtype, hazard, grade): which plan, version and level handled it before and after."""
-    from pingan.handlers.lint import lint_plans
-    from pingan.handlers.plan_diff import Cell, compact, diff_plansets
+    from pingan.handlers.plans.cells import Cell, compact
+    from pingan.handlers.plans.diff import diff_plansets
+    from pingan.handlers.plans.lint import lint_plans
 
     plansets = []
     for spec in (old, new):
@@ -295,8 +297,8 @@ def coverage(
     from rich.console import Console
     from rich.table import Table
 
-    from pingan.handlers.lint import lint_plans
-    from pingan.handlers.plan_diff import coverage as coverage_rows
+    from pingan.handlers.plans.coverage import coverage as coverage_rows
+    from pingan.handlers.plans.lint import lint_plans
 
     report = lint_plans(_plans_dir(directory))
     if report.planset is None:

@@ -15,8 +15,8 @@ def _by(by: str | None) -> str:
 
 def _run(incident_id: str, command: str, by: str | None, **details: object) -> None:
     from pingan.commands import run_command
-    from pingan.handlers.escalation import Command, CommandRefused
-    from pingan.handlers.plan_loader import load_plans
+    from pingan.handlers.incidents.escalation import Command, CommandRefused
+    from pingan.handlers.plans.load import load_plans
 
     store = runtime.store()
     try:
@@ -70,8 +70,8 @@ def oncall(roster: Annotated[str | None, typer.Argument(help="Roster id; all ros
            at: Annotated[str | None, typer.Option(help="ISO time, e.g. 2026-11-25T18:00+08:00; default now")] = None
            ) -> None:
     """Who is on duty (值班) now, or at --at, per roster, overrides included."""
-    from pingan.handlers.directory import on_duty
-    from pingan.handlers.plan_loader import load_plans
+    from pingan.handlers.plans.directory import on_duty
+    from pingan.handlers.plans.load import load_plans
     from pingan.schemas.common import utcnow
 
     try:

@@ -12,7 +12,8 @@ from pingan.handlers.channels.email import email_channel_from_env
 from pingan.handlers.channels.twilio_sms import twilio_channel_from_settings
 from pingan.handlers.channels.twilio_voice import twilio_voice_from_settings
 from pingan.handlers.channels.webhook import WebhookChannel
-from pingan.handlers.plan_loader import PlanSet, load_plans
+from pingan.handlers.plans.load import load_plans
+from pingan.handlers.plans.planset import PlanSet
 from pingan.settings import Settings
 from pingan.store.repository import Store
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pingan import metrics
-from pingan.handlers.escalation import Command, CommandRefused, decide_command
-from pingan.handlers.plan_loader import PlanSet
+from pingan.handlers.incidents.escalation import Command, CommandRefused, decide_command
+from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.action import Action, ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
 from pingan.schemas.incident import Incident

@@ -111,7 +111,7 @@ class HeartbeatCollector(Collector):
         return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from pingan.handlers.heartbeat import is_fresh, pipeline_age
+        from pingan.handlers.incidents.heartbeat import is_fresh, pipeline_age
         from pingan.store.heartbeat import HeartbeatStore
 
         try:

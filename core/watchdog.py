@@ -13,29 +13,30 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from pingan.handlers.channels.base import ChannelAdapter, SendOutcome
+from pingan.handlers.channels.base import ChannelAdapter
 from pingan.handlers.channels.console import ConsoleChannel
 from pingan.handlers.channels.twilio_sms import twilio_channel_from_settings
 from pingan.handlers.channels.webhook import WebhookChannel
-from pingan.handlers.heartbeat import (
+from pingan.handlers.incidents.heartbeat import (
     PLAN_ID,
     WATCHDOG_ID,
     Assessment,
     Transition,
     alert_text,
     assess,
-    partition_keys,
     pipeline_age,
     recovery_text,
     stuck_at,
 )
 from pingan.schemas.common import utcnow
+from pingan.schemas.delivery import SendOutcome
 from pingan.schemas.notification import Channel, Notification, Recipient
 from pingan.schemas.taxonomy import IncidentStatus
 from pingan.settings import Settings
 from pingan.store.heartbeat import HeartbeatStore
 from pingan.store.repository import Store
 from pingan.streams import topics
+from pingan.streams.partitioning import beat_keys
 
 log = logging.getLogger(__name__)
 Target = tuple[ChannelAdapter, Recipient]
@@ -80,7 +81,7 @@ class Watchdog(threading.Thread):
         self.interval_s = settings.heartbeat_interval_s
         self.threshold_s = settings.heartbeat_threshold_s
         self.grace_s = settings.heartbeat_grace_s
-        self.keys = partition_keys(raw_partitions())
+        self.keys = beat_keys(raw_partitions())
         self.raw_topic = settings.topic(topics.RAW)
         self.beats = HeartbeatStore(store)
         self.targets = build_targets(settings) if targets is None else targets

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pingan.handlers.heartbeat import BEAT_PREFIX, MonitorState, PartitionTrack, Progress, beat_event
+from pingan.handlers.incidents.heartbeat import BEAT_PREFIX, MonitorState, PartitionTrack, Progress, beat_event
 from pingan.store.engine import write_tx
 from pingan.store.repository import Store
 from pingan.store.tables import UtcDateTime, heartbeat_monitor, heartbeats, outbox

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, RowMapping, select
 
-from pingan.handlers.log_chain import GENESIS_HASH, canonical_json, canonical_time, chain
+from pingan.handlers.audit.log_chain import GENESIS_HASH, canonical_json, canonical_time, chain
 from pingan.schemas.action import Action, ActionDraft
 from pingan.store.tables import actions
 

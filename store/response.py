@@ -8,7 +8,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from pingan.handlers.escalation import CommandDecision, Deadline, due_at
+from pingan.handlers.incidents.escalation import CommandDecision, Deadline, due_at
 from pingan.schemas.action import Action, ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
 from pingan.schemas.incident import Incident

@@ -5,7 +5,7 @@ incident, a log entry or a ledger row, never reaches a channel, and counts in no
 needs each agent to be consuming and the store to take a write (under the chain lock, as every stage does).
 """
 
-from pingan.handlers.heartbeat import beat_incident_event, beat_order
+from pingan.handlers.incidents.heartbeat import beat_incident_event, beat_order
 from pingan.schemas.common import utcnow
 from pingan.schemas.events import IncidentEvent, RawEvent
 from pingan.schemas.notification import Notification

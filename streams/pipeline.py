@@ -15,7 +15,7 @@ import faust
 from pydantic import ValidationError
 
 from pingan.bootstrap import Services
-from pingan.handlers.heartbeat import is_beat, is_beat_order
+from pingan.handlers.incidents.heartbeat import is_beat, is_beat_order
 from pingan.schemas.action import Action
 from pingan.schemas.events import IncidentEvent, RawEvent
 from pingan.schemas.notification import Notification

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pingan import metrics
-from pingan.handlers.plan_loader import PlanLoadError, PlanSet, load_plans
+from pingan.handlers.plans.load import load_plans
+from pingan.handlers.plans.planset import PlanSet
+from pingan.handlers.plans.problems import PlanLoadError
 
 log = logging.getLogger(__name__)
 

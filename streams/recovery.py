@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from kafka import KafkaProducer
-from kafka.partitioner.default import murmur2
 
 from pingan.handlers.channels.base import ChannelAdapter
 from pingan.schemas.common import utcnow
@@ -21,6 +20,7 @@ from pingan.settings import Settings
 from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
 from pingan.streams import topics
+from pingan.streams.partitioning import partition_for
 from pingan.streams.producer import publish_all
 from pingan.streams.stages import reconcile_sending
 
@@ -72,4 +72,4 @@ def partition_of(producer: KafkaProducer, topic: str, key: str) -> int:
     """The partition the producer gives `key`: kafka-python's default partitioner (murmur2, as the Java client and
     aiokafka), which publish_all and the faust agents use."""
     every = sorted(producer.partitions_for(topic))
-    return every[(murmur2(key.encode()) & 0x7FFFFFFF) % len(every)]
+    return every[partition_for(key, len(every))]

@@ -14,10 +14,10 @@ from kafka import KafkaProducer
 
 from pingan import metrics
 from pingan.bootstrap import Services
-from pingan.handlers.delivery import retry_delay_s
-from pingan.handlers.directory import resolve
-from pingan.handlers.escalation import DeadlineKind, level_with_holders
-from pingan.handlers.notify import step_orders
+from pingan.handlers.incidents.delivery import retry_delay_s
+from pingan.handlers.incidents.escalation import DeadlineKind, level_with_holders
+from pingan.handlers.incidents.notify import step_orders
+from pingan.handlers.plans.directory import resolve
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
 from pingan.schemas.notification import Notification

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pingan import metrics
-from pingan.handlers.channels.base import ChannelAdapter, ReconcileOutcome, SendOutcome, SendResult
-from pingan.handlers.delivery import MAX_TRANSIENT_ATTEMPTS, after_send
-from pingan.handlers.escalation import deadlines, grade_raise
-from pingan.handlers.plan_loader import PlanSet
-from pingan.handlers.response import respond
-from pingan.handlers.triage import needs_window, triage
+from pingan.handlers.channels.base import ChannelAdapter
+from pingan.handlers.incidents.delivery import MAX_TRANSIENT_ATTEMPTS, after_send
+from pingan.handlers.incidents.escalation import deadlines, grade_raise
+from pingan.handlers.incidents.response import respond
+from pingan.handlers.incidents.triage import needs_window, triage
+from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.action import Action
 from pingan.schemas.common import utcnow
+from pingan.schemas.delivery import ReconcileOutcome, SendOutcome, SendResult
 from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.schemas.taxonomy import IncidentStatus

@@ -18,7 +18,7 @@ import faust
 from kafka import KafkaProducer
 
 from pingan.bootstrap import Services
-from pingan.handlers.heartbeat import BEAT_PREFIX
+from pingan.handlers.incidents.heartbeat import BEAT_PREFIX
 from pingan.streams import topics
 from pingan.streams.producer import make_producer, publish_all
 from pingan.streams.recovery import partition_of

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from pingan.commands import run_command
-from pingan.handlers.escalation import Command, CommandRefused
+from pingan.handlers.incidents.escalation import Command, CommandRefused
 from pingan.schemas.action import Action
 from pingan.web.guards import check_bearer
 from pingan.web.intake import Intake

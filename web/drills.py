@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from pingan.handlers.directory import expand_participants
+from pingan.handlers.plans.directory import expand_participants
 from pingan.store.drills import DrillRunRow, DrillStore
 from pingan.web.guards import check_bearer
 from pingan.web.intake import Intake

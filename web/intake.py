@@ -10,7 +10,8 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from pingan import metrics
-from pingan.handlers.plan_loader import PlanSet, load_plans
+from pingan.handlers.plans.load import load_plans
+from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.events import IntakeItem, RawKind

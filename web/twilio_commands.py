@@ -8,8 +8,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from pingan import metrics
 from pingan.commands import chain_member, parse_sms_command, refuse, run_command
 from pingan.handlers.channels.twilio_voice import keypress_command
-from pingan.handlers.delivery import ACTOR as NOTIFIER
-from pingan.handlers.escalation import Command, CommandRefused
+from pingan.handlers.incidents.delivery import ACTOR as NOTIFIER
+from pingan.handlers.incidents.escalation import Command, CommandRefused
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
 from pingan.schemas.notification import DeliveryState, Notification

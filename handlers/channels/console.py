@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from pingan.handlers.channels.base import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
+from pingan.schemas.delivery import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
 from pingan.schemas.notification import Notification
 
 # Every record starts with this, and it cannot occur inside a JSON string (quotes there are escaped), so a

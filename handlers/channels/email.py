@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from pingan.handlers.channels.base import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
+from pingan.schemas.delivery import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
 from pingan.schemas.notification import Notification
 
 SUBJECT_MAX = 78  # RFC 5322's recommended line length: the subject stays one unfolded header line

@@ -9,7 +9,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from pingan.handlers.channels.base import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
+from pingan.schemas.delivery import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
 from pingan.schemas.notification import Notification
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from pingan.handlers.channels.base import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
 from pingan.handlers.channels.twilio_sms import E164, RECONCILE_LIMIT, RECONCILE_SLACK, _rest_failure
+from pingan.schemas.delivery import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
 from pingan.schemas.notification import Notification
 
 if TYPE_CHECKING:

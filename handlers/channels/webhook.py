@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pingan.handlers.channels.base import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
+from pingan.schemas.delivery import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
 from pingan.schemas.notification import Notification
 
 SIGNATURE_HEADER = "X-Pingan-Signature"

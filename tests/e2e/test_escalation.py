@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 from twilio.request_validator import RequestValidator
 
-from pingan.handlers.directory import DirectoryIndex, on_duty
-from pingan.handlers.plan_loader import load_plans
+from pingan.handlers.plans.directory import DirectoryIndex, on_duty
+from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.schemas.common import utcnow
 from tests.fixtures.stack import Stack, cli, wait_for

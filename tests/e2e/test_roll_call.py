@@ -18,7 +18,7 @@ import httpx
 import yaml
 from twilio.request_validator import RequestValidator
 
-from pingan.handlers.plan_loader import load_plans
+from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from tests.fixtures.stack import Stack, wait_for
 from tests.fixtures.twilio_server import FakeTwilio

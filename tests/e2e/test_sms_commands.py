@@ -14,9 +14,9 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from pingan.commands import parse_sms_command
-from pingan.handlers.directory import DirectoryIndex, on_duty
-from pingan.handlers.escalation import Command
-from pingan.handlers.plan_loader import load_plans
+from pingan.handlers.incidents.escalation import Command
+from pingan.handlers.plans.directory import DirectoryIndex, on_duty
+from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.schemas.common import utcnow
 from tests.fixtures.stack import Stack, wait_for

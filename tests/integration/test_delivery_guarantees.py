@@ -21,7 +21,7 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from pingan.handlers.plan_loader import load_plans
+from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.schemas.incident import IncidentReport
 from pingan.store.repository import Store

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from pingan.handlers.channels.base import ReconcileOutcome, SendOutcome
 from pingan.handlers.channels.email import EmailChannel, email_channel_from_env, message_id, subject_for
+from pingan.schemas.delivery import ReconcileOutcome, SendOutcome
 from pingan.schemas.notification import Channel, Notification, Recipient
 
 SENDER = "pingan@district.example.org"

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from pingan import metrics
 from pingan.handlers.channels.console import ConsoleChannel, read_sink
 from pingan.handlers.channels.webhook import verify
-from pingan.handlers.heartbeat import WATCHDOG_ID, MonitorState
+from pingan.handlers.incidents.heartbeat import WATCHDOG_ID, MonitorState
 from pingan.schemas.common import utcnow
 from pingan.schemas.events import RawEvent
 from pingan.schemas.notification import Channel, Recipient

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from pingan.handlers.audit.log_chain import verify_chain
 from pingan.handlers.channels.console import read_sink
-from pingan.handlers.log_chain import verify_chain
 from pingan.schemas.incident import IncidentReport
 from pingan.schemas.notification import DeliveryState
 from pingan.store.repository import Store
@@ -67,7 +67,7 @@ def test_five_reports_with_one_key_make_one_incident(pipeline, tmp_path: Path) -
 
 
 def _steps_at_zero(plan_id: str, grade: str) -> set[str]:
-    from pingan.handlers.plan_loader import load_plans
+    from pingan.handlers.plans.load import load_plans
     from pingan.plans import PLANS_DIR
 
     plan = load_plans(PLANS_DIR).get(plan_id)

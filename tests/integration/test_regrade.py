@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from pingan.handlers.plan_loader import load_plans
+from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.schemas.events import IntakeItem, RawEvent, RawKind
 from pingan.schemas.incident import IncidentReport

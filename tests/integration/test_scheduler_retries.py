@@ -5,7 +5,7 @@ from datetime import timedelta
 from unittest import mock
 
 from pingan.bootstrap import Services
-from pingan.handlers.plan_loader import PlanSet
+from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.common import utcnow
 from pingan.schemas.notification import Notification, Recipient
 from pingan.settings import Settings

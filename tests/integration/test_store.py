@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from pingan.handlers.log_chain import verify_chain
+from pingan.handlers.audit.log_chain import verify_chain
 from pingan.schemas.events import RawEvent
 from pingan.schemas.incident import IncidentReport
 from pingan.schemas.notification import DeliveryState
@@ -89,7 +89,7 @@ def test_list_incidents_newest_first_with_filters(store: Store) -> None:
 
 
 def test_ledger_claim_is_at_most_once(store: Store) -> None:
-    from pingan.handlers.plan_loader import load_plans
+    from pingan.handlers.plans.load import load_plans
     from pingan.plans import PLANS_DIR
     from pingan.streams.stages import response_stage
 
@@ -118,7 +118,7 @@ def _first_event(store: Store) -> str:
 def test_deadlines_are_scheduled_once_in_one_transaction(db_url: str) -> None:
     from datetime import UTC, datetime
 
-    from pingan.handlers.escalation import Deadline, DeadlineKind
+    from pingan.handlers.incidents.escalation import Deadline, DeadlineKind
     from pingan.store.response import ResponseStore
 
     store = Store(db_url)

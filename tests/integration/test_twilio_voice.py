@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pingan.handlers.channels.base import ReconcileOutcome, SendOutcome
 from pingan.handlers.channels.twilio_voice import TwilioVoiceChannel, twilio_voice_from_settings
+from pingan.schemas.delivery import ReconcileOutcome, SendOutcome
 from pingan.schemas.notification import Channel, Notification, Recipient
 from pingan.settings import Settings
 from tests.fixtures.twilio_server import FakeTwilio

@@ -29,9 +29,9 @@ import yaml
 from kafka.partitioner.default import murmur2
 from sqlalchemy import text
 
+from pingan.handlers.audit.log_chain import verify_chain
 from pingan.handlers.channels.console import read_sink
-from pingan.handlers.log_chain import verify_chain
-from pingan.handlers.triage import triage
+from pingan.handlers.incidents.triage import triage
 from pingan.plans import PLANS_DIR
 from pingan.schemas.events import RawEvent
 from pingan.schemas.incident import IncidentReport

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pingan.handlers.channels.base import ReconcileOutcome, SendOutcome
 from pingan.handlers.channels.webhook import WebhookChannel, sign, verify
+from pingan.schemas.delivery import ReconcileOutcome, SendOutcome
 from pingan.schemas.notification import Channel, Notification, Recipient
 
 SECRET = "whsec-test-0123456789"

@@ -1,4 +1,4 @@
-from pingan.handlers.approval import approval_refusal, approved_yaml
+from pingan.handlers.plans.approval import approval_refusal, approved_yaml
 from pingan.schemas.plan import Plan
 
 PLAN = Plan.model_validate({

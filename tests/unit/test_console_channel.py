@@ -6,8 +6,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pingan.handlers.channels.base import ReconcileOutcome, SendOutcome
 from pingan.handlers.channels.console import ConsoleChannel, read_sink
+from pingan.schemas.delivery import ReconcileOutcome, SendOutcome
 from pingan.schemas.notification import Channel, Notification, Recipient
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pingan.handlers.plan_loader import load_plans
+from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.schemas.drill import Scenario, load_scenario
 

@@ -6,7 +6,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner as AioPartitioner
 from kafka.partitioner.default import DefaultPartitioner as KafkaPythonPartitioner
 
-from pingan.handlers.heartbeat import (
+from pingan.handlers.incidents.heartbeat import (
     MonitorState,
     PartitionTrack,
     Progress,
@@ -18,7 +18,6 @@ from pingan.handlers.heartbeat import (
     beat_order,
     is_beat,
     is_beat_order,
-    partition_keys,
     pipeline_age,
     recovery_text,
     stuck_at,
@@ -26,6 +25,7 @@ from pingan.handlers.heartbeat import (
 from pingan.schemas.events import IncidentEvent, RawEvent, RawKind, TriageOutcome
 from pingan.schemas.notification import Notification
 from pingan.schemas.taxonomy import IncidentStatus
+from pingan.streams.partitioning import beat_keys
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 THRESHOLD = 60.0
@@ -112,16 +112,16 @@ class _Topic:
 @pytest.mark.parametrize("partitions", [1, 3, 6])
 def test_one_key_per_partition_for_both_kafka_clients(partitions: int) -> None:
     """The relay publishes with kafka-python, the agents with aiokafka: both must put beat k on partition k."""
-    keys = partition_keys(partitions)
+    keys = beat_keys(partitions)
     everyone = list(range(partitions))
     kafka_python = KafkaPythonPartitioner()
     assert [kafka_python.partition("t", k, k.encode(), None, None, _Topic(partitions)) for k in keys] == everyone
     assert [AioPartitioner()(k.encode(), everyone, everyone) for k in keys] == everyone
-    assert partition_keys(partitions) == keys  # stable across processes and restarts
+    assert beat_keys(partitions) == keys  # stable across processes and restarts
 
 
 def test_a_beat_passes_each_topic_as_itself_and_never_as_an_incident() -> None:
-    key = partition_keys(3)[1]
+    key = beat_keys(3)[1]
     raw = RawEvent.model_validate_json(beat_event("hb-0123456789abcdef", key, T0).model_dump_json())
     assert raw.kind is RawKind.heartbeat and is_beat(raw)
     assert raw.report.status is IncidentStatus.test and raw.report.effective_dedup_key() == key

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pingan.handlers.lint import lint_plans
-from pingan.handlers.plan_loader import Severity
+from pingan.handlers.plans.lint import lint_plans
+from pingan.handlers.plans.problems import Severity
 from pingan.plans import PLANS_DIR
 
 

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pingan.handlers.log_chain import GENESIS_HASH, chain, verify_chain
+from pingan.handlers.audit.log_chain import GENESIS_HASH, chain, verify_chain
 from pingan.schemas.action import ActionDraft, ActionKind
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)

@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
-from pingan.handlers.matching import match_plan
-from pingan.handlers.plan_loader import PlanSet, load_plans
+from pingan.handlers.plans.load import load_plans
+from pingan.handlers.plans.matching import match_plan
+from pingan.handlers.plans.planset import PlanSet
 from pingan.plans import PLANS_DIR
 from pingan.schemas.incident import Incident, IncidentReport, Location
 from pingan.schemas.plan import Plan

@@ -11,8 +11,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from pingan import metrics
-from pingan.handlers.channels.base import SendOutcome, SendResult
 from pingan.schemas.common import utcnow
+from pingan.schemas.delivery import SendOutcome, SendResult
 from pingan.schemas.events import RawEvent
 from pingan.schemas.incident import Incident, IncidentReport
 from pingan.schemas.notification import Channel, Notification, Recipient

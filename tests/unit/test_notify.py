@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pingan.handlers.directory import DirectoryIndex, on_duty
-from pingan.handlers.notify import MAX_TEXT, build_notifications, render
+from pingan.handlers.incidents.notify import MAX_TEXT, build_notifications, render
+from pingan.handlers.plans.directory import DirectoryIndex, on_duty
 from pingan.schemas.directory import Directory, Roster
 from pingan.schemas.incident import Incident, Location
 from pingan.schemas.notification import Channel

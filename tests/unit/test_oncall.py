@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pingan.handlers.directory import on_duty, shift_index
-from pingan.handlers.plan_loader import load_plans
+from pingan.handlers.plans.directory import on_duty, shift_index
+from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.schemas.directory import Override, Roster, Rotation, RotationKind
 from tests.fixtures.stack import cli, pingan_env

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from pingan.handlers.directory import DirectoryIndex
-from pingan.handlers.plan_loader import PlanLoadError, PlanProblem, PlanSet, Severity, load_plans
+from pingan.handlers.plans.directory import DirectoryIndex
+from pingan.handlers.plans.load import load_plans
+from pingan.handlers.plans.planset import PlanSet
+from pingan.handlers.plans.problems import PlanLoadError, PlanProblem, Severity
 from pingan.plans import PLANS_DIR
 from pingan.schemas.directory import Directory
 from pingan.schemas.plan import Plan

@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pingan.handlers.drill_report import render_html
-from pingan.handlers.plan_loader import load_plans
-from pingan.handlers.scoring import overall, score_incident
+from pingan.handlers.drills.report import render_html
+from pingan.handlers.drills.scoring import overall, score_incident
+from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.schemas.taxonomy import Grade
 
@@ -29,7 +29,7 @@ def body(timeline: list[dict[str, Any]], grade: str = "II") -> dict[str, Any]:
 
 
 def officer() -> str:
-    from pingan.handlers.directory import on_duty
+    from pingan.handlers.plans.directory import on_duty
 
     return on_duty(PLANS.directory.rosters["duty-officer"], T0)
 

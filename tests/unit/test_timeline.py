@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from pingan.handlers.directory import DirectoryIndex
-from pingan.handlers.timeline import EntryKind, escalation_timeline, step_schedule
+from pingan.handlers.plans.directory import DirectoryIndex
+from pingan.handlers.plans.timeline import EntryKind, escalation_timeline, step_schedule
 from pingan.schemas.directory import Directory
 from pingan.schemas.plan import NotifyChannel, Plan
 from pingan.schemas.taxonomy import Grade

@@ -1,6 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
-from pingan.handlers.triage import triage
+from pingan.handlers.incidents.triage import triage
 from pingan.schemas.action import ActionKind
 from pingan.schemas.events import RawEvent, TriageOutcome
 from pingan.schemas.incident import IncidentReport

@@ -11,7 +11,7 @@ import string
 from dataclasses import dataclass
 from datetime import datetime
 
-from pingan.handlers.directory import DirectoryIndex, recipient_for, resolve
+from pingan.handlers.plans.directory import DirectoryIndex, recipient_for, resolve
 from pingan.schemas.incident import Incident
 from pingan.schemas.notification import Notification, Recipient, idempotency_key
 from pingan.schemas.plan import Level, NotifyStep, Plan

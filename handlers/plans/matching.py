@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from pingan.handlers.plan_loader import PlanSet, normalise_hazard
+from pingan.handlers.plans.planset import PlanSet, normalise_hazard
 from pingan.schemas.incident import Incident, IncidentReport
 from pingan.schemas.plan import LabelMatcher, MatchOp, Plan, PlanStatus
 from pingan.schemas.taxonomy import IncidentStatus

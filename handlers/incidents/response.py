@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from pingan.handlers.matching import match_plan
-from pingan.handlers.notify import build_notifications
-from pingan.handlers.plan_loader import PlanSet
+from pingan.handlers.incidents.notify import build_notifications
+from pingan.handlers.plans.matching import match_plan
+from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.incident import Incident
 from pingan.schemas.notification import Notification

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pingan.handlers.directory import DirectoryIndex, resolve
-from pingan.handlers.plan_loader import PlanSet
-from pingan.handlers.timeline import step_schedule
+from pingan.handlers.plans.directory import DirectoryIndex, resolve
+from pingan.handlers.plans.planset import PlanSet
+from pingan.handlers.plans.timeline import step_schedule
 from pingan.schemas.plan import Level, Plan
 from pingan.schemas.taxonomy import Grade
 

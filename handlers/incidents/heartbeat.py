@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from kafka.partitioner.default import murmur2
-
 from pingan.schemas.events import IncidentEvent, RawEvent, RawKind, TriageOutcome
 from pingan.schemas.incident import Incident, IncidentReport
 from pingan.schemas.notification import Channel, Notification, Recipient
@@ -29,18 +27,6 @@ _REPORT = IncidentReport(
     grade=Grade.IV, title="流水线心跳 pipeline heartbeat", dedup_key=KEY_PREFIX + "0",
 )
 _RECIPIENT = Recipient(id="pingan-heartbeat", name="Pingan heartbeat", channel=Channel.console, address="heartbeat")
-
-
-def partition_keys(partitions: int) -> list[str]:
-    """One key per partition under Kafka's default partitioner (murmur2, as kafka-python and aiokafka use it),
-    so every round of beats visits every partition of every topic: a stuck partition is seen, not averaged."""
-    found: dict[int, str] = {}
-    i = 0
-    while len(found) < partitions:
-        key = f"{KEY_PREFIX}{i}"
-        found.setdefault((murmur2(key.encode()) & 0x7FFFFFFF) % partitions, key)
-        i += 1
-    return [found[p] for p in range(partitions)]
 
 
 def beat_event(beat_id: str, key: str, now: datetime) -> RawEvent:

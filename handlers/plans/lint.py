@@ -1,7 +1,7 @@
 """`pingan plans lint`: every problem of a plans directory at once, in compiler style.
 
 Per-file problems (YAML syntax, schema, duplicate keys and ids, template placeholders) come from
-handlers.plan_loader.read_plans. The set-level rules below need the whole set. ERRORS (exit 1, and
+handlers.plans.reader.read_plans. The set-level rules below need the whole set. ERRORS (exit 1, and
 load_plans refuses the set):
 
   references   an unknown roster, person or department anywhere (targets, task owners, command,
@@ -41,20 +41,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pingan.handlers.directory import DirectoryIndex, recipient_for
-from pingan.handlers.plan_diff import dates_overlap, equal_specificity
-from pingan.handlers.plan_loader import (
-    Loc,
-    PlanProblem,
-    PlanSet,
-    PlansRead,
-    Severity,
-    SourceDoc,
-    format_loc,
-    plan_cells,
-    read_plans,
-)
-from pingan.handlers.timeline import format_minute, step_schedule
+from pingan.handlers.plans.cells import dates_overlap, equal_specificity
+from pingan.handlers.plans.directory import DirectoryIndex, recipient_for
+from pingan.handlers.plans.planset import PlanSet, plan_cells
+from pingan.handlers.plans.problems import PlanProblem, Severity
+from pingan.handlers.plans.reader import PlansRead, read_plans
+from pingan.handlers.plans.timeline import format_minute, step_schedule
+from pingan.handlers.plans.yaml_source import Loc, SourceDoc, format_loc
 from pingan.schemas.directory import Person
 from pingan.schemas.plan import Level, MatchOp, Plan, PlanStatus, Target
 from pingan.schemas.taxonomy import Category, Grade

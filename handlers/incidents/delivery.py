@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from pingan.handlers.channels.base import SendOutcome, SendResult
 from pingan.schemas.action import ActionDraft, ActionKind
+from pingan.schemas.delivery import SendOutcome, SendResult
 from pingan.schemas.notification import DeliveryState, Notification
 
 ACTOR = "system:notifier"

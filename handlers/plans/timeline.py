@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pingan.handlers.directory import DirectoryIndex, resolve
+from pingan.handlers.plans.directory import DirectoryIndex, resolve
 from pingan.schemas.directory import Person
 from pingan.schemas.plan import Level, NotifyChannel, NotifyStep, Plan, Target
 

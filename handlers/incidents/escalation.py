@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pingan.handlers.timeline import step_schedule
+from pingan.handlers.plans.timeline import step_schedule
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.incident import Incident
 from pingan.schemas.plan import Level
