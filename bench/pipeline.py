@@ -51,7 +51,8 @@ from sqlalchemy import func, select
 from pingan.schemas.events import RawEvent
 from pingan.schemas.incident import IncidentReport
 from pingan.settings import Settings
-from pingan.store.repository import Store, new_incident_id
+from pingan.store.outbox import new_incident_id
+from pingan.store.repository import Store
 from pingan.store.tables import actions, triage_events
 from pingan.streams import topics
 from pingan.streams.topics import ensure_topics

@@ -14,8 +14,9 @@ from pingan.schemas.common import utcnow
 from pingan.schemas.incident import Incident
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.store.engine import write_tx
+from pingan.store.ledger import LedgerEntry, ledger_entry_of, ledger_row
 from pingan.store.log import append_actions
-from pingan.store.repository import LedgerEntry, Store, _ledger_entry, _ledger_row
+from pingan.store.repository import Store
 from pingan.store.tables import (
     confirmations,
     escalations,
@@ -90,7 +91,7 @@ class ResponseStore:
                 notifications.c.idempotency_key.in_([n.idempotency_key for n in orders]))))
             fresh = [n for n in orders if n.idempotency_key not in known]
             if fresh:
-                conn.execute(notifications.insert(), [_ledger_row(n, now) for n in fresh])
+                conn.execute(notifications.insert(), [ledger_row(n, now) for n in fresh])
             return append_actions(conn, drafts)
 
     def apply_command(self, incident: Incident, decision: CommandDecision, role: str | None = None,
@@ -139,7 +140,7 @@ class ResponseStore:
                 notifications.c.idempotency_key.in_([n.idempotency_key for n in orders]))))
             fresh = [n for n in orders if n.idempotency_key not in known]
             if fresh:
-                conn.execute(notifications.insert(), [_ledger_row(n, now) for n in fresh])
+                conn.execute(notifications.insert(), [ledger_row(n, now) for n in fresh])
             return append_actions(conn, drafts)
 
     def raise_grade(self, incident: Incident, grade: str, rule: str) -> Incident | None:
@@ -185,7 +186,7 @@ class ResponseStore:
             rows = conn.execute(select(notifications).where(and_(
                 notifications.c.state == DeliveryState.intended.value, notifications.c.updated_at <= older_than))
                 .order_by(notifications.c.updated_at).limit(limit)).all()
-        return [_ledger_entry(r) for r in rows]
+        return [ledger_entry_of(r) for r in rows]
 
     def take_stale_sending(self, older_than: datetime, limit: int = 100) -> list[LedgerEntry]:
         """Rows left `sending` since before `older_than`, each renewed for this caller alone: of two schedulers

@@ -23,7 +23,8 @@ from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.schemas.taxonomy import IncidentStatus
 from pingan.store.drills import DrillStore
-from pingan.store.repository import LedgerEntry, Store
+from pingan.store.ledger import LedgerEntry
+from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
 
 log = logging.getLogger(__name__)

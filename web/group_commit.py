@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from pingan.schemas.events import IntakeItem
 from pingan.schemas.incident import IncidentReport
-from pingan.store.repository import Accepted, Store
+from pingan.store.outbox import Accepted
+from pingan.store.repository import Store
 
 log = logging.getLogger(__name__)
 

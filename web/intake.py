@@ -17,7 +17,8 @@ from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import IncidentReport
 from pingan.settings import Settings
-from pingan.store.repository import Accepted, Store
+from pingan.store.outbox import Accepted
+from pingan.store.repository import Store
 from pingan.streams import topics
 from pingan.streams.cap_feed import CapFeedPoller
 from pingan.streams.plan_reload import fingerprint

@@ -36,7 +36,8 @@ from pingan.plans import PLANS_DIR
 from pingan.schemas.events import RawEvent
 from pingan.schemas.incident import IncidentReport
 from pingan.store.lease import Lease
-from pingan.store.repository import Store, new_incident_id
+from pingan.store.outbox import new_incident_id
+from pingan.store.repository import Store
 from pingan.streams.topics import DEFAULT_PARTITIONS
 from tests.fixtures.stack import Proc, pingan_env, wait_for
 

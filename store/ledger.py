@@ -1,0 +1,125 @@
+"""The notification ledger: one row per intent, claimed before the channel is called, so each is sent once."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, and_, select, update
+
+from pingan.schemas.action import Action, ActionDraft
+from pingan.schemas.common import utcnow
+from pingan.schemas.notification import DeliveryState, Notification
+from pingan.store.engine import write_tx
+from pingan.store.log import append_actions
+from pingan.store.tables import notifications
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    notification: Notification
+    state: DeliveryState
+    attempts: int
+    provider_id: str | None
+    detail: str
+    updated_at: datetime | None = None
+
+
+
+def ledger_row(n: Notification, now: datetime) -> dict[str, object]:
+    return {
+        "idempotency_key": n.idempotency_key,
+        "incident_id": n.incident_id,
+        "channel": n.channel.value,
+        "recipient_id": n.recipient.id,
+        "recipient_address": n.recipient.address,
+        "state": DeliveryState.intended.value,
+        "attempts": 0,
+        "provider_id": None,
+        "detail": "",
+        "body": n.model_dump_json(),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+
+def ledger_entry_of(row) -> LedgerEntry:  # type: ignore[no-untyped-def]
+    return LedgerEntry(
+        notification=Notification.model_validate_json(row.body),
+        state=DeliveryState(row.state),
+        attempts=row.attempts,
+        provider_id=row.provider_id,
+        detail=row.detail,
+        updated_at=row.updated_at,
+    )
+
+
+class LedgerStore:
+    """Claim -> send -> record, and the lookups replies and status callbacks need."""
+
+    engine: Engine
+
+    def ledger_entry(self, key: str) -> LedgerEntry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(notifications).where(notifications.c.idempotency_key == key)).first()
+        return ledger_entry_of(row) if row else None
+
+    def latest_to(self, address: str, limit: int = 20) -> list[LedgerEntry]:
+        """The newest notifications sent to a phone number or address: what a bare reply answers."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(notifications).where(notifications.c.recipient_address == address)
+                                .order_by(notifications.c.created_at.desc()).limit(limit)).all()
+        return [ledger_entry_of(r) for r in rows]
+
+    def ledger_by_provider_id(self, provider_id: str) -> LedgerEntry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(notifications).where(notifications.c.provider_id == provider_id)).first()
+        return ledger_entry_of(row) if row else None
+
+    def ledger_for(self, incident_id: str) -> list[LedgerEntry]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(notifications)
+                .where(notifications.c.incident_id == incident_id)
+                .order_by(notifications.c.created_at, notifications.c.idempotency_key)
+            ).all()
+        return [ledger_entry_of(r) for r in rows]
+
+    def claim(self, key: str) -> bool:
+        """intended -> sending, committed before the channel is called. False: someone already has it."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(notifications)
+                .where(and_(notifications.c.idempotency_key == key, notifications.c.state == "intended"))
+                .values(state="sending", attempts=notifications.c.attempts + 1, updated_at=utcnow())
+            )
+        return result.rowcount == 1
+
+    def release(self, key: str, detail: str) -> None:
+        """sending -> intended: reconciliation proved it never went out, so it may be sent."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(notifications)
+                .where(and_(notifications.c.idempotency_key == key, notifications.c.state == "sending"))
+                .values(state="intended", detail=detail, updated_at=utcnow())
+            )
+
+    def record_result(self, key: str, state: DeliveryState, provider_id: str | None, detail: str,
+                      drafts: Sequence[ActionDraft]) -> list[Action]:
+        with write_tx(self.engine) as conn:
+            conn.execute(
+                update(notifications)
+                .where(notifications.c.idempotency_key == key)
+                .values(state=state.value, provider_id=provider_id, detail=detail, updated_at=utcnow())
+            )
+            return append_actions(conn, drafts)
+
+    def ledger_in_state(self, state: DeliveryState, limit: int = 10_000) -> list[LedgerEntry]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(notifications)
+                .where(notifications.c.state == state.value)
+                .order_by(notifications.c.created_at)
+                .limit(limit)
+            ).all()
+        return [ledger_entry_of(r) for r in rows]
