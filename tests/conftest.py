@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.twilio_server",
     "tests.fixtures.stack",
+    "tests.fixtures.deploy",
 ]
