@@ -12,8 +12,6 @@ from pingan.schemas.action import Action
 from pingan.settings import Settings
 from pingan.store.repository import Store
 
-BROKER_ADDRESS_FILE = "broker.address"
-
 
 @cache
 def settings() -> Settings:
@@ -35,7 +33,7 @@ def bootstrap_servers() -> str:
     s = settings()
     if s.kafka_bootstrap_servers:
         return s.kafka_bootstrap_servers
-    path = s.data_dir / BROKER_ADDRESS_FILE
+    path = s.broker_address_path
     if path.exists():
         return path.read_text().strip()
     fail("no broker: set KAFKA_BOOTSTRAP_SERVERS or start `pingan up`")

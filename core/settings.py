@@ -14,6 +14,9 @@ from pydantic_settings import (
 
 from pingan.plans import PLANS_DIR
 
+# In the data dir: where `pingan up` writes its embedded broker's address, so CLI commands (tail) can find it.
+BROKER_ADDRESS_FILE = "broker.address"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PINGAN_", extra="ignore", populate_by_name=True)
@@ -142,6 +145,10 @@ class Settings(BaseSettings):
     @property
     def console_sink_path(self) -> Path:
         return self.console_sink or self.data_dir / "console.log"
+
+    @property
+    def broker_address_path(self) -> Path:
+        return self.data_dir / BROKER_ADDRESS_FILE
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -49,7 +49,6 @@ class Child:
 
 
 def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-untyped-def]
-    from pingan.cli.runtime import BROKER_ADDRESS_FILE
     from pingan.streams.broker import EmbeddedBroker
     from pingan.streams.topics import ensure_topics
 
@@ -66,7 +65,7 @@ def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-un
         bootstrap = broker.bootstrap
     ensure_topics(bootstrap, settings)
     # CLI commands (tail) find the embedded broker through this file.
-    (settings.data_dir / BROKER_ADDRESS_FILE).write_text(bootstrap + "\n")
+    settings.broker_address_path.write_text(bootstrap + "\n")
 
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, PINGAN_DATA_DIR=str(data_dir),
                PINGAN_METRICS_PORT=str(settings.metrics_port))  # the worker's; the API serves /metrics itself
