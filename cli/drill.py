@@ -17,10 +17,9 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
-from pingan.cli.drill_engine import DrillRun
+from pingan.drill_runner import DrillRefused, DrillRun, stack_problem
 from pingan.schemas.drill import load_scenario
 
 drill_app = typer.Typer(help="Drills (演练): scripted incidents replayed through the live system, scored.",
@@ -72,13 +71,11 @@ def run(
         typer.echo(f"{scenario_path}: {exc}", err=True)
         raise typer.Exit(2) from None
     base = url or f"http://127.0.0.1:{os.environ.get('PINGAN_HTTP_PORT', '8080')}"
-    try:
-        health = httpx.get(base.rstrip("/") + "/healthz", timeout=5)
-        health.raise_for_status()
-    except httpx.HTTPError as exc:
-        typer.echo(f"the stack at {base} does not answer /healthz ({exc}); start it with "
+    problem = stack_problem(base)
+    if problem is not None:
+        typer.echo(f"the stack at {base} does not answer /healthz ({problem}); start it with "
                    f"PINGAN_ESCALATION_TIME_SCALE={speed:g} pingan up", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(1)
     scale = os.environ.get("PINGAN_ESCALATION_TIME_SCALE")
     if scale is None:
         typer.echo(f"warning: cannot verify the stack's time scale; it must run with "
@@ -86,10 +83,19 @@ def run(
     elif abs(float(scale) - speed) > 1e-9:
         typer.echo(f"warning: PINGAN_ESCALATION_TIME_SCALE={scale} here but --speed {speed:g}: plan minutes will not "
                    f"match", err=True)
-    drill = DrillRun(scenario, scenario_path.parent, base, _tokens(token), speed, live=live_participants)
+    drill = DrillRun(scenario, scenario_path.parent, base, _tokens(token), speed, echo=typer.echo,
+                     live=live_participants)
     typer.echo(f"drill {drill.run_id}: {scenario.title} — {len(scenario.injects)} injects over "
                f"{scenario.duration_min:g} plan minutes ≈ {drill.real(scenario.duration_min):.0f} s at x{speed:g}")
-    drill.run(show_live=sys.stdout.isatty())
+    try:
+        if sys.stdout.isatty():
+            from pingan.cli.drill_view import LiveTable
+
+            drill.run(progress=LiveTable(drill))
+        else:
+            drill.run()
+    except DrillRefused as exc:
+        raise typer.BadParameter(str(exc)) from None
     results = drill.results()
     if json_out:
         json_out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -116,10 +122,20 @@ def replay(
     keep: Annotated[Path | None, typer.Option(help="Keep the replay stack's files (logs, database) here")] = None,
 ) -> None:
     """Re-run a past incident's inputs and commands in exercise mode against PLANS; print the timeline diff."""
-    from pingan.cli.drill_replay import print_diff
-    from pingan.cli.drill_replay import replay as run_replay
+    from pingan.cli.drill_view import print_diff
+    from pingan.cli.runtime import fail, store
+    from pingan.drill_replay import IncidentNotFound
+    from pingan.drill_replay import replay as run_replay
+    from pingan.handlers.drills.replay import NothingToReplay
 
-    result = run_replay(from_log, plans, speed, recorded_speed, watch_min, json_out, keep)
+    try:
+        result = run_replay(store(), from_log, plans, speed, recorded_speed, watch_min, keep, echo=typer.echo)
+    except IncidentNotFound as exc:
+        fail(str(exc))
+    except (NothingToReplay, DrillRefused) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if json_out:
+        json_out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     print_diff(result["diff"])
     typer.echo(f"{result['changed']} of {len(result['diff'])} entries differ (replay incident "
                f"{result['replay_incident_id']}, exercise, sandboxed)")

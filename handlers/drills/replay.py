@@ -1,8 +1,8 @@
 """What-if replay (`pingan drill replay`): a past incident's inputs as a drill scenario, and the diff of two timelines.
 
-Pure: the CLI reads the store and runs the drill; this turns a recorded incident into a Scenario (its reports at their
-relative times, its people's commands at their times after the plan activated) and compares the original timeline with
-the replay's, entry by entry, in plan minutes after each incident was created.
+Pure: pingan.drill_replay reads the store and runs the drill; this turns a recorded incident into a Scenario (its
+reports at their relative times, its people's commands at their times after the plan activated) and compares the
+original timeline with the replay's, entry by entry, in plan minutes after each incident was created.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from pingan.schemas.drill import Inject, ScriptedCommand
+from pingan.schemas.drill import Inject, Scenario, ScriptedCommand
 from pingan.schemas.events import RawKind
 from pingan.schemas.incident import IncidentReport
 
@@ -21,6 +21,10 @@ COMPARED = ("plan_activated", "no_plan", "grade_changed", "notified", "failed", 
             "acknowledged", "handed_over", "confirmed", "task_done", "closed")
 COMMANDS = {"acknowledged": "ack", "escalated": "escalate", "handed_over": "handover", "closed": "close",
             "confirmed": "confirm", "task_done": "task"}
+
+
+class NothingToReplay(ValueError):
+    """The incident has no recorded inputs in the outbox, so there is no scenario to replay."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,21 @@ def recorded_commands(actions: list[dict[str, Any]], incident_inject: str, recor
             task=details.get("task"),
             reason=details.get("reason") or ("replayed close" if verb == "close" else None)))
     return commands
+
+
+def scenario_for(incident: dict[str, Any], inputs: list[RecordedInput], timeline: list[dict[str, Any]],
+                 recorded_speed: float, watch_min: float | None) -> Scenario:
+    """The recorded incident as a drill scenario, watched `watch_min` plan minutes after its last input (default: as
+    long as the original timeline ran on, plus 2). Raises NothingToReplay when it has no recorded inputs."""
+    injects = recorded_injects(inputs, recorded_speed)
+    if not injects:
+        raise NothingToReplay(f"incident {incident['id']} has no recorded inputs in the outbox")
+    span = max((e.minute for e in entries(timeline, recorded_speed)), default=0.0)
+    commands = recorded_commands(timeline, injects[0].id, recorded_speed)
+    last_command = max((c.after_min for c in commands), default=0.0)
+    watch = watch_min if watch_min is not None else max(span, last_command) - injects[-1].at_min + 2.0
+    return Scenario(title=f"复盘 {incident['id']}: {incident['title']}", title_en=f"What-if replay of {incident['id']}",
+                    injects=injects, commands=commands, watch_min=max(1.0, watch))
 
 
 def _at(value: str | datetime) -> datetime:

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pingan.cli.drill_engine import DrillRun, Tracked
+from pingan.cli.drill_view import live_table
+from pingan.drill_runner import DrillRun, Tracked
 from pingan.plans import PLANS_DIR
 from pingan.schemas.drill import load_scenario
 
@@ -15,7 +16,7 @@ def test_the_live_table_shows_injects_incidents_notifications_and_acks() -> None
     drill.sent_injects = 1
     drill.tracked["leak"] = Tracked("leak", incident_id="INC-ABCDEFGHJK", notified=17, acknowledged=1, state="open")
     console = Console(record=True, width=120)
-    console.print(drill.table(elapsed_s=8.5))  # 8.5 s at x120 = plan minute 17
+    console.print(live_table(drill, elapsed_s=8.5))  # 8.5 s at x120 = plan minute 17
     text = console.export_text()
     assert "t+17.0 / 34 min" in text and "injects 1/2" in text and "incidents open 1" in text
     assert "notifications 17" in text and "acks 1" in text

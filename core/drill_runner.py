@@ -1,11 +1,14 @@
-"""The drill engine: feeds a scenario's injects through a running stack's intake, plays the simulated responders and
-scripted commands, and collects what the scoring needs. Used by `pingan drill run` and `pingan drill replay`.
+"""The drill runner: feeds a scenario's injects through a running stack's intake (HTTP), plays the simulated responders
+and scripted commands, and collects what the scoring needs. Used by `pingan drill run` and `pingan drill replay`.
 
-The stack must run with PINGAN_ESCALATION_TIME_SCALE equal to --speed (e.g. `PINGAN_ESCALATION_TIME_SCALE=60 pingan
-up`), so that the plan's minutes pass as fast as the scenario's; /healthz does not report the scale, so the drill
-cannot verify it and says so. Every inject is an exercise (reports: status exercise, source drill; CAP: <status>
-Exercise), so the notifier records every message in the sandbox (<data dir>/sandbox.log) and sends none, unless
-the run is registered live (`--live-participants`) and the recipient is a listed participant.
+The stack must run with PINGAN_ESCALATION_TIME_SCALE equal to the drill's speed (e.g.
+`PINGAN_ESCALATION_TIME_SCALE=60 pingan up`), so that the plan's minutes pass as fast as the scenario's; /healthz does
+not report the scale, so the drill cannot verify it. Every inject is an exercise (reports: status exercise, source
+drill; CAP: <status> Exercise), so the notifier records every message in the sandbox (<data dir>/sandbox.log) and
+sends none, unless the run is registered live and the recipient is a listed participant.
+
+Output goes through callbacks (`echo` for each note, a `Progress` for a live view), so the caller decides how it is
+shown.
 """
 
 from __future__ import annotations
@@ -13,84 +16,44 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
-import typer
 
+from pingan.handlers.drills.injects import Pending, cap_update, exercise_cap, exercise_report, scheduled_commands
 from pingan.schemas.drill import Inject, Responder, Scenario, cap_text
-from pingan.schemas.taxonomy import Grade
-
-# The CAP severity/urgency/certainty that the default mapping turns into each grade (schemas/adapters/cap_mapping).
-CAP_GRADE = {Grade.I: ("Extreme", "Immediate", "Observed"), Grade.II: ("Severe", "Immediate", "Likely"),
-             Grade.III: ("Moderate", "Expected", "Likely"), Grade.IV: ("Minor", "Expected", "Possible")}
 
 
-def _sub(tag: str, value: str, xml: str, count: int = 1) -> str:
-    pattern = re.compile(rf"(<(?:\w+:)?{tag}>)\s*[^<]*?\s*(</(?:\w+:)?{tag}>)")
-    return pattern.sub(lambda m: f"{m.group(1)}{value}{m.group(2)}", xml, count=count)
+class DrillRefused(ValueError):
+    """The stack refused to register the run (422), e.g. a participant not in its directory."""
 
 
-def _get(tag: str, xml: str) -> str | None:
-    found = re.search(rf"<(?:\w+:)?{tag}>\s*([^<]*?)\s*</(?:\w+:)?{tag}>", xml)
-    return found.group(1) if found else None
+class Progress(Protocol):
+    """A live view of a run: updated about once a second, closed once the run has ended."""
+
+    def update(self, drill: DrillRun, elapsed_s: float) -> None: ...
+
+    def close(self, drill: DrillRun, elapsed_s: float) -> None: ...
 
 
-def cap_sent(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+def _silent(*_: Any, **__: Any) -> None:
+    return None
 
 
-def exercise_cap(xml: str, run_id: str, now: datetime) -> str:
-    """The message as an exercise of this run: <status> Exercise, a run-unique identifier and a fresh <sent>."""
-    xml = _sub("status", "Exercise", xml)
-    identifier = _get("identifier", xml) or "drill"
-    xml = _sub("identifier", f"{identifier}.drill-{run_id}", xml)
-    xml = _sub("sent", cap_sent(now), xml)
-    # The run id rides as a CAP parameter (it becomes the incident's drill_run label): the notifier reads the run's
-    # live participants by it.
-    # CAP's schema orders an <info>'s children: parameters come before any <resource> and <area>.
-    info_end = re.search(r"<(\w+:)?(?:resource|area)[\s>]|</(\w+:)?info>", xml)
-    if info_end:
-        prefix = info_end.group(1) or info_end.group(2) or ""
-        parameter = (f"<{prefix}parameter><{prefix}valueName>drill_run</{prefix}valueName><{prefix}value>{run_id}"
-                     f"</{prefix}value></{prefix}parameter>\n  ")
-        xml = xml[:info_end.start()] + parameter + xml[info_end.start():]
-    return xml
-
-
-def cap_update(original: str, grade: Grade, n: int, now: datetime, headline: str | None = None) -> str:
-    """A CAP Update of `original` (already made an exercise) that the default mapping grades `grade`."""
-    sender, identifier, sent = _get("sender", original), _get("identifier", original), _get("sent", original)
-    xml = _sub("msgType", "Update", original)
-    xml = _sub("identifier", f"{identifier}.u{n}", xml)
-    xml = _sub("sent", cap_sent(now), xml)
-    xml = re.sub(r"\s*<(?:\w+:)?references>[^<]*</(?:\w+:)?references>", "", xml)
-    anchor = re.search(r"<(?:\w+:)?(?:incidents|info)[\s>]", xml)
-    reference = f"<references>{sender},{identifier},{sent}</references>\n  "
-    xml = xml[:anchor.start()] + reference + xml[anchor.start():] if anchor else \
-        re.sub(r"(</(?:\w+:)?alert>)", reference + r"\1", xml)
-    severity, urgency, certainty = CAP_GRADE[grade]
-    xml = _sub("urgency", urgency, xml, 0)
-    xml = _sub("severity", severity, xml, 0)
-    xml = _sub("certainty", certainty, xml, 0)
-    if headline:
-        xml = _sub("headline", headline, xml, 0)
-    return xml
-
-
-def exercise_report(inject: Inject, run_id: str) -> dict[str, Any]:
-    assert inject.report is not None
-    body = inject.report.model_dump(mode="json", exclude_none=True)
-    body.update(status="exercise", source="drill", dedup_key=f"{inject.report.dedup_key or inject.id}:{run_id}")
-    body["labels"] = {**body.get("labels", {}), "drill_run": run_id}
-    return body
+def stack_problem(url: str) -> str | None:
+    """Why the stack at `url` cannot take a drill (its /healthz does not answer), or None when it answers."""
+    try:
+        health = httpx.get(url.rstrip("/") + "/healthz", timeout=5)
+        health.raise_for_status()
+    except httpx.HTTPError as exc:
+        return str(exc)
+    return None
 
 
 @dataclass
@@ -100,7 +63,7 @@ class Tracked:
     cap_xml: str | None = None
     updates: int = 0
     activated_at: datetime | None = None
-    pending: list[tuple[datetime, str, str, str]] = field(default_factory=list)  # (when, verb, person, extra JSON)
+    pending: list[Pending] = field(default_factory=list)
     notified: int = 0
     acknowledged: int = 0
     state: str = ""
@@ -108,7 +71,7 @@ class Tracked:
 
 class DrillRun:
     def __init__(self, scenario: Scenario, base: Path, url: str, tokens: dict[str, str], speed: float,
-                 echo: Callable[..., Any] = typer.echo, live: bool = False) -> None:
+                 echo: Callable[..., Any] = _silent, live: bool = False) -> None:
         self.scenario, self.base, self.url, self.speed = scenario, base, url.rstrip("/"), speed
         self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {tokens['api']}"}, timeout=30)
         self.cap_auth = {"Authorization": f"Bearer {tokens.get('cap', tokens['api'])}",
@@ -139,7 +102,7 @@ class DrillRun:
         response = self.http.post("/v1/drills", json={"run_id": self.run_id, "title": self.scenario.title,
                                                       "live": self.live, "participants": self.scenario.participants})
         if response.status_code == 422:
-            raise typer.BadParameter(response.json().get("error", response.text))
+            raise DrillRefused(response.json().get("error", response.text))
         response.raise_for_status()
         self.participants = response.json()["participants"]
         if self.live:
@@ -224,27 +187,11 @@ class DrillRun:
                     continue
                 self.note("plan_activated", inject=tracked.inject, plan=activation.get("plan_id"),
                           level=activation["details"].get("level"))
-                for responder in self.scenario.responders:
-                    if responder.incident not in (None, tracked.inject) or responder.never_answers:
-                        continue
-                    person = self._resolve(responder)
-                    if person is None:
-                        self.note("responder not resolved", responder=responder.label())
-                        continue
-                    if responder.acknowledges_after_min is not None:
-                        when = tracked.activated_at + timedelta(seconds=self.real(responder.acknowledges_after_min))
-                        tracked.pending.append((when, "ack", person, "{}"))
-                    if responder.confirms_roll_call_after_min is not None:
-                        when = tracked.activated_at + timedelta(
-                            seconds=self.real(responder.confirms_roll_call_after_min))
-                        tracked.pending.append((when, "confirm", person, "{}"))
-                for command in self.scenario.commands:
-                    if command.incident == tracked.inject:
-                        when = tracked.activated_at + timedelta(seconds=self.real(command.after_min))
-                        extra = {k: v for k, v in (("to", command.to), ("role", command.role),
-                                                   ("reason", command.reason), ("task", command.task))
-                                 if v and command.verb != "ack"}
-                        tracked.pending.append((when, command.verb, command.by, json.dumps(extra)))
+                pending, unresolved = scheduled_commands(self.scenario, tracked.inject, tracked.activated_at,
+                                                         self.real, self._resolve)
+                for label in unresolved:
+                    self.note("responder not resolved", responder=label)
+                tracked.pending.extend(pending)
             now = datetime.now(UTC)
             for item in sorted(tracked.pending):
                 when, verb, person, extra = item
@@ -265,7 +212,7 @@ class DrillRun:
     # -- the run ------------------------------------------------------------------------------------------------
 
     def refresh_counts(self) -> None:
-        """Notifications and acknowledgements so far, per incident, for the live table."""
+        """Notifications and acknowledgements so far, per incident, for the live view."""
         seen: set[str] = set()
         for tracked in self.tracked.values():
             if tracked.incident_id is None or tracked.activated_at is None or tracked.incident_id in seen:
@@ -278,42 +225,12 @@ class DrillRun:
             tracked.notified, tracked.acknowledged = kinds.count("notified"), kinds.count("acknowledged")
             tracked.state = body["incident"]["state"]
 
-    def table(self, elapsed_s: float) -> Any:
-        from rich.console import Group
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
-
-        total = self.real(self.scenario.duration_min)
-        minute = elapsed_s * self.speed / 60
-        table = Table(title=f"{self.scenario.title}  t+{minute:.1f} / {self.scenario.duration_min:g} min  "
-                            f"x{self.speed:g}", expand=False)
-        for column in ("inject", "incident", "state", "notified", "acks"):
-            table.add_column(column)
-        shown: set[str] = set()
-        for tracked in self.tracked.values():
-            if tracked.incident_id in shown:
-                continue
-            shown.add(tracked.incident_id or tracked.inject)
-            table.add_row(tracked.inject, tracked.incident_id or "-", tracked.state or "-", str(tracked.notified),
-                          str(tracked.acknowledged))
-        opened = sum(1 for t in self.tracked.values() if t.state and t.state != "closed")
-        summary = (f"injects {self.sent_injects}/{len(self.scenario.injects)} · incidents open {opened} · "
-                   f"notifications {sum(t.notified for t in self.tracked.values())} · "
-                   f"acks {sum(t.acknowledged for t in self.tracked.values())}")
-        return Group(ProgressBar(total=max(total, 0.001), completed=min(elapsed_s, total), width=60), summary, table)
-
-    def run(self, show_live: bool = False) -> None:
-        """Until the scenario's last minute; Ctrl-C stops early and the partial results still come out."""
+    def run(self, progress: Progress | None = None) -> None:
+        """Until the scenario's last minute; Ctrl-C stops early and the partial results still come out. Raises
+        DrillRefused when the stack will not register the run."""
         injects = sorted(self.scenario.injects, key=lambda i: i.at_min)
         t0 = time.monotonic()
         end = self.real(self.scenario.duration_min)
-        live = None
-        if show_live:
-            from rich.live import Live
-
-            live = Live(self.table(0), refresh_per_second=4, transient=False)
-            live.start()
-            self.echo = live.console.print
         last_count = 0.0
         try:
             self.register()
@@ -325,8 +242,8 @@ class DrillRun:
                 if elapsed - last_count >= 1.0:
                     last_count = elapsed
                     self.refresh_counts()
-                    if live is not None:
-                        live.update(self.table(elapsed))
+                    if progress is not None:
+                        progress.update(self, elapsed)
                 # The script ends when its last minute has passed and no responder or command is still due (an
                 # incident that took long to activate pushes those later), within twice the scenario's length.
                 waiting = any(t.pending for t in self.tracked.values())
@@ -338,10 +255,9 @@ class DrillRun:
             self.echo("interrupted: writing the partial report")
         finally:
             self.end()
-            if live is not None:
+            if progress is not None:
                 self.refresh_counts()
-                live.update(self.table(time.monotonic() - t0))
-                live.stop()
+                progress.close(self, time.monotonic() - t0)
         self.ended_at = datetime.now(UTC)
 
     def results(self) -> dict[str, Any]:
