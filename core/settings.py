@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     )
     broker_session_timeout_s: float = Field(default=10.0, gt=0)
     broker_heartbeat_interval_s: float = Field(default=2.0, gt=0)
-    correlation_window_s: float = Field(default=3600.0, gt=0, description="Reports with one dedup_key join within it")
+    correlation_window_s: float = Field(
+        default=3600.0, gt=0,
+        description="Reports join an open incident (same dedup_key, or the same event from another source) within it")
     relay_poll_interval_s: float = Field(default=0.05, gt=0, description="Outbox relay poll interval")
     console_sink: Path | None = Field(default=None, description="Console channel's append-only file; default data_dir")
     twilio_account_sid: str | None = None

@@ -74,6 +74,21 @@ class IncidentStore:
             )
         return Incident.model_validate_json(body) if body else None
 
+    def open_incidents_like(self, status: str, category: str, subtype: str, since: datetime,
+                            limit: int = 50) -> list[Incident]:
+        """Open incidents of this status, category and subtype whose latest report is not before `since`, newest
+        first: the candidates a report from another source may join (handlers.incidents.correlation decides)."""
+        with self.engine.connect() as conn:
+            bodies = conn.scalars(
+                select(incidents.c.body)
+                .where(and_(incidents.c.status == status, incidents.c.category == category,
+                            incidents.c.subtype == subtype, incidents.c.state != "closed",
+                            incidents.c.last_report_at >= since))
+                .order_by(incidents.c.last_report_at.desc())
+                .limit(limit)
+            ).all()
+        return [Incident.model_validate_json(b) for b in bodies]
+
     def apply_triage(self, event_id: str, outcome: TriageOutcome, incident: Incident,
                      drafts: Sequence[ActionDraft]) -> tuple[IncidentEvent, list[Action]]:
         """Store triage's decision with its log entries, once. A replayed event returns the first decision."""

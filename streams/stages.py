@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from pingan import metrics
 from pingan.handlers.channels.base import ChannelAdapter
+from pingan.handlers.incidents.correlation import best_fit, joinable
 from pingan.handlers.incidents.delivery import MAX_TRANSIENT_ATTEMPTS, after_send
 from pingan.handlers.incidents.escalation import deadlines, grade_raise
 from pingan.handlers.incidents.response import respond
@@ -19,7 +20,7 @@ from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.action import Action
 from pingan.schemas.common import utcnow
 from pingan.schemas.delivery import ReconcileOutcome, SendOutcome, SendResult
-from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
+from pingan.schemas.events import IncidentEvent, RawEvent, RawKind, TriageOutcome
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.schemas.taxonomy import IncidentStatus
 from pingan.store.drills import DrillStore
@@ -49,6 +50,13 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
     if candidate is None or candidate.state.value == "closed":
         since = event.received_at - window if needs_window(event) else None
         candidate = store.open_incident_for(event.report.effective_dedup_key(), event.report.status.value, since)
+    if candidate is None and event.kind is RawKind.report and joinable(event.report):
+        # No open incident with this key: one from another source may still be the same event (a citizen's text
+        # about fallen trees under an observatory's typhoon warning).
+        report = event.report
+        candidates = store.open_incidents_like(report.status.value, report.category.value, report.subtype.value,
+                                               event.received_at - window)
+        candidate = best_fit(report, event.received_at, candidates, window)
     decision = triage(event, candidate, window)
     emitted, logged = store.apply_triage(event.event_id, decision.outcome, decision.incident, decision.actions)
     if logged:  # decided now, not a replay

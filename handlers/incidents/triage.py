@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pingan.handlers.incidents.correlation import merged_facts
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.events import RawEvent, RawKind, TriageOutcome
 from pingan.schemas.incident import Incident
@@ -77,14 +78,19 @@ def _draft(event: RawEvent, incident_id: str, kind: ActionKind, details: dict[st
 
 
 def _correlate(event: RawEvent, candidate: Incident) -> TriageDecision:
-    joined = candidate.model_copy(
-        update={"report_count": candidate.report_count + 1, "last_report_at": event.received_at}
-    )
     report = event.report
+    # The report's facts (casualties, trapped people, places) update the incident, so its grade rules see them.
+    labels = merged_facts(candidate, report)
+    joined = candidate.model_copy(
+        update={"report_count": candidate.report_count + 1, "last_report_at": event.received_at, "labels": labels}
+    )
     action = _draft(event, joined.id, ActionKind.correlated, {
         "reported_grade": report.grade.value,
         "report_count": joined.report_count,
         "reporter": report.reporter.model_dump(exclude_none=True) if report.reporter else None,
+        "joined_by": "same key" if report.effective_dedup_key() == candidate.dedup_key else "same event",
+        "area": report.location.area_name or report.location.area_code,
+        "facts": {k: v for k, v in labels.items() if candidate.labels.get(k) != v} or None,
     })
     return TriageDecision(TriageOutcome.correlated, joined, [action])
 
