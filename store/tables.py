@@ -68,6 +68,8 @@ incidents = Table(
     Column("report_count", Integer, nullable=False),
     Column("body", Text, nullable=False),  # the whole Incident as JSON
 )
+# A report from another source looks for the open incident of its event (store.incidents.open_incidents_like).
+Index("ix_incidents_event", incidents.c.category, incidents.c.subtype, incidents.c.last_report_at)
 
 # One row per raw event triage has handled: replaying `incidents.raw` finds it and changes nothing.
 triage_events = Table(
