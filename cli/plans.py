@@ -1,12 +1,6 @@
-"""`pingan plans …`: the plan author's tools: lint, test, diff, coverage.
-
-`plans test --subtype` also takes a hazard alias, because people say "typhoon", not "meteorological":
-
-    alias         subtype          hazard
-    typhoon       meteorological   typhoon
-    rainstorm     meteorological   rainstorm
-    blizzard      meteorological   blizzard
-    storm_surge   marine           storm_surge     (storm-surge is accepted too)
+"""`pingan plans …`: the plan author's tools: lint, test, diff, coverage, approve. Each verb reads its arguments,
+calls pingan.handlers.plans (or pingan.commands for approve) and prints; `plans test`'s hazard aliases are in
+handlers/plans/explain.py.
 """
 
 from __future__ import annotations
@@ -23,22 +17,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pingan.cli import runtime
-from pingan.schemas.incident import IncidentReport
-from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, IncidentStatus, Subtype
+from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Subtype
 
 if TYPE_CHECKING:  # the commands import their handlers lazily, so `pingan --help` stays fast
-    from pingan.handlers.plans.matching import MatchResult
-    from pingan.handlers.plans.planset import PlanSet
+    from pingan.handlers.plans.explain import Explanation
 
 plans_app = typer.Typer(help="Response plans: lint, test, diff and coverage.", no_args_is_help=True)
-
-HAZARD_ALIASES: dict[str, tuple[Subtype, str]] = {
-    "typhoon": (Subtype.meteorological, "typhoon"),
-    "rainstorm": (Subtype.meteorological, "rainstorm"),
-    "blizzard": (Subtype.meteorological, "blizzard"),
-    "storm_surge": (Subtype.marine, "storm_surge"),
-}
-NO_PLAN = "none"  # `--expect none`: assert that nothing matches
 
 
 def _plans_dir(directory: Path | None) -> Path:
@@ -59,72 +43,6 @@ def lint(directory: Annotated[Path | None, typer.Argument(help="Plans directory;
     typer.echo(f"{plans_dir}: {count} plans, {len(report.errors)} error(s), {len(report.warnings)} warning(s)",
                err=True)
     raise typer.Exit(1 if report.errors else 0)
-
-
-def _subtype(value: str, hazard: str | None) -> tuple[Subtype, str | None]:
-    try:
-        return Subtype(value), hazard
-    except ValueError:
-        pass
-    alias = HAZARD_ALIASES.get(value.strip().lower().replace("-", "_"))
-    if alias is None:
-        runtime.fail(f"unknown subtype {value!r}; subtypes: {', '.join(s.value for s in Subtype)}; "
-                     f"hazard aliases: {', '.join(HAZARD_ALIASES)}")
-    subtype, alias_hazard = alias
-    if hazard is not None and hazard.strip().lower() != alias_hazard:
-        runtime.fail(f"--subtype {value} means hazard {alias_hazard!r}, but --hazard is {hazard!r}")
-    return subtype, alias_hazard
-
-
-def _reports_from_file(file: Path) -> list[IncidentReport]:
-    from pydantic import ValidationError
-
-    from pingan.schemas.adapters.cap import parse_cap
-    from pingan.schemas.adapters.errors import IntakeError
-    from pingan.schemas.incident import Incident
-
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        runtime.fail(f"{file}: {exc.strerror}")
-    if data.lstrip().startswith(b"<"):
-        try:
-            return [item.report for item in parse_cap(data, source_name=str(file))]
-        except IntakeError as exc:
-            runtime.fail(str(exc))
-    try:
-        return [IncidentReport.model_validate_json(data)]
-    except ValidationError as first:
-        try:  # a stored incident (with id, received_at, …) works as well
-            return [Incident.model_validate_json(data)]
-        except ValidationError:
-            runtime.fail(f"{file}: not an incident report: {runtime.describe_validation(first)}")
-
-
-def _report(category: Category | None, subtype: str | None, grade: Grade | None, area: str | None,
-            labels: list[str], hazard: str | None, status: IncidentStatus) -> IncidentReport:
-    from pydantic import ValidationError
-
-    from pingan.schemas.incident import Location
-    from pingan.schemas.taxonomy import Source
-
-    if subtype is None or grade is None:
-        runtime.fail("give --subtype and --grade (and --category), or --file")
-    sub, hazard = _subtype(subtype, hazard)
-    if category is None:  # every subtype belongs to exactly one category
-        category = next(c for c, subs in SUBTYPES_BY_CATEGORY.items() if sub in subs)
-    parsed: dict[str, str] = {}
-    for pair in labels:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            runtime.fail(f"--label wants k=v, got {pair!r}")
-        parsed[key.strip()] = value.strip()
-    try:
-        return IncidentReport(source=Source.cli, status=status, category=category, subtype=sub, grade=grade,
-                              hazard=hazard, title="pingan plans test", labels=parsed,
-                              location=Location(area_code=area))
-    except ValidationError as exc:
-        runtime.fail(runtime.describe_validation(exc))
 
 
 def _when(at: str | None) -> datetime:
@@ -158,39 +76,44 @@ def test(
     --subtype also takes a hazard alias: typhoon, rainstorm, blizzard (meteorological with that hazard) and
     storm_surge (marine). With --expect it is a regression check: exit 1 when another plan (or none) matches.
     """
-    from pingan.handlers.plans.load import load_plans
-    from pingan.handlers.plans.matching import match_plan
+    from pingan.handlers.plans.explain import ExplainError, explain_reports, report_from_options, reports_from_bytes
     from pingan.handlers.plans.problems import PlanLoadError
 
-    if file is not None:
-        if any(v is not None for v in (category, subtype, grade, area, hazard)) or label:
-            runtime.fail("--file replaces --category/--subtype/--grade/--area/--hazard/--label")
-        reports = _reports_from_file(file)
-    else:
-        reports = [_report(category, subtype, grade, area, label or [], hazard, status)]
+    try:
+        if file is not None:
+            if any(v is not None for v in (category, subtype, grade, area, hazard)) or label:
+                runtime.fail("--file replaces --category/--subtype/--grade/--area/--hazard/--label")
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                runtime.fail(f"{file}: {exc.strerror}")
+            reports = reports_from_bytes(data, str(file))
+        else:
+            reports = [report_from_options(category, subtype, grade, area, label or [], hazard, status)]
+    except ExplainError as exc:
+        runtime.fail(str(exc))
     when = _when(at)
     try:
-        plans = load_plans(_plans_dir(plans_dir))
+        explanations = explain_reports(_plans_dir(plans_dir), reports, when)
     except PlanLoadError as exc:
         runtime.fail(f"the plan set does not load (run `pingan plans lint`):\n{exc}")
     failed = False
-    for report in reports:
-        match = match_plan(plans, report, today=when.astimezone().date())
-        _print_match(report, match, plans, when)
+    for explanation in explanations:
+        _print_explanation(explanation)
         if expect is not None:
-            got = match.plan.id if match.plan else NO_PLAN
+            got = explanation.plan_id
             if got != expect:
-                typer.echo(f"error: expected plan {expect!r}, matched {got!r}: {match.reason}", err=True)
+                typer.echo(f"error: expected plan {expect!r}, matched {got!r}: {explanation.match.reason}", err=True)
                 failed = True
             else:
                 typer.echo(f"ok: matched the expected plan {expect!r}")
     raise typer.Exit(1 if failed else 0)
 
 
-def _print_match(report: IncidentReport, match: MatchResult, plans: PlanSet, when: datetime) -> None:
-    from pingan.handlers.plans.directory import resolve
-    from pingan.handlers.plans.timeline import ResolvedTarget, escalation_timeline, format_minute
+def _print_explanation(explanation: Explanation) -> None:
+    from pingan.handlers.plans.timeline import format_minute
 
+    report, match = explanation.report, explanation.match
     what = f"{report.status.value} {report.category.value}/{report.subtype.value}"
     what += f"/{report.hazard}" if report.hazard else ""
     extras = [f"area {report.location.area_code}"] if report.location.area_code else []
@@ -202,21 +125,20 @@ def _print_match(report: IncidentReport, match: MatchResult, plans: PlanSet, whe
             typer.echo(f"excluded: {', '.join(match.candidates)}")
         return
     plan = match.plan
-    typer.echo(f"plan:     {plan.id} v{plan.version} {plan.title.zh} ({plans.sources.get(plan.id, '?')})")
+    typer.echo(f"plan:     {plan.id} v{plan.version} {plan.title.zh} ({explanation.source})")
     typer.echo(f"why:      {match.reason}")
     typer.echo(f"{'tied' if len(match.candidates) > 1 else 'candidates'}: {', '.join(match.candidates)}")
-    level = plan.level(report.grade)
+    level = explanation.level
     if level is None:
         typer.echo(f"level:    none for grade {report.grade.value}")
         return
     typer.echo(f"level:    {level.grade.value} {level.response_level}")
-    for role, target in level.command.items():
-        people = tuple(resolve(target, level, plans.directory, when))
-        typer.echo(f"  {role.value}: {ResolvedTarget(target, people).label()}")
+    for role, reached in explanation.command:
+        typer.echo(f"  {role}: {reached}")
     if level.departments:
         typer.echo(f"  departments: {', '.join(level.departments)}")
-    typer.echo(f"timeline from {when.isoformat(timespec='minutes')} if nobody acknowledges:")
-    for entry in escalation_timeline(plan, level, plans.directory, when):
+    typer.echo(f"timeline from {explanation.when.isoformat(timespec='minutes')} if nobody acknowledges:")
+    for entry in explanation.timeline:
         typer.echo(f"  {format_minute(entry.minute):>7} {entry.text}")
 
 
@@ -260,8 +182,7 @@ def diff(
     show_all: Annotated[bool, typer.Option("--all", help="Also list the cells that did not change")] = False,
 ) -> None:
     """Per (category, subtype, hazard, grade): which plan, version and level handled it before and after."""
-    from pingan.handlers.plans.cells import Cell, compact
-    from pingan.handlers.plans.diff import diff_plansets
+    from pingan.handlers.plans.diff import summarise_diff
     from pingan.handlers.plans.lint import lint_plans
 
     plansets = []
@@ -272,19 +193,13 @@ def diff(
                 problems = "\n".join(str(p).replace(str(directory), name, 1) for p in report.errors)
                 runtime.fail(f"{spec} does not load:\n{problems}")
             plansets.append(report.planset)
-    diffs = diff_plansets(*plansets)
-    # Cells with the same before, after and changes print once: a version bump touches many cells alike.
-    groups: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], list[Cell]] = {}
-    for d in diffs:
-        if d.changed or show_all:
-            groups.setdefault((d.before, d.after, tuple(d.changes)), []).append(d.cell)
-    for (before, after, changes), group in groups.items():
-        typer.echo(f"{compact(group)}:")
-        typer.echo(f"    {', '.join(before) or 'no plan'} → {', '.join(after) or 'no plan'}")
-        for change in changes:
+    summary = summarise_diff(*plansets, show_all=show_all)
+    for group in summary.groups:
+        typer.echo(f"{group.where}:")
+        typer.echo(f"    {', '.join(group.before) or 'no plan'} → {', '.join(group.after) or 'no plan'}")
+        for change in group.changes:
             typer.echo(f"    {change}")
-    changed = sum(d.changed for d in diffs)
-    typer.echo(f"{changed} of {len(diffs)} cells changed", err=True)
+    typer.echo(f"{summary.changed} of {summary.total} cells changed", err=True)
 
 
 # ── coverage ─────────────────────────────────────────────────────────────────

@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from pingan.schemas.action import Action
+from pingan.schemas.common import describe_validation
 from pingan.settings import Settings
 from pingan.store.repository import Store
 
@@ -49,10 +50,6 @@ def configure_logging() -> None:
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
-
-
-def describe_validation(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
 
 
 def format_action(a: Action) -> str:

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 
 def _aware_utc(value: datetime) -> datetime:
@@ -18,6 +18,11 @@ UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """Every error of a validation on one line, `field.path: message; …`, for people reading a terminal."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
 
 
 class Model(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pingan.handlers.plans.cells import Cell, cell_plans, cells, plan_label
+from pingan.handlers.plans.cells import Cell, cell_plans, cells, compact, plan_label
 from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.plan import Level, Plan, Target
 from pingan.schemas.taxonomy import Grade
@@ -37,6 +37,38 @@ def diff_plansets(old: PlanSet, new: PlanSet) -> list[CellDiff]:
                             _cell_changes(cell.grade, before, after, old, new)))
     return out
 
+
+@dataclass(frozen=True)
+class ChangeGroup:
+    """Cells with the same plans before and after and the same changes: a version bump touches many cells alike."""
+
+    cells: list[Cell]
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    changes: tuple[str, ...]
+
+    @property
+    def where(self) -> str:
+        return compact(self.cells)
+
+
+@dataclass(frozen=True)
+class PlansetDiff:
+    groups: list[ChangeGroup]
+    changed: int  # cells
+    total: int
+
+
+def summarise_diff(old: PlanSet, new: PlanSet, show_all: bool = False) -> PlansetDiff:
+    """The changed cells of `diff_plansets`, grouped so that alike cells show once (with `show_all`, unchanged
+    cells too)."""
+    diffs = diff_plansets(old, new)
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], list[Cell]] = {}
+    for d in diffs:
+        if d.changed or show_all:
+            groups.setdefault((d.before, d.after, tuple(d.changes)), []).append(d.cell)
+    return PlansetDiff([ChangeGroup(group, *key) for key, group in groups.items()],
+                       sum(d.changed for d in diffs), len(diffs))
 
 
 def _cell_changes(grade: Grade, before: tuple[Plan, ...], after: tuple[Plan, ...], old: PlanSet,
