@@ -1,0 +1,37 @@
+"""`pingan intake test` as data: what a message would become through the live endpoints' parsers and mapping, and
+the plan each incident would match; offline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pingan.handlers.plans.load import load_plans
+from pingan.handlers.plans.matching import match_plan
+from pingan.schemas.adapters.by_kind import InputKind, detect, parse
+from pingan.schemas.adapters.config import IntakeConfig
+
+
+@dataclass(frozen=True)
+class IntakePreview:
+    kind: InputKind  # as detected when asked for auto
+    summaries: list[dict[str, Any]]  # per incident event: kind, keys, the plan it matches and why, the report
+
+
+def preview(data: bytes, kind: InputKind, name: str, config: IntakeConfig, plans_dir: Path) -> IntakePreview:
+    """Parse `data` (detecting its kind for auto), then match each incident against the plans in `plans_dir`.
+
+    Raises IntakeError for a message the endpoint would refuse; the plans are loaded only for one it would take."""
+    chosen = detect(data) if kind is InputKind.auto else kind
+    items = parse(data, chosen, name, config)
+    plans = load_plans(plans_dir)
+    summaries = []
+    for item in items:
+        match = match_plan(plans, item.report)
+        summaries.append({
+            "kind": item.kind.value, "source_key": item.source_key, "dedup_key": item.report.effective_dedup_key(),
+            "plan": match.plan.id if match.plan else None, "plan_reason": match.reason,
+            "report": item.report.model_dump(mode="json", exclude_defaults=True),
+        })
+    return IntakePreview(chosen, summaries)
