@@ -70,7 +70,7 @@ def oncall(roster: Annotated[str | None, typer.Argument(help="Roster id; all ros
            at: Annotated[str | None, typer.Option(help="ISO time, e.g. 2026-11-25T18:00+08:00; default now")] = None
            ) -> None:
     """Who is on duty (值班) now, or at --at, per roster, overrides included."""
-    from pingan.handlers.plans.directory import on_duty
+    from pingan.handlers.plans.directory import UnknownRoster, on_call
     from pingan.handlers.plans.load import load_plans
     from pingan.schemas.common import utcnow
 
@@ -80,12 +80,10 @@ def oncall(roster: Annotated[str | None, typer.Argument(help="Roster id; all ros
         runtime.fail(f"--at {at!r} is not an ISO time, e.g. 2026-11-25T18:00+08:00")
     if when.tzinfo is None:
         runtime.fail("--at needs a time zone offset, e.g. 2026-11-25T18:00+08:00")
-    directory = load_plans(runtime.settings().plans_dir).directory
-    rosters = [directory.rosters[roster]] if roster in directory.rosters else list(directory.rosters.values())
-    if roster and roster not in directory.rosters:
-        runtime.fail(f"no roster {roster!r}; known: {', '.join(sorted(directory.rosters))}")
-    for r in rosters:
-        person_id = on_duty(r, when)
-        person = directory.people.get(person_id)
-        name = person.name if person else "?"
-        typer.echo(f"{r.id:<18} {r.name.zh:<16} {person_id:<16} {name}")
+    try:
+        duty = on_call(load_plans(runtime.settings().plans_dir).directory, roster, when)
+    except UnknownRoster as exc:
+        runtime.fail(str(exc))
+    for entry in duty:
+        name = entry.person.name if entry.person else "?"
+        typer.echo(f"{entry.roster.id:<18} {entry.roster.name.zh:<16} {entry.person_id:<16} {name}")

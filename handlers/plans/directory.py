@@ -103,3 +103,26 @@ def expand_participants(entries: list[str], index: DirectoryIndex) -> tuple[list
         else:
             unknown.append(entry)
     return sorted(set(people)), unknown
+
+
+class UnknownRoster(LookupError):
+    """A roster id the directory does not have; the message lists the known ones."""
+
+
+@dataclass(frozen=True)
+class OnCall:
+    roster: Roster
+    person_id: str
+    person: Person | None  # None: the roster names someone the directory does not know
+
+
+def on_call(index: DirectoryIndex, roster_id: str | None, at: datetime) -> list[OnCall]:
+    """Who is on duty at `at`, in roster `roster_id` or in every roster (`pingan oncall`)."""
+    if roster_id and roster_id not in index.rosters:
+        raise UnknownRoster(f"no roster {roster_id!r}; known: {', '.join(sorted(index.rosters))}")
+    rosters = [index.rosters[roster_id]] if roster_id else list(index.rosters.values())
+    out: list[OnCall] = []
+    for roster in rosters:
+        person_id = on_duty(roster, at)
+        out.append(OnCall(roster, person_id, index.people.get(person_id)))
+    return out
