@@ -1,15 +1,22 @@
-"""Duty officers' commands, by every route (CLI, HTTP, SMS reply, voice keypress): one service, one log."""
+"""Duty officers' commands, by every route (CLI, HTTP, SMS reply, voice keypress): one service, one log. Also a plan's
+four-eyes approval, logged in the same chain."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pingan import metrics
 from pingan.handlers.incidents.escalation import Command, CommandRefused, decide_command
+from pingan.handlers.plans.approval import approval_refusal, approved_yaml
+from pingan.handlers.plans.load import load_plans
 from pingan.handlers.plans.planset import PlanSet
+from pingan.handlers.plans.problems import PlanLoadError
 from pingan.schemas.action import Action, ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
 from pingan.schemas.incident import Incident
+from pingan.schemas.plan import Plan
 from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
 
@@ -98,3 +105,40 @@ def refuse(store: Store, incident_id: str | None, actor: str, why: str) -> None:
     with write_tx(store.engine) as conn:
         append_actions(conn, [ActionDraft(incident_id=incident_id or "-", at=utcnow(), actor=actor,
                                           kind=ActionKind.refused, details={"reason": why})])
+
+
+class ApprovalRefused(Exception):
+    """The plan cannot be approved (the set does not load, no such plan, or four eyes say no); the message says why."""
+
+
+def approve_plan(open_store: Callable[[], Store], plans_dir: Path, plan_id: str, by: str,
+                 approvers: str | None) -> Plan:
+    """Approve `plan_id` in its file (status approved, `by` added to approved_by) and log `plan_approved` with the
+    approved content's hash; returns the plan as it was. `approvers` is PINGAN_PLAN_APPROVERS (comma-separated; set,
+    it enables four eyes). The store is opened only once the file is approved, so a refusal touches no database."""
+    from pingan.store.engine import write_tx
+    from pingan.store.log import append_actions
+
+    try:
+        plans = load_plans(plans_dir)
+    except PlanLoadError as exc:
+        raise ApprovalRefused(f"the plan set does not load; fix it first:\n{exc}") from None
+    plan = plans.get(plan_id)
+    if plan is None:
+        raise ApprovalRefused(f"no plan {plan_id!r} in {plans_dir}")
+    allowed = {a.strip() for a in approvers.split(",") if a.strip()} if approvers else None
+    refusal = approval_refusal(plan, by, allowed, set(plans.directory.people))
+    if refusal:
+        raise ApprovalRefused(refusal)
+    path = Path(plans.sources[plan.id])
+    path.write_text(approved_yaml(path.read_text(encoding="utf-8"), by), encoding="utf-8")
+    approved = load_plans(plans_dir).get(plan_id)
+    assert approved is not None
+    with write_tx(open_store().engine) as conn:
+        append_actions(conn, [ActionDraft(
+            incident_id=f"plan:{plan.id}", at=utcnow(), actor=by, kind=ActionKind.plan_approved,
+            plan_id=plan.id, plan_version=plan.version,
+            details={"file": str(path), "plan_hash": approved.content_hash(), "last_editor": plan.last_editor,
+                     "approved_by": approved.approved_by},
+        )])
+    return plan
