@@ -95,22 +95,19 @@ def report(
 @app.command()
 def timeline(incident_id: Annotated[str, typer.Argument(help="Incident id (or the id a report was given)")]) -> None:
     """Print one incident's command-chain log."""
-    store = runtime.store()
-    if incident_id.startswith("plan:"):  # a plan's own entries (approvals) live in the same chain
-        for action in store.timeline(incident_id):
-            typer.echo(runtime.format_action(action))
-        return
-    resolved = store.resolve_incident_id(incident_id)
-    if resolved is None:
-        if store.is_accepted(incident_id):
-            typer.echo(f"{incident_id}: accepted, waiting for triage")
-            return
+    from pingan.store.recorded import incident_log
+
+    log = incident_log(runtime.store(), incident_id)
+    if log is None:
         runtime.fail(f"incident {incident_id!r} not found")
-    incident = store.get_incident(resolved)
-    assert incident is not None
-    typer.echo(f"{incident.id}  {incident.grade.value}  {incident.category.value}/{incident.subtype.value}  "
-               f"{incident.status.value}  {incident.title}")
-    for action in store.timeline(resolved):
+    if log.waiting:
+        typer.echo(f"{incident_id}: accepted, waiting for triage")
+        return
+    if log.incident is not None:
+        incident = log.incident
+        typer.echo(f"{incident.id}  {incident.grade.value}  {incident.category.value}/{incident.subtype.value}  "
+                   f"{incident.status.value}  {incident.title}")
+    for action in log.actions:
         typer.echo(runtime.format_action(action))
 
 

@@ -1,4 +1,5 @@
-"""A stored incident as `pingan drill replay` reads it: the incident, the raw inputs triage joined to it, its log."""
+"""Stored incidents read back whole: one incident's log as `pingan timeline` shows it, and as `pingan drill replay`
+re-runs it (the incident, the raw inputs triage joined to it, its log)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 from sqlalchemy import select
 
 from pingan.handlers.drills.replay import RecordedInput
+from pingan.schemas.action import Action
 from pingan.schemas.events import RawEvent
+from pingan.schemas.incident import Incident
 from pingan.store.repository import Store
 from pingan.store.tables import outbox, triage_events
 
@@ -34,3 +37,23 @@ def recorded(store: Store, incident_id: str) -> RecordedIncident | None:
     inputs = [RecordedInput(e.received_at, e.kind, e.report) for e in events]
     timeline = [a.model_dump(mode="json") for a in store.timeline(incident.id)]
     return RecordedIncident(incident.model_dump(mode="json"), inputs, timeline)
+
+
+@dataclass(frozen=True)
+class IncidentLog:
+    incident: Incident | None  # None for a plan's own entries (`plan:<id>`) and for a report not yet triaged
+    actions: list[Action]
+    waiting: bool = False  # accepted, waiting for triage
+
+
+def incident_log(store: Store, some_id: str) -> IncidentLog | None:
+    """The log of the incident `some_id` names (its own id or one a report was given), of a plan (`plan:<id>`: its
+    approvals live in the same chain), or of nothing yet for a report still waiting for triage; None when unknown."""
+    if some_id.startswith("plan:"):
+        return IncidentLog(None, store.timeline(some_id))
+    resolved = store.resolve_incident_id(some_id)
+    if resolved is None:
+        return IncidentLog(None, [], waiting=True) if store.is_accepted(some_id) else None
+    incident = store.get_incident(resolved)
+    assert incident is not None
+    return IncidentLog(incident, store.timeline(resolved))
