@@ -9,14 +9,17 @@ from typing import Any
 
 from pingan import metrics
 from pingan.handlers.incidents.escalation import Command, CommandRefused, decide_command
+from pingan.handlers.incidents.merge import SPLIT_OUT, decide_merge, decide_split
 from pingan.handlers.plans.approval import approval_refusal, approved_yaml
 from pingan.handlers.plans.load import load_plans
 from pingan.handlers.plans.planset import PlanSet
 from pingan.handlers.plans.problems import PlanLoadError
 from pingan.schemas.action import Action, ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
+from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import Incident
 from pingan.schemas.plan import Plan
+from pingan.store.merges import apply_merge, apply_split, first_event_id, reports_of
 from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
 
@@ -51,6 +54,41 @@ def run_command(store: Store, plans: PlanSet, incident_id: str, command: Command
     elif actions and command is Command.escalate:
         metrics.escalation("manual", incident.status)
     return CommandResult(store.get_incident(incident.id) or incident, actions)
+
+
+def merge_incidents(store: Store, target_id: str, source_id: str, actor: str, reason: str | None = None
+                    ) -> CommandResult:
+    """Merge incident `source_id` into `target_id` (one event reported twice); raises CommandRefused saying why."""
+    target, source = _incident(store, target_id), _incident(store, source_id)
+    decision = decide_merge(target, source, actor, utcnow(), reason)
+    return CommandResult(decision.target, apply_merge(store, decision))
+
+
+def split_report(store: Store, incident_id: str, event_id: str, actor: str, raw_topic: str,
+                 reason: str | None = None) -> tuple[CommandResult, str]:
+    """Split report `event_id` out of the incident into an incident of its own, through intake again.
+
+    Returns the result and the id the new report was accepted under (its incident id once triage has it). The report
+    is accepted before the split is logged, under a key made from the event, so a repeat after a crash accepts it
+    once and logs once."""
+    incident = _incident(store, incident_id)
+    if event_id in incident.labels.get(SPLIT_OUT, "").split(","):
+        raise CommandRefused(f"report {event_id} is already split out of {incident.id}")
+    report = next((r for r in reports_of(store, incident) if r.event_id == event_id), None)
+    if report is None:
+        raise CommandRefused(f"report {event_id} is not one of {incident.id}'s reports")
+    decision = decide_split(incident, report.event, first_event_id(store, incident.id), actor, utcnow(), reason)
+    accepted = store.accept(IntakeItem(kind=RawKind.report, report=decision.report, source_key=decision.source_key),
+                            raw_topic)
+    return CommandResult(decision.incident, apply_split(store, decision)), accepted.incident_id
+
+
+def _incident(store: Store, some_id: str) -> Incident:
+    resolved = store.resolve_incident_id(some_id)
+    incident = store.get_incident(resolved) if resolved else None
+    if incident is None:
+        raise CommandRefused(f"incident {some_id} not found")
+    return incident
 
 
 def _check_task(store: Store, plans: PlanSet, incident: Incident, task: str) -> None:

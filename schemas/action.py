@@ -26,6 +26,8 @@ class ActionKind(StrEnum):
     roll_call = "roll_call"  # the roll-call check: who confirmed, who is missing
     task_done = "task_done"  # a plan task (向市应急局报告…) reported done, scored against its deadline
     refused = "refused"  # a command from someone not in the incident's chain, logged and declined
+    merged = "merged"  # the duty officer merged another incident of the same event into this one
+    split = "split"  # the duty officer split a report out of this incident into one of its own
     plan_approved = "plan_approved"  # incident_id is "plan:<id>" for entries about a plan, not an incident
 
 

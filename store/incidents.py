@@ -16,7 +16,7 @@ from pingan.store.log import append_actions
 from pingan.store.tables import incidents, notifications, responses, triage_events
 
 
-def _incident_row(incident: Incident) -> dict[str, object]:
+def incident_row(incident: Incident) -> dict[str, object]:
     return {
         "id": incident.id,
         "dedup_key": incident.dedup_key,
@@ -102,7 +102,7 @@ class IncidentStore:
                 conn.execute(triage_events.insert().values(
                     event_id=event_id, incident_id=incident.id, outcome=outcome.value, at=utcnow()))
                 return IncidentEvent(event_id=event_id, outcome=outcome, incident=incident), []
-            row = _incident_row(incident)
+            row = incident_row(incident)
             if outcome is TriageOutcome.created:
                 conn.execute(incidents.insert().values(**row))
             else:

@@ -24,6 +24,7 @@ from pingan.web.commands import commands_router
 from pingan.web.drills import drills_router
 from pingan.web.guards import load_tokens
 from pingan.web.intake import Intake, intake_router, start_cap_feeds
+from pingan.web.reports import reports_router
 from pingan.web.twilio_intake import twilio_router
 
 
@@ -71,6 +72,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
         parse_alertmanager=lambda body: parse_alertmanager(body, config.alertmanager),
     ))
     api.include_router(twilio_router(intake, config))
+    api.include_router(reports_router(intake))  # before the generic /{verb} route of commands
     api.include_router(commands_router(intake))
     api.include_router(drills_router(intake))
 
