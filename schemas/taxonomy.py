@@ -36,6 +36,9 @@ class Subtype(StrEnum):
     economic_security = "economic_security"  # 经济安全事件
     foreign_related = "foreign_related"  # 涉外突发事件
     cyber = "cyber"  # 网络与信息安全事件
+    # Not in the 2006 overall plan's short list, but a subtype of 社会安全事件 in GB/T 35561-2017 (突发事件分类与编码):
+    # violent crime against the public (持刀伤人, 驾车冲撞人群, 纵火, 投毒) that is not known to be terrorism.
+    criminal_case = "criminal_case"  # 刑事案件
 
 
 SUBTYPES_BY_CATEGORY: dict[Category, frozenset[Subtype]] = {
@@ -74,6 +77,7 @@ SUBTYPES_BY_CATEGORY: dict[Category, frozenset[Subtype]] = {
             Subtype.economic_security,
             Subtype.foreign_related,
             Subtype.cyber,
+            Subtype.criminal_case,
         }
     ),
 }
