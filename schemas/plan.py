@@ -76,15 +76,53 @@ class LabelMatcher(Model):
     value: str = Field(max_length=500)
 
 
-class AppliesTo(Model):
+class UncoveredCells(Model):
+    """Cells a catch-all plan lists as deliberately left to it: no specific plan, and why (coverage shows it)."""
+
     category: Category
+    subtypes: list[Subtype] = Field(default_factory=list, description="Empty: every subtype of the category")
+    grades: list[Grade] = Field(default_factory=lambda: list(Grade))
+    reason: LocalizedText
+
+    @model_validator(mode="after")
+    def _subtypes_in_category(self) -> "UncoveredCells":
+        wrong = [s.value for s in self.subtypes if s not in SUBTYPES_BY_CATEGORY[self.category]]
+        if wrong:
+            raise ValueError(f"subtypes {wrong} are not in category {self.category.value!r}")
+        return self
+
+    def covers(self, category: Category, subtype: Subtype, grade: Grade) -> bool:
+        return (category is self.category and (not self.subtypes or subtype in self.subtypes)
+                and grade in self.grades)
+
+
+class AppliesTo(Model):
+    """Which incidents a plan covers. A catch-all (`catch_all: true`, no category) takes every incident that no
+    other plan covers, so none goes unheard; it may not narrow, and `uncovered` documents the cells deliberately
+    left to it."""
+
+    catch_all: bool = Field(default=False, description="The plan for incidents no other plan covers (at most one)")
+    category: Category | None = Field(default=None, description="Required unless catch_all")
     subtypes: list[Subtype] = Field(default_factory=list, description="Empty: every subtype of the category")
     hazards: list[str] = Field(default_factory=list, description="Empty: any hazard")
     areas: list[str] = Field(default_factory=list, description="Area code prefixes; empty: everywhere")
     matchers: list[LabelMatcher] = Field(default_factory=list, description="All must hold")
+    uncovered: list[UncoveredCells] = Field(
+        default_factory=list, description="catch_all only: cells deliberately left without a specific plan, and why"
+    )
 
     @model_validator(mode="after")
-    def _subtypes_in_category(self) -> "AppliesTo":
+    def _scope(self) -> "AppliesTo":
+        if self.catch_all:
+            # A catch-all that narrowed would leave some incidents with no plan at all: the very silence it prevents.
+            narrowing = [k for k in ("category", "subtypes", "hazards", "areas", "matchers") if getattr(self, k)]
+            if narrowing:
+                raise ValueError(f"a catch-all plan covers every incident; remove {', '.join(narrowing)}")
+            return self
+        if self.category is None:
+            raise ValueError("category is required (unless catch_all: true)")
+        if self.uncovered:
+            raise ValueError("uncovered is for the catch-all plan only")
         wrong = [s.value for s in self.subtypes if s not in SUBTYPES_BY_CATEGORY[self.category]]
         if wrong:
             raise ValueError(f"subtypes {wrong} are not in category {self.category.value!r}")
@@ -179,7 +217,14 @@ class Plan(Model):
             raise ValueError(f"each grade may have one level only, got {[g.value for g in grades]}")
         if self.effective_from and self.effective_to and self.effective_to < self.effective_from:
             raise ValueError("effective_to is before effective_from")
+        missing = [g.value for g in Grade if g not in grades]
+        if self.applies_to.catch_all and missing:
+            raise ValueError(f"a catch-all plan needs a level for every grade; missing {', '.join(missing)}")
         return self
+
+    @property
+    def catch_all(self) -> bool:
+        return self.applies_to.catch_all
 
     def level(self, grade: Grade) -> Level | None:
         return next((lv for lv in self.levels if lv.grade == grade), None)

@@ -24,7 +24,8 @@ class ResponseDecision:
 def respond(incident: Incident, plans: PlanSet, now: datetime) -> ResponseDecision:
     match = match_plan(plans, incident)
     if match.plan is None:
-        # No plan is itself a fact the duty room must see: it is logged, and shows up as a coverage gap.
+        # Only a plan set without a catch-all gets here (a shipped set has one, so every incident is heard): no plan
+        # is then itself a fact the duty room must see: it is logged, and shows up as a coverage gap.
         action = ActionDraft(
             incident_id=incident.id, at=now, actor=ACTOR, kind=ActionKind.no_plan,
             details={"reason": match.reason, "candidates": match.candidates},
@@ -53,6 +54,8 @@ def respond(incident: Incident, plans: PlanSet, now: datetime) -> ResponseDecisi
             "unreachable": built.unreachable,
             "reason": match.reason,
             "candidates": match.candidates,
+            # Marked only on a fallback, so ordinary activations keep the shape (and the hashes) they had.
+            **({"catch_all": True} if match.catch_all else {}),
             "notifications": [
                 {"key": n.idempotency_key, "recipient": n.recipient.id, "channel": n.channel.value, "step": n.step}
                 for n in orders

@@ -26,8 +26,10 @@ WARNINGS (reported, never fatal):
   `ack_timeout_min` whose only use is escalating (no repeat, no roll call) that never escalates (the next
   step is already due, or nothing follows); a roll call without a timeout; an approved plan without
   approvers or approved by its last editor; an expired plan; escalate_grade.raise_to or release grades
-  with no level in the plan; an override that covers a non-member; and coverage gaps: a category and
-  grade with no plan at all.
+  with no level in the plan; an override that covers a non-member.
+COVERAGE (handlers.plans.lint_coverage): more than one catch-all plan is an error; no catch-all, a catch-all
+  not approved, and each category's cells only the catch-all covers are warnings (without a catch-all: a
+  category and grade with no plan at all).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pingan.handlers.plans.cells import dates_overlap, equal_specificity
 from pingan.handlers.plans.directory import DirectoryIndex, recipient_for
+from pingan.handlers.plans.lint_coverage import coverage_problems
 from pingan.handlers.plans.planset import PlanSet, plan_cells
 from pingan.handlers.plans.problems import PlanProblem, Severity
 from pingan.handlers.plans.reader import PlansRead, read_plans
@@ -50,7 +53,7 @@ from pingan.handlers.plans.timeline import format_minute, step_schedule
 from pingan.handlers.plans.yaml_source import Loc, SourceDoc, format_loc
 from pingan.schemas.directory import Person
 from pingan.schemas.plan import Level, MatchOp, Plan, PlanStatus, Target
-from pingan.schemas.taxonomy import Category, Grade
+from pingan.schemas.taxonomy import Grade
 
 
 @dataclass(frozen=True)
@@ -353,14 +356,9 @@ class _Checker:
                 self.error(docs[second.id], ("applies_to",), message)
 
     def _coverage(self) -> None:
-        covered = {(plan.applies_to.category, g) for plan, _ in self.read.plans
-                   if plan.status is not PlanStatus.retired for g in plan.grades}
-        where = str(self.read.directory_path)
-        for category in Category:
-            for grade in Grade:
-                if (category, grade) not in covered:
-                    self.warnings.append(PlanProblem(where, 0, 0, f"coverage gap: no plan covers "
-                                                     f"{category.value} grade {grade.value}", Severity.warning))
+        errors, warnings = coverage_problems(self.read)
+        self.errors += errors
+        self.warnings += warnings
 
 
 def _channels(channels: list[Any]) -> str:

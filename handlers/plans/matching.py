@@ -3,11 +3,16 @@
 A plan covers an incident when its category, grade, subtype (empty = any subtype of the category)
 and hazard (empty = any hazard) all fit. Among covering plans the most specific wins, ranked by
 (names the hazard, names the subtype): a typhoon plan beats a general meteorological plan, which
-beats a catch-all natural-disaster plan. Equally specific plans are a tie: the lowest id wins so the
-outcome never depends on file order, and the tie is reported so the office can resolve it.
+beats a plan for the whole natural-disaster category. Equally specific plans are a tie: the lowest id
+wins so the outcome never depends on file order, and the tie is reported so the office can resolve it.
 
 Within a tier, plans that also narrow by area (longest code prefix) or by label matchers rank
 above those that do not. Actual incidents only match approved plans inside their effective dates.
+
+When no plan covers the incident (or every covering plan is excluded by its status), the set's
+catch-all plan (`applies_to.catch_all`, 通用突发事件) takes it, with a reason saying why: an incident
+that matches nothing must still reach the duty room. Only a set without an eligible catch-all
+returns no plan.
 
 Cost: PlanSet.index is keyed by (category, subtype or None, grade) and then by hazard or None, so a
 match is at most eight dict gets however many plans are loaded, plus the few plans in that cell.
@@ -30,12 +35,14 @@ class MatchResult:
     """plan: the activated plan, or None.
 
     candidates: on a match, the ids of every plan as specific as the winner (more than one = a tie);
-    with no match, the ids of plans that covered the incident but were excluded by their status.
+    on the catch-all, its id; with no match, the ids of plans that covered the incident but were
+    excluded by their status.
     """
 
     plan: Plan | None
     candidates: list[str] = field(default_factory=list)
     reason: str = ""
+    catch_all: bool = False  # the plan is the set's catch-all: no specific plan took the incident
 
 
 def _eligible(plan: Plan, status: IncidentStatus, today: date) -> bool:
@@ -109,13 +116,22 @@ def match_plan(plans: PlanSet, incident: Incident | IncidentReport, today: date 
         return MatchResult(winner, ids, reason)
 
     excluded = list(dict.fromkeys(excluded))
+    rule = ("actual incidents need an approved plan in its effective dates"
+            if incident.status is IncidentStatus.actual else "exercises and tests accept approved or draft plans")
     if excluded:
         statuses = ", ".join(f"{pid} ({_status_of(plans, pid)})" for pid in excluded)
-        rule = ("actual incidents need an approved plan in its effective dates"
-                if incident.status is IncidentStatus.actual else "exercises and tests accept approved or draft plans")
         reason = f"no plan for {what}: covering plans excluded by status: {statuses} ({rule}; retired never)"
-        return MatchResult(None, excluded, reason)
-    return MatchResult(None, [], f"no plan covers {what}")
+    else:
+        reason = f"no plan covers {what}"
+    fallback = plans.catch_all
+    if fallback is not None and _eligible(fallback, incident.status, day):
+        # The words the duty room reads first, then the detail: which cell, and any plan its status kept out.
+        why = f"no plan for this category and grade: {reason}; the catch-all plan {fallback.id!r} " \
+              f"v{fallback.version} takes it"
+        return MatchResult(fallback, [fallback.id], why, catch_all=True)
+    if fallback is not None:
+        reason += f"; the catch-all plan {fallback.id!r} is excluded too ({fallback.status.value}; {rule})"
+    return MatchResult(None, excluded, reason)
 
 
 def _status_of(plans: PlanSet, plan_id: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pingan.handlers.plans.directory import DirectoryIndex
 from pingan.schemas.directory import Directory
-from pingan.schemas.plan import Plan
+from pingan.schemas.plan import Plan, PlanStatus
 from pingan.schemas.taxonomy import Category, Grade, Subtype
 
 # (category, subtype or None for "every subtype", grade) -> {hazard or None for "any hazard": plans by id}
@@ -37,6 +37,8 @@ class PlanSet:
     directory: DirectoryIndex = field(default_factory=DirectoryIndex.empty, compare=False)
     index: PlanIndex = field(init=False, repr=False, compare=False)
     hashes: dict[str, str] = field(init=False, repr=False, compare=False)  # plan id -> content_hash()
+    # The plan every incident falls to when no other covers it; None: such an incident gets no_plan.
+    catch_all: Plan | None = field(init=False, repr=False, compare=False)
     _by_id: dict[str, Plan] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -47,6 +49,10 @@ class PlanSet:
         object.__setattr__(self, "index", _build_index(self.plans))
         object.__setattr__(self, "hashes", {p.id: p.content_hash() for p in self.plans})
         object.__setattr__(self, "_by_id", {p.id: p for p in self.plans})
+        # Lint allows one non-retired catch-all; should a set built in code hold more, the lowest id is stable.
+        fallbacks = sorted((p for p in self.plans if p.catch_all and p.status is not PlanStatus.retired),
+                           key=lambda p: p.id)
+        object.__setattr__(self, "catch_all", fallbacks[0] if fallbacks else None)
 
     @classmethod
     def empty(cls) -> PlanSet:
@@ -70,8 +76,13 @@ class PlanSet:
 
 
 def plan_cells(plan: Plan) -> Iterator[tuple[IndexKey, str | None]]:
-    """Every (index key, hazard) bucket a plan is filed under: its subtypes (or None) x grades x hazards."""
+    """Every (index key, hazard) bucket a plan is filed under: its subtypes (or None) x grades x hazards.
+
+    Nothing for the catch-all: it is filed under no cell; matching falls back to it (PlanSet.catch_all).
+    """
     scope = plan.applies_to
+    if scope.category is None:
+        return
     subtypes: list[Subtype | None] = list(dict.fromkeys(scope.subtypes)) or [None]
     hazards = list(dict.fromkeys(normalise_hazard(h) for h in scope.hazards)) or [None]
     for grade in dict.fromkeys(plan.grades):

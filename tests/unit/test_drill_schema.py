@@ -31,7 +31,7 @@ def test_sample_scenario_validates(path: Path) -> None:
 
 def test_drills_are_not_loaded_as_plans() -> None:
     ids = {p.id for p in load_plans(Path(PLANS_DIR))}
-    assert not any("drill" in i for i in ids) and len(ids) == 8
+    assert not any("drill" in i for i in ids) and len(ids) == len(list(Path(PLANS_DIR).glob("*.yaml")))
 
 
 REPORT = {"category": "natural_disaster", "subtype": "meteorological", "grade": "IV", "title": "x"}

@@ -213,16 +213,62 @@ def test_directory_references(plans: Path) -> None:
     assert errors(plans) == [f"{path}:{line}:{col}: rosters[0].members[0]: unknown person 'no-such-person'"]
 
 
-def test_coverage_gap_is_a_warning(plans: Path) -> None:
-    removed = [p for p in plans.glob("*.yaml") if "category: social_security" in p.read_text(encoding="utf-8")]
+def test_coverage_gap_is_a_warning_in_a_set_without_a_catch_all(plans: Path) -> None:
+    removed = [p for p in plans.glob("*.yaml") if "category: social_security" in p.read_text(encoding="utf-8")
+               and p.stem != "general-incident"]
     assert removed
-    for p in removed:
+    for p in [*removed, plans / "general-incident.yaml"]:
         p.unlink()
     report = lint_plans(plans)
     assert report.errors == []
-    gaps = [str(w) for w in report.warnings if "coverage gap" in w.message]
-    assert gaps == [f"{plans}: warning: coverage gap: no plan covers social_security grade {g}"
-                    for g in ("I", "II", "III", "IV")]
+    gaps = [str(w) for w in report.warnings if "social_security" in w.message or "catch-all" in w.message]
+    assert gaps == [f"{plans}: warning: no catch-all plan (applies_to.catch_all: true): an incident no plan covers "
+                    "notifies nobody"] + [f"{plans}: warning: coverage gap: no plan covers social_security grade {g}"
+                                          for g in ("I", "II", "III", "IV")]
+
+
+# ── the catch-all plan and the cells only it covers ──────────────────────────────────────────────────────────────
+
+def catch_all_warnings(directory: Path) -> dict[str, str]:
+    """category -> its warning about cells only the catch-all covers."""
+    out = {}
+    for w in lint_plans(directory).warnings:
+        found = re.match(r"applies_to\.catch_all: (\w+): cells only the catch-all 'general-incident' covers: ",
+                         w.message)
+        if found:
+            out[found.group(1)] = w.message[found.end():]
+    return out
+
+
+def test_two_catch_alls_are_an_error(plans: Path) -> None:
+    first = plans / "general-incident.yaml"
+    second = plans / "zz-general-copy.yaml"
+    text = first.read_text(encoding="utf-8")
+    second.write_text(text.replace("id: general-incident", "id: zz-general-copy", 1), encoding="utf-8")
+    line, col = position(text, "  catch_all: true")
+    assert errors(plans) == [f"{second}:{line}:{col + 13}: applies_to.catch_all: a second catch-all plan: "
+                             f"'general-incident' ({first}:{line}:{col + 13}) already takes the incidents no plan "
+                             "covers; keep one (or retire the other)"]
+    # A retired second version is history, not a second catch-all.
+    edit(second, "status: approved", "status: retired")
+    assert errors(plans) == []
+
+
+def test_a_draft_catch_all_and_a_stale_uncovered_entry_are_warnings(plans: Path) -> None:
+    path = plans / "general-incident.yaml"
+    text = edit(path, "status: approved", "status: draft")
+    stale = "    - {category: accident_disaster, subtypes: [fire], reason: {zh: 旧}}\n"
+    edit(path, "  uncovered:\n", "  uncovered:\n" + stale)
+    report = lint_plans(plans)
+    assert report.errors == []
+    line, col = position(text, "status: approved")
+    warned = [str(w) for w in report.warnings if w.file == str(path)]
+    assert f"{path}:{line}:{col + 8}: warning: status: the catch-all plan is draft: actual incidents no approved " \
+           "plan covers notify nobody" in warned
+    # The documentation is checked against a catch-all in force: approved, the stale entry shows.
+    edit(path, "status: draft", "status: approved")
+    found = [str(w) for w in lint_plans(plans).warnings if "listed as left to the catch-all" in w.message]
+    assert len(found) == 1 and "accident_disaster fire I (building-fire v1)" in found[0]
 
 
 def test_unusable_file_means_no_planset(plans: Path) -> None:

@@ -55,10 +55,12 @@ def test_each_shipped_plan_matches_its_incident(shipped: PlanSet, category: str,
     assert result.candidates == [expected] and expected in result.reason
 
 
-def test_shipped_plans_leave_other_hazards_unmatched(shipped: PlanSet) -> None:
-    result = match_plan(shipped, incident(subtype="earthquake", hazard="aftershock"))
-    assert result.plan is None and result.candidates == []
-    assert "no plan covers" in result.reason and "aftershock" in result.reason
+def test_shipped_plans_leave_other_cells_to_the_catch_all(shipped: PlanSet) -> None:
+    result = match_plan(shipped, incident("social_security", "cyber", hazard="ransomware"))
+    assert result.plan is not None and result.plan.id == "general-incident" and result.catch_all
+    assert result.candidates == ["general-incident"]
+    assert result.reason.startswith("no plan for this category and grade: no plan covers")
+    assert "social_security/cyber/ransomware grade III" in result.reason and "catch-all" in result.reason
 
 
 def test_report_before_triage_matches_too(shipped: PlanSet) -> None:
@@ -178,11 +180,11 @@ def test_matching_reads_only_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_area_prefix_narrows_and_outranks() -> None:
-    plans = PlanSet.of([plan("district"), plan("donghu", applies={"areas": ["990101002"]})])
-    here = incident(hazard=None).model_copy(update={"location": Location(area_code="990101002001")})
-    assert match_plan(plans, here).plan.id == "donghu"  # type: ignore[union-attr]
-    elsewhere = incident(hazard=None).model_copy(update={"location": Location(area_code="990101003")})
-    assert match_plan(plans, elsewhere).plan.id == "district"  # type: ignore[union-attr]
+    plans = PlanSet.of([plan("town"), plan("qiao-island", applies={"areas": ["440402100009"]})])
+    here = incident(hazard=None).model_copy(update={"location": Location(area_code="440402100009001")})
+    assert match_plan(plans, here).plan.id == "qiao-island"  # type: ignore[union-attr]
+    elsewhere = incident(hazard=None).model_copy(update={"location": Location(area_code="440402100001")})
+    assert match_plan(plans, elsewhere).plan.id == "town"  # type: ignore[union-attr]
 
 
 def test_label_matchers_as_in_alertmanager() -> None:
@@ -204,3 +206,85 @@ def test_outside_effective_dates_never_matches_actual() -> None:
     assert match_plan(plans, incident(), today=date(2026, 11, 25)).plan is None
     assert match_plan(plans, incident(), today=date(2024, 6, 1)).plan is not None
     assert match_plan(plans, incident(status="exercise"), today=date(2026, 11, 25)).plan is not None
+
+
+# ── the catch-all plan (通用突发事件): what no specific plan takes ────────────────────────────────────────────────
+
+def catch_all(pid: str = "general", status: str = "approved", **applies: Any) -> Plan:
+    levels = [{"grade": g, "response_level": f"{g}级响应",
+               "notify": [{"id": "s", "targets": [{"roster": "duty-room"}], "channels": ["console"],
+                           "template": {"zh": "无对应预案：{title}"}}]} for g in ("I", "II", "III", "IV")]
+    return Plan.model_validate({"id": pid, "version": 1, "title": {"zh": pid}, "owner": "emergency",
+                                "status": status, "applies_to": {"catch_all": True, **applies}, "levels": levels})
+
+
+def test_no_specific_plan_falls_to_the_catch_all_with_the_reason() -> None:
+    plans = PlanSet.of([plan("typhoon", hazards=["typhoon"]), catch_all()])
+    result = match_plan(plans, incident("accident_disaster", "public_facility", "IV", hazard=None))
+    assert result.plan is not None and result.plan.id == "general" and result.catch_all
+    assert result.candidates == ["general"]
+    assert result.reason == ("no plan for this category and grade: no plan covers actual "
+                             "accident_disaster/public_facility grade IV; the catch-all plan 'general' v1 takes it")
+
+
+def test_the_catch_all_never_outranks_a_covering_plan() -> None:
+    plans = PlanSet.of([catch_all("a-catch-all"), plan("typhoon", hazards=["typhoon"]), plan("nature")])
+    hit = match_plan(plans, incident())
+    assert hit.plan is not None and hit.plan.id == "typhoon" and not hit.catch_all
+    assert match_plan(plans, incident(hazard=None)).plan.id == "nature"  # type: ignore[union-attr]
+
+
+def test_a_plan_excluded_by_status_falls_to_the_catch_all_and_the_reason_names_it() -> None:
+    plans = PlanSet.of([plan("draft-typhoon", hazards=["typhoon"], status="draft"), catch_all()])
+    actual = match_plan(plans, incident())
+    assert actual.plan is not None and actual.plan.id == "general" and actual.catch_all
+    assert "draft-typhoon (draft)" in actual.reason and "the catch-all plan 'general'" in actual.reason
+    # An exercise may drill the draft: it covers the incident, so the catch-all is not needed.
+    drill = match_plan(plans, incident(status="exercise"))
+    assert drill.plan is not None and drill.plan.id == "draft-typhoon" and not drill.catch_all
+
+
+def test_a_draft_catch_all_takes_drills_only_and_no_plan_says_so() -> None:
+    plans = PlanSet.of([catch_all(status="draft")])
+    actual = match_plan(plans, incident())
+    assert actual.plan is None and not actual.catch_all
+    assert "the catch-all plan 'general' is excluded too (draft" in actual.reason
+    assert match_plan(plans, incident(status="exercise")).plan.id == "general"  # type: ignore[union-attr]
+
+
+def test_a_retired_catch_all_is_no_catch_all() -> None:
+    plans = PlanSet.of([catch_all(status="retired")])
+    assert plans.catch_all is None
+    result = match_plan(plans, incident())
+    assert result.plan is None and result.reason == "no plan covers actual natural_disaster/meteorological/typhoon " \
+                                                     "grade III"
+
+
+def test_the_catch_all_is_filed_under_no_cell() -> None:
+    plans = PlanSet.of([catch_all("b"), catch_all("a", status="draft"), plan("typhoon", hazards=["typhoon"])])
+    assert plans.catch_all is not None and plans.catch_all.id == "a"  # lint refuses two; code stays stable
+    assert all(p.id == "typhoon" for by_hazard in plans.index.values() for ps in by_hazard.values() for p in ps)
+
+
+@pytest.mark.parametrize(("applies", "message"), [
+    ({"catch_all": True, "category": "natural_disaster"}, "remove category"),
+    ({"catch_all": True, "areas": ["440402100009"]}, "remove areas"),
+    ({"catch_all": True, "matchers": [{"label": "place", "value": "school"}]}, "remove matchers"),
+    ({"subtypes": ["fire"]}, "category is required"),
+    ({"category": "natural_disaster", "uncovered": [{"category": "natural_disaster", "reason": {"zh": "x"}}]},
+     "for the catch-all plan only"),
+    ({"catch_all": True, "uncovered": [{"category": "natural_disaster", "subtypes": ["fire"], "reason": {"zh": "x"}}]},
+     "not in category"),
+])
+def test_a_catch_all_covers_everything_and_only_it_lists_uncovered_cells(applies: dict[str, Any], message: str
+                                                                         ) -> None:
+    with pytest.raises(ValueError, match=message):
+        Plan.model_validate({"id": "x", "version": 1, "title": {"zh": "x"}, "owner": "emergency",
+                             "applies_to": applies, "levels": catch_all().model_dump()["levels"]})
+
+
+def test_a_catch_all_needs_every_grade() -> None:
+    levels = catch_all().model_dump()["levels"][:3]
+    with pytest.raises(ValueError, match="needs a level for every grade; missing IV"):
+        Plan.model_validate({"id": "x", "version": 1, "title": {"zh": "x"}, "owner": "emergency",
+                             "applies_to": {"catch_all": True}, "levels": levels})
