@@ -11,7 +11,7 @@ Layers, bottom to top; a module may import its own layer and those beneath, neve
     6 processes  pingan.watchdog, pingan.supervisor, pingan.drill_replay
     7 edges      pingan.web, pingan.cli
 
-Inside handlers/, sub-packages import one way: plans and audit import no other sub-package, channels none,
+Inside handlers/, sub-packages import one way: plans, audit and access import no other sub-package, channels none,
 incidents only plans, drills only plans and incidents. Handlers other than channels import no I/O library.
 No two modules import each other, directly or round a circle (imports under `if TYPE_CHECKING:` excepted).
 """
@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 HANDLER_DOMAINS: dict[str, set[str]] = {
     "plans": set(),
     "audit": set(),
+    "access": set(),
     "channels": set(),
     "incidents": {"plans"},
     "drills": {"plans", "incidents"},
