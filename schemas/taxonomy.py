@@ -8,6 +8,9 @@ class Category(StrEnum):
     accident_disaster = "accident_disaster"  # 事故灾难
     public_health = "public_health"  # 公共卫生事件
     social_security = "social_security"  # 社会安全事件
+    # 其他突发事件: what a source could not place in the four (a CAP alert of category Other, an event no table
+    # knows). Never a guess at a hazard; the catch-all plan (通用突发事件) takes it to the duty room.
+    other = "other"
 
 
 class Subtype(StrEnum):
@@ -36,6 +39,11 @@ class Subtype(StrEnum):
     economic_security = "economic_security"  # 经济安全事件
     foreign_related = "foreign_related"  # 涉外突发事件
     cyber = "cyber"  # 网络与信息安全事件
+    # other
+    general = "general"  # 未分类: the source said what happened, not which kind of event it is
+    # 待甄别: a citizen's text that reads as no report (a greeting, a test, noise, a lone weak word), for the duty
+    # room to look at. Not `general`: nothing is known to have happened, so it must not join a general incident.
+    unclassified = "unclassified"
     # Not in the 2006 overall plan's short list, but a subtype of 社会安全事件 in GB/T 35561-2017 (突发事件分类与编码):
     # violent crime against the public (持刀伤人, 驾车冲撞人群, 纵火, 投毒) that is not known to be terrorism.
     criminal_case = "criminal_case"  # 刑事案件
@@ -80,6 +88,7 @@ SUBTYPES_BY_CATEGORY: dict[Category, frozenset[Subtype]] = {
             Subtype.criminal_case,
         }
     ),
+    Category.other: frozenset({Subtype.general, Subtype.unclassified}),
 }
 
 

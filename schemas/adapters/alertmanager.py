@@ -13,9 +13,10 @@ Each alert of the notification group becomes one IntakeItem:
 
 Decisions where the webhook format leaves room:
 
-* ``version`` other than "4" (or missing) is accepted and flagged in the ``am_version_warning`` label: rejecting would
-  answer a future Alertmanager with 4xx, which it does not retry, and an alert would be lost. A payload that no longer
-  fits the v4 shape is still rejected by validation.
+* ``version`` other than "4" (or missing) is accepted and flagged in the ``am_version_warning`` label, and logged as a
+  warning: rejecting would answer an old or future Alertmanager with 4xx, which it does not retry, and an alert would
+  be lost. Version 3 (old Alertmanager releases) sent ``groupKey`` as a number: it is read as its decimal text. A
+  payload that no longer fits the v4 shape is still rejected by validation.
 * Bad ``pingan_*``/``area_code`` label values do not reject the webhook for the same reason: they are ignored and
   named in ``am_mapping_warning`` so the duty room sees the rule that needs fixing.
 * Labels are copied sorted by key, at most 64, keys cut to 64 and values to 256 characters; ``am_labels_dropped``
@@ -24,6 +25,7 @@ Decisions where the webhook format leaves room:
 
 import hashlib
 import json
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -34,6 +36,8 @@ from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import Attachment, IncidentReport, Location
 from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, IncidentStatus, Source, Subtype
+
+log = logging.getLogger("pingan.intake.alertmanager")
 
 MAX_LABELS = 64
 MAX_LABEL_KEY = 64
@@ -48,6 +52,11 @@ _GRADE_ALIASES = {"1": Grade.I, "2": Grade.II, "3": Grade.III, "4": Grade.IV}
 def _none_is_empty(value: Any) -> Any:
     # Go encodes a nil map as null; treat it as the empty map it means.
     return {} if value is None else value
+
+
+def _number_as_text(value: Any) -> Any:
+    # Webhook version 3 sent groupKey as a uint64; bool is an int in Python, and no Alertmanager sends one.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 StrMap = Annotated[dict[str, str], BeforeValidator(_none_is_empty)]
@@ -70,7 +79,7 @@ class AmWebhook(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     version: str | int | None = None
-    groupKey: str | None = None
+    groupKey: Annotated[str | None, BeforeValidator(_number_as_text)] = None
     truncatedAlerts: int = Field(default=0, ge=0)
     status: AmStatus | None = None
     receiver: str | None = None
@@ -146,6 +155,7 @@ class AlertmanagerMapping(BaseModel):
         Category.accident_disaster: Subtype.public_facility,
         Category.public_health: Subtype.infectious_disease,
         Category.social_security: Subtype.cyber,
+        Category.other: Subtype.general,
     })
     category_label: str = "pingan_category"
     subtype_label: str = "pingan_subtype"
@@ -310,8 +320,12 @@ def parse_alertmanager(data: bytes, mapping: AlertmanagerMapping | None = None,
 
     common: dict[str, str] = {}
     version = None if hook.version is None else str(hook.version)
-    if version != "4":
-        common["am_version_warning"] = f"webhook version {version!r} is not 4; read as v4"
+    numeric_key = isinstance(raw, dict) and isinstance(raw.get("groupKey"), int)
+    if version != "4" or numeric_key:
+        warning = f"webhook version {version!r} is not 4; read as v4" if version != "4" else "webhook version 4"
+        warning += "; its numeric groupKey read as text" if numeric_key else ""
+        common["am_version_warning"] = warning
+        log.warning("%s: Alertmanager %s", source_name, warning)
     for name, value in (("am_receiver", hook.receiver), ("am_group_key", hook.groupKey),
                         ("am_external_url", hook.externalURL)):
         if value:

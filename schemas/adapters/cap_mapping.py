@@ -25,27 +25,32 @@ Hazard (CAP category + event text or event code -> category/subtype/hazard), DEF
     avian flu 禽流感; food poisoning 食物中毒; epidemic/outbreak 疫情
                                     -> public_health/animal_epidemic, food_occupational_poisoning,
                                        infectious_disease
+    air raid, air defence, 防空 空袭 空襲, missile
+                                    -> other/general, hazard air_raid (the taxonomy has no civil-defence subtype;
+                                       naming the event is honest, any of the four categories would be a guess)
     terror/homeland security 恐怖; child abduction/AMBER 绑架; riot; cyber
                                     -> social_security/terrorist_attack, mass_incident, mass_incident, cyber
 Words are matched in the event text of the chosen <info>, then of the others (so an English info can classify a
 message whose Chinese event word is unknown); Latin words must start a word ("dust" does not match
 "industrial"), CJK words match anywhere. SAME event codes (EQW, TSW, FFW, SVR, CAE…) match too.
 
-When no rule matches, the first CAP category with a fallback decides, DEFAULT_CATEGORY_FALLBACKS:
+When no rule matches, the first CAP category with a fallback decides, DEFAULT_CATEGORY_FALLBACKS. A fallback names
+a category and subtype only where the CAP category alone says which one it is, and never a hazard:
     Geo -> natural_disaster/geological      Met -> natural_disaster/meteorological
     Fire -> accident_disaster/fire          CBRNE -> accident_disaster/hazardous_chemicals
-    Health -> public_health/infectious_disease
-    Security -> social_security/mass_incident (the taxonomy has no plain "public order" subtype)
-    Safety, Rescue, Infra -> accident_disaster/public_facility
+    Infra -> accident_disaster/public_facility
     Env -> accident_disaster/environmental_pollution     Transport -> accident_disaster/transport
-and otherwise (Other, or a message without <info>) default_target: natural_disaster/meteorological.
+    Other, Safety, Security, Rescue, Health -> other/general: each spans kinds of event the four categories keep
+        apart (a Health notice may be a blood-stock appeal, Security an air-raid drill, Safety a monthly test),
+        so a guess would start the wrong plan; other/general goes to the catch-all plan (通用突发事件)
+and otherwise (a message without <info>, or a category no table knows) default_target: other/general.
 
 Grade (severity x urgency x certainty), DEFAULT_GRADE_RULES:
     Extreme + Immediate + Observed|Likely -> I;  Extreme otherwise -> II
     Severe + Immediate -> II;  Severe otherwise -> III
     Moderate -> III;  Minor, Unknown (and anything else) -> IV
-Warning colour follows the grade (I red, II orange, III yellow, IV blue), except for social_security events,
-which carry no warning colour.
+Warning colour follows the grade (I red, II orange, III yellow, IV blue), except for social_security and other
+events, which carry no warning colour.
 """
 
 import re
@@ -128,6 +133,7 @@ def _r(target: HazardTarget, *keywords: str, codes: tuple[str, ...] = (), cats: 
 
 _N, _A, _P, _S = Category.natural_disaster, Category.accident_disaster, Category.public_health, Category.social_security
 _MET = Subtype.meteorological
+_O, _GENERAL = Category.other, Subtype.general
 
 DEFAULT_HAZARD_RULES: tuple[HazardRule, ...] = (
     _r(_t(_N, _MET, "typhoon"), "typhoon", "hurricane", "tropical cyclone", "tropical storm", "tropical depression",
@@ -177,6 +183,9 @@ DEFAULT_HAZARD_RULES: tuple[HazardRule, ...] = (
     _r(_t(_P, Subtype.food_occupational_poisoning), "food poisoning", "食物中毒", "食品安全"),
     _r(_t(_P, Subtype.infectious_disease), "epidemic", "pandemic", "outbreak", "influenza", "covid", "疫情",
        "传染病", "傳染病"),
+    # Before the terror, crowd and riot words could claim it: an air-raid drill once started the crowd-crush plan.
+    _r(_t(_O, _GENERAL, "air_raid"), "air raid", "air-raid", "air defence", "air defense", "civil defence",
+       "civil defense", "missile", "防空", "空袭", "空襲", "人防", "萬安演習", "万安演习"),
     _r(_t(_S, Subtype.terrorist_attack, "terrorism"), "terror", "homeland security", "bomb", "explosive device",
        "active shooter", "恐怖", "爆炸物"),
     _r(_t(_S, Subtype.mass_incident, "child_abduction"), "abduction", "amber alert", "kidnap", "missing child",
@@ -191,13 +200,15 @@ DEFAULT_CATEGORY_FALLBACKS: dict[str, HazardTarget] = {
     "Met": _t(_N, _MET),
     "Fire": _t(_A, Subtype.fire),
     "CBRNE": _t(_A, Subtype.hazardous_chemicals),
-    "Health": _t(_P, Subtype.infectious_disease),
-    "Security": _t(_S, Subtype.mass_incident),
-    "Safety": _t(_A, Subtype.public_facility),
-    "Rescue": _t(_A, Subtype.public_facility, "rescue"),
     "Infra": _t(_A, Subtype.public_facility),
     "Env": _t(_A, Subtype.environmental_pollution),
     "Transport": _t(_A, Subtype.transport),
+    # Spans the four categories: the duty room decides, through the catch-all plan.
+    "Health": _t(_O, _GENERAL),
+    "Security": _t(_O, _GENERAL),
+    "Safety": _t(_O, _GENERAL),
+    "Rescue": _t(_O, _GENERAL),
+    "Other": _t(_O, _GENERAL),
 }
 
 _OBSERVED_OR_LIKELY = frozenset({"Observed", "Likely"})
@@ -223,7 +234,7 @@ class CapMapping(Model):
 
     hazard_rules: tuple[HazardRule, ...] = DEFAULT_HAZARD_RULES
     category_fallbacks: dict[str, HazardTarget] = Field(default_factory=lambda: dict(DEFAULT_CATEGORY_FALLBACKS))
-    default_target: HazardTarget = _t(_N, _MET)
+    default_target: HazardTarget = _t(_O, _GENERAL)
     grade_rules: tuple[GradeRule, ...] = DEFAULT_GRADE_RULES
     default_grade: Grade = Grade.IV
     colours: dict[Grade, WarningColour] = Field(default_factory=lambda: dict(DEFAULT_COLOURS))
@@ -255,7 +266,7 @@ class CapMapping(Model):
 
     def colour(self, grade: Grade, category: Category) -> WarningColour | None:
         # Warning colours belong to natural, accident and public-health events (IncidentReport enforces it).
-        if category is Category.social_security:
+        if category in (Category.social_security, Category.other):
             return None
         return self.colours.get(grade)
 

@@ -12,7 +12,12 @@ formats, unknown elements).
 Lenient where real feeds are, and the specification does not make a message meaningless:
 - an empty <polygon/> or <circle/> is treated as absent (NWS CAP 1.1 feeds emit them routinely);
 - an empty <restriction/>, <addresses/> or <note/> is treated as absent (Environment Canada sends them);
-- <addresses> with scope Public is accepted (USGS sends <addresses>0</addresses>).
+- <addresses> with scope Public is accepted (USGS sends <addresses>0</addresses>);
+- an empty <references/> on an Alert is treated as absent (it is XSD-valid, and an Alert needs none); an Update
+  or Cancel must still name what it changes.
+
+Times (<sent>, <effective>, <onset>, <expires>) are checked here too, so that a time the XSD would refuse with its
+raw pattern is explained in words: "CAP times need an offset such as +08:00, not Z".
 """
 
 import re
@@ -43,6 +48,9 @@ ENUMS: dict[str, tuple[str, ...]] = {
 HEADER_REQUIRED = ("identifier", "sender", "sent", "status", "msgType", "scope")
 INFO_REQUIRED = ("event", "urgency", "severity", "certainty")
 
+# CAP 1.2's dateTime restriction: whole seconds and an explicit offset, never Z.
+_CAP_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[-+]\d\d:\d\d")
+TIME_ELEMENTS = ("effective", "onset", "expires")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _RESTRICTED = re.compile(r"[\s,<&]")
 
@@ -140,6 +148,21 @@ def parse_circle(value: str) -> tuple[float, float, float] | str:
     return point[0], point[1], float(parts[1])
 
 
+def time_problem(value: str) -> str | None:
+    """What is wrong with a CAP time, in words, or None when it is right."""
+    if _CAP_TIME.fullmatch(value):
+        return None
+    example = "2026-08-01T08:00:00+08:00"
+    if value.endswith(("Z", "z")):
+        fixed = value[:-1].split(".")[0] + "+00:00"
+        return f"CAP times need an offset such as +08:00, not Z: {value!r} is written {fixed!r} in CAP"
+    if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+([-+]\d\d:\d\d)?", value):
+        return f"CAP times have whole seconds: {value!r} has a fraction; write it like {example}"
+    if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", value):
+        return f"CAP times need an offset such as +08:00: {value!r} has none; write it like {example}"
+    return f"{value!r} is not a CAP time; write it like {example} (whole seconds and an offset such as +08:00)"
+
+
 def parse_references(value: str) -> list[tuple[str, str, str]] | str:
     """[(sender, identifier, sent)] from CAP <references>, or what is wrong with it."""
     refs: list[tuple[str, str, str]] = []
@@ -206,8 +229,10 @@ def check_alert(root: etree._Element, ns: str, source: str) -> list[IntakeError]
     if values["scope"] == "Private" and not text(child(root, ns, "addresses")):
         p.add("scope Private needs a non-empty <addresses> listing the recipients", "alert.addresses",
               child(root, ns, "scope"))
+    if values["sent"] and (problem := time_problem(values["sent"])):
+        p.add(problem, "alert.sent", child(root, ns, "sent"))
     references = child(root, ns, "references")
-    if references is not None:
+    if references is not None and (text(references) or values["msgType"] in ("Update", "Cancel")):
         parsed = parse_references(references.text or "")
         if isinstance(parsed, str):
             p.add(parsed, "alert.references", references)
@@ -230,6 +255,10 @@ def _check_info(p: _Problems, info: etree._Element, ns: str) -> None:
                   category)
     for name in INFO_REQUIRED:
         p.required(info, ns, name)
+    for name in TIME_ELEMENTS:
+        el = child(info, ns, name)
+        if (value := text(el)) and (problem := time_problem(value)):
+            p.add(problem, f"{field_path(info)}.{name}", el)
     for area in children(info, ns, "area"):
         p.required(area, ns, "areaDesc")
         for polygon in children(area, ns, "polygon"):
