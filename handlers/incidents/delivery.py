@@ -18,7 +18,11 @@ class DeliveryDecision:
     actions: list[ActionDraft]
 
 
-def _draft(n: Notification, kind: ActionKind, at: datetime, **details: object) -> ActionDraft:
+def _draft(n: Notification, kind: ActionKind, at: datetime, via: str | None = None, **details: object) -> ActionDraft:
+    # `channel` is the one that carried it: a drill's SMS recorded in the sandbox is logged as channel=sandbox, with
+    # the channel the plan asked for beside it, never as a delivered SMS.
+    planned = n.channel.value
+    carried = {"channel": via, "planned_channel": planned} if via and via != planned else {"channel": planned}
     return ActionDraft(
         incident_id=n.incident_id,
         at=at,
@@ -30,7 +34,7 @@ def _draft(n: Notification, kind: ActionKind, at: datetime, **details: object) -
             "notification": n.idempotency_key,
             "recipient": n.recipient.id,
             "recipient_name": n.recipient.name,
-            "channel": n.channel.value,
+            **carried,
             "step": n.step,
             **details,
         },
@@ -38,19 +42,21 @@ def _draft(n: Notification, kind: ActionKind, at: datetime, **details: object) -
     )
 
 
-def after_send(n: Notification, result: SendResult, attempt: int, now: datetime) -> DeliveryDecision:
+def after_send(n: Notification, result: SendResult, attempt: int, now: datetime,
+               via: str | None = None) -> DeliveryDecision:
+    """`via`: the name of the channel adapter that carried it, when one did (the sandbox, for exercise traffic)."""
     provider = {"provider_id": result.provider_id} if result.provider_id else {}
     if result.outcome is SendOutcome.delivered:
         return DeliveryDecision(DeliveryState.delivered, False, [
-            _draft(n, ActionKind.notified, now, **provider),
-            _draft(n, ActionKind.delivered, now, **provider),
+            _draft(n, ActionKind.notified, now, via, **provider),
+            _draft(n, ActionKind.delivered, now, via, **provider),
         ])
     if result.outcome is SendOutcome.accepted:
-        return DeliveryDecision(DeliveryState.sent, False, [_draft(n, ActionKind.notified, now, **provider)])
+        return DeliveryDecision(DeliveryState.sent, False, [_draft(n, ActionKind.notified, now, via, **provider)])
     if result.outcome is SendOutcome.transient_failure and attempt < MAX_TRANSIENT_ATTEMPTS:
         return DeliveryDecision(DeliveryState.intended, True, [])
     return DeliveryDecision(DeliveryState.failed, False, [
-        _draft(n, ActionKind.failed, now, reason=result.detail or result.outcome.value,
+        _draft(n, ActionKind.failed, now, via, reason=result.detail or result.outcome.value,
                outcome=result.outcome.value, attempts=attempt),
     ])
 

@@ -24,6 +24,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples" / "c
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"CAP samples not found at {SAMPLES}")
 
 N, A, P, S = Category.natural_disaster, Category.accident_disaster, Category.public_health, Category.social_security
+OTHER = Category.other
 
 
 def classify(categories: str, event: str, codes: tuple[str, ...] = ()) -> tuple[Category, Subtype, str | None]:
@@ -51,15 +52,22 @@ def classify(categories: str, event: str, codes: tuple[str, ...] = ()) -> tuple[
     ("Fire", "Wildfire", (N, Subtype.forest_fire, "wildfire")),
     ("CBRNE", "Chemical release", (A, Subtype.hazardous_chemicals, "chemical_release")),
     ("CBRNE", "Incident", (A, Subtype.hazardous_chemicals, None)),
-    ("Health", "Public health notice", (P, Subtype.infectious_disease, None)),
+    ("Health", "Public health notice", (OTHER, Subtype.general, None)),  # a blood-stock appeal is Health too
     ("Security", "Terrorist threat", (S, Subtype.terrorist_attack, "terrorism")),
-    ("Security", "Police activity", (S, Subtype.mass_incident, None)),
+    ("Security", "Police activity", (OTHER, Subtype.general, None)),  # not a mass incident: no guess
     ("Met", "SEVERE THUNDERSTORM", (N, Subtype.meteorological, "thunderstorm")),
     ("Met", "Blizzard Warning", (N, Subtype.meteorological, "blizzard")),
     ("Met", "Wind Chill Warning", (N, Subtype.meteorological, "cold_wave")),
     ("Met", "Something new", (N, Subtype.meteorological, None)),
-    ("Safety", "Industrial dust incident", (A, Subtype.public_facility, None)),  # "dust" is not a word start
-    ("Other", "Other", (N, Subtype.meteorological, None)),
+    ("Safety", "Industrial dust incident", (OTHER, Subtype.general, None)),  # "dust" is not a word start
+    ("Other", "Other", (OTHER, Subtype.general, None)),
+    ("Other", "Blood stock notice", (OTHER, Subtype.general, None)),
+    ("Met", "Heat Advisory", (N, Subtype.meteorological, "heat_wave")),
+    ("Met", "Dense Fog Advisory", (N, Subtype.meteorological, "fog")),
+    ("Met", "Gale Warning", (N, Subtype.meteorological, "gale")),
+    ("Security", "防空演習", (OTHER, Subtype.general, "air_raid")),  # once the crowd-crush plan
+    ("Safety", "Air Raid Drill", (OTHER, Subtype.general, "air_raid")),
+    ("Rescue", "Search and rescue", (OTHER, Subtype.general, None)),
 ])
 def test_default_hazard_table(categories: str, event: str, expected: tuple) -> None:
     assert classify(categories, event) == expected
@@ -155,7 +163,9 @@ def rejected(data: bytes) -> IntakeError:
     (("<identifier>KSTO1055887203</identifier>", "<identifier>KSTO 1055887203</identifier>"),
      "alert.identifier", 3, "spaces, commas"),
     # Past the rules, the schema: a time zone letter, and an element out of order.
-    (("<sent>2003-06-17T14:57:00-07:00</sent>", "<sent>2003-06-17T21:57:00Z</sent>"), "alert.sent", 5, "sent"),
+    # A time with Z: said in words, not as the XSD's pattern (issue #12).
+    (("<sent>2003-06-17T14:57:00-07:00</sent>", "<sent>2003-06-17T21:57:00Z</sent>"), "alert.sent", 5,
+     "CAP times need an offset such as +08:00, not Z"),
     (("<urgency>Immediate</urgency>", "<urgency>Immediate</urgency><language>en</language>"),
      "alert.info[0].language", 13, "language"),
 ])
