@@ -12,8 +12,10 @@ from pingan.handlers.channels.email import email_channel_from_env
 from pingan.handlers.channels.twilio_sms import twilio_channel_from_settings
 from pingan.handlers.channels.twilio_voice import twilio_voice_from_settings
 from pingan.handlers.channels.webhook import WebhookChannel
+from pingan.handlers.incidents.areas import DistrictCheck
 from pingan.handlers.plans.load import load_plans
 from pingan.handlers.plans.planset import PlanSet
+from pingan.schemas.areas import DistrictFileError, district_from_geojson
 from pingan.settings import Settings
 from pingan.store.repository import Store
 
@@ -26,6 +28,7 @@ class Services:
     store: Store
     plans: PlanSet
     channels: dict[str, ChannelAdapter] = field(default_factory=dict)
+    areas: DistrictCheck | None = None  # the district check; None when it is off (PINGAN_DISTRICT_AREA_CHECK=false)
 
     def close(self) -> None:
         self.store.close()
@@ -51,10 +54,27 @@ def build_channels(settings: Settings) -> dict[str, ChannelAdapter]:
     return channels
 
 
+def load_district(settings: Settings) -> DistrictCheck | None:
+    """The district's areas for the area check, or None when the check is off. A file that cannot be used stops the
+    start with `file:line: field: what is wrong`, rather than let every alert pass unchecked."""
+    if not settings.district_area_check:
+        log.info("district area check is off: every alert is treated as the district's")
+        return None
+    path = settings.district_areas
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DistrictFileError(str(path), f"cannot read the district areas file: {exc.strerror or exc}") from None
+    district = district_from_geojson(text, str(path))
+    log.info("district %s: %d areas from %s", district.name, len(district.areas), path)
+    return DistrictCheck(district)
+
+
 def bootstrap(settings: Settings | None = None, *, with_plans: bool = True,
               channels: dict[str, ChannelAdapter] | None = None) -> Services:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_url)
     plans = load_plans(settings.plans_dir) if with_plans else PlanSet.empty()
-    return Services(settings, store, plans, channels if channels is not None else build_channels(settings))
+    areas = load_district(settings) if with_plans else None  # what the response stage decides with, like the plans
+    return Services(settings, store, plans, channels if channels is not None else build_channels(settings), areas)

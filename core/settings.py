@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     intake_config: Path | None = Field(
         default=None, description="YAML with intake mappings: sms keywords, areas, CAP and Alertmanager tables"
     )
+    district_areas: Path = Field(
+        default=PLANS_DIR / "areas" / "tangjiawan.geojson",
+        description="GeoJSON of the district's areas (codes, names, aliases, polygons): a CAP alert none of whose "
+        "areas meets them is recorded as outside our area and activates no plan (handlers/incidents/areas.py)",
+    )
+    district_area_check: bool = Field(
+        default=True, description="false: no area check; every alert is treated as the district's")
     cap_feeds: str | None = Field(default=None, description="Comma-separated Atom/RSS feed URLs of CAP messages")
     cap_feed_interval_s: float = Field(default=60.0, gt=0, description="How often each CAP feed is polled")
     plan_reload_interval_s: float = Field(default=1.0, gt=0, description="How often the worker checks plans_dir")

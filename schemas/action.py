@@ -28,6 +28,8 @@ class ActionKind(StrEnum):
     refused = "refused"  # a command from someone not in the incident's chain, logged and declined
     merged = "merged"  # the duty officer merged another incident of the same event into this one
     split = "split"  # the duty officer split a report out of this incident into one of its own
+    ignored = "ignored"  # an update or close that found nothing to apply to; incident_id is the id it was accepted with
+    area_checked = "area_checked"  # the district check: inside or outside the district's areas, and what matched
     plan_approved = "plan_approved"  # incident_id is "plan:<id>" for entries about a plan, not an incident
 
 

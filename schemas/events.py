@@ -7,6 +7,9 @@ from pydantic import Field
 from pingan.schemas.common import Model, UtcDatetime
 from pingan.schemas.incident import Incident, IncidentReport
 
+# A CAP message names the earlier messages it follows up; real chains name one to a handful.
+MAX_REFERENCES = 100
+
 
 class RawKind(StrEnum):
     report = "report"  # a new report: creates an incident or joins the open one with its dedup_key
@@ -25,6 +28,20 @@ class IntakeItem(Model):
         description="The source's own id for this message (MessageSid, CallSid, CAP sender+identifier+sent…): "
         "the same message accepted twice makes one event",
     )
+    message_key: str | None = Field(
+        default=None, min_length=1, max_length=256,
+        description="This message's own key, for later messages that refer to it (CAP: cap:{sender}:{identifier})",
+    )
+    references: list[str] = Field(
+        default_factory=list, max_length=MAX_REFERENCES,
+        description="The message keys this one follows up (CAP <references>): an update or close applies to the "
+        "incident of any of them, however long the chain",
+    )
+    partition_key: str | None = Field(
+        default=None, min_length=1, max_length=300,
+        description="The key `incidents.raw` is partitioned by, when it must not be the dedup_key: every CAP "
+        "message of one sender shares a partition, so a follow-up is triaged after the message it names",
+    )
 
 
 class RawEvent(Model):
@@ -37,6 +54,9 @@ class RawEvent(Model):
     )
     received_at: UtcDatetime
     report: IncidentReport
+    # Carried from the IntakeItem; old payloads without them still parse.
+    message_key: str | None = Field(default=None, min_length=1, max_length=256)
+    references: list[str] = Field(default_factory=list, max_length=MAX_REFERENCES)
 
 
 class TriageOutcome(StrEnum):
@@ -44,7 +64,7 @@ class TriageOutcome(StrEnum):
     correlated = "correlated"
     updated = "updated"
     closed = "closed"
-    ignored = "ignored"  # an update or close for which no open incident exists
+    ignored = "ignored"  # a close for which no open incident exists (its log entry says why)
     heartbeat = "heartbeat"  # a heartbeat on its way to the notifier; nothing is stored as an incident
 
 

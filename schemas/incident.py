@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from pingan.schemas.areas import MAX_ALERT_AREAS, AlertArea
 from pingan.schemas.common import Model, UtcDatetime
 from pingan.schemas.taxonomy import (
     SUBTYPES_BY_CATEGORY,
@@ -64,6 +65,11 @@ class IncidentReport(Model):
     title: str = Field(min_length=1, max_length=500)
     description: str = Field(default="", max_length=20_000)
     location: Location = Field(default_factory=Location)
+    areas: list[AlertArea] = Field(
+        default_factory=list, max_length=MAX_ALERT_AREAS,
+        description="Every area a warning says it concerns (CAP <area>: names, geocodes, polygons, circles); "
+        "the district check reads them. `location` keeps the one place people see",
+    )
     reporter: Reporter | None = None
     occurred_at: UtcDatetime | None = None
     dedup_key: str | None = Field(
@@ -82,7 +88,7 @@ class IncidentReport(Model):
             allowed = ", ".join(sorted(SUBTYPES_BY_CATEGORY[self.category]))
             raise ValueError(f"subtype {self.subtype.value!r} is not in category {self.category.value!r}; "
                              f"allowed: {allowed}")
-        if self.warning_colour is not None and self.category is Category.social_security:
+        if self.warning_colour is not None and self.category in (Category.social_security, Category.other):
             raise ValueError("warning_colour applies to natural, accident and public-health events only")
         return self
 

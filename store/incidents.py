@@ -13,6 +13,7 @@ from pingan.schemas.notification import Notification
 from pingan.store.engine import write_tx
 from pingan.store.ledger import ledger_row
 from pingan.store.log import append_actions
+from pingan.store.message_keys import remember
 from pingan.store.tables import incidents, notifications, responses, triage_events
 
 
@@ -90,8 +91,12 @@ class IncidentStore:
         return [Incident.model_validate_json(b) for b in bodies]
 
     def apply_triage(self, event_id: str, outcome: TriageOutcome, incident: Incident,
-                     drafts: Sequence[ActionDraft]) -> tuple[IncidentEvent, list[Action]]:
-        """Store triage's decision with its log entries, once. A replayed event returns the first decision."""
+                     drafts: Sequence[ActionDraft], message_keys: Sequence[str] = ()
+                     ) -> tuple[IncidentEvent, list[Action]]:
+        """Store triage's decision with its log entries, once. A replayed event returns the first decision.
+
+        `message_keys`: the CAP message keys now applied to the incident, so a later follow-up naming any of them
+        finds it (store/message_keys.py). An ignored event stores no incident, only its log entry saying why."""
         with write_tx(self.engine) as conn:
             done = conn.execute(select(triage_events).where(triage_events.c.event_id == event_id)).first()
             if done is not None:
@@ -101,7 +106,8 @@ class IncidentStore:
             if outcome is TriageOutcome.ignored:
                 conn.execute(triage_events.insert().values(
                     event_id=event_id, incident_id=incident.id, outcome=outcome.value, at=utcnow()))
-                return IncidentEvent(event_id=event_id, outcome=outcome, incident=incident), []
+                return IncidentEvent(event_id=event_id, outcome=outcome, incident=incident), append_actions(
+                    conn, drafts)
             row = incident_row(incident)
             if outcome is TriageOutcome.created:
                 conn.execute(incidents.insert().values(**row))
@@ -112,6 +118,7 @@ class IncidentStore:
                     event_id=event_id, incident_id=incident.id, outcome=outcome.value, at=utcnow()
                 )
             )
+            remember(conn, message_keys, incident.id)
             logged = append_actions(conn, drafts)
         return IncidentEvent(event_id=event_id, outcome=outcome, incident=incident), logged
 

@@ -71,14 +71,15 @@ class OutboxStore:
                         results.append(Accepted(earlier.event_id, earlier.proposed_incident_id, duplicate=True))
                         continue
                 event = RawEvent(event_id=uuid.uuid4().hex, kind=item.kind, proposed_incident_id=new_incident_id(),
-                                 received_at=now, report=item.report)
+                                 received_at=now, report=item.report, message_key=item.message_key,
+                                 references=item.references)
                 conn.execute(
                     outbox.insert().values(
                         event_id=event.event_id,
                         proposed_incident_id=event.proposed_incident_id,
                         source_key=item.source_key,
                         topic=raw_topic,
-                        key=item.report.effective_dedup_key(),
+                        key=item.partition_key or item.report.effective_dedup_key(),
                         payload=event.model_dump_json(),
                         accepted_at=now,
                     )

@@ -1,5 +1,6 @@
 """Reading incidents and the log for people: the API, the CLI and the console."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -8,7 +9,10 @@ from sqlalchemy import Engine, and_, func, select
 from pingan.schemas.action import Action
 from pingan.schemas.incident import Incident
 from pingan.store.log import iter_log, timeline
-from pingan.store.tables import incidents, outbox, triage_events
+from pingan.store.tables import actions, incidents, outbox, triage_events
+
+# For an event ignored before its log entry said why (older rows).
+IGNORED_WITHOUT_REASON = "nothing open to apply it to"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,21 @@ class IncidentQueries:
     def is_accepted(self, some_id: str) -> bool:
         with self.engine.connect() as conn:
             return bool(conn.scalar(select(func.count()).where(outbox.c.proposed_incident_id == some_id)))
+
+    def ignored_reason(self, some_id: str) -> str | None:
+        """Why triage ignored the event accepted under `some_id` (a Cancel naming no known message, a resolve for no
+        open alert), or None when it was not ignored. Its status is final: nothing will change it later."""
+        with self.engine.connect() as conn:
+            event_id = conn.scalar(
+                select(triage_events.c.event_id)
+                .join(outbox, outbox.c.event_id == triage_events.c.event_id)
+                .where(and_(outbox.c.proposed_incident_id == some_id, triage_events.c.outcome == "ignored"))
+            )
+            if event_id is None:
+                return None
+            details = conn.scalar(select(actions.c.details).where(actions.c.idempotency_key == f"ignored:{event_id}"))
+        reason = json.loads(details).get("reason") if details else None
+        return str(reason) if reason else IGNORED_WITHOUT_REASON
 
     def get_incident(self, incident_id: str) -> Incident | None:
         with self.engine.connect() as conn:

@@ -41,7 +41,7 @@ def recorded(store: Store, incident_id: str) -> RecordedIncident | None:
 
 @dataclass(frozen=True)
 class IncidentLog:
-    incident: Incident | None  # None for a plan's own entries (`plan:<id>`) and for a report not yet triaged
+    incident: Incident | None  # None for a plan's own entries (`plan:<id>`), a report not yet triaged, an ignored one
     actions: list[Action]
     waiting: bool = False  # accepted, waiting for triage
 
@@ -54,6 +54,6 @@ def incident_log(store: Store, some_id: str) -> IncidentLog | None:
     resolved = store.resolve_incident_id(some_id)
     if resolved is None:
         return IncidentLog(None, [], waiting=True) if store.is_accepted(some_id) else None
-    incident = store.get_incident(resolved)
-    assert incident is not None
-    return IncidentLog(incident, store.timeline(resolved))
+    # None for an event triage ignored (a Cancel naming no known message): it has no incident, only its log entry
+    # saying why, under the id it was accepted with.
+    return IncidentLog(store.get_incident(resolved), store.timeline(resolved))

@@ -211,3 +211,13 @@ leases = Table(
     Column("holder", String(64), nullable=False),
     Column("until", UtcDateTime, nullable=False),
 )
+
+# Every CAP message (cap:{sender}:{identifier}) triage applied to an incident: a later Update or Cancel may name any
+# message of the chain, the latest Update as often as the first Alert (store/message_keys.py).
+message_keys = Table(
+    "message_keys",
+    metadata,
+    Column("key", String(256), primary_key=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("at", UtcDateTime, nullable=False),
+)

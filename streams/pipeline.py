@@ -97,7 +97,7 @@ def build_pipeline(services: Services) -> faust.App:
             elif event is not None:
                 # services.plans is read per event: a hot reload swaps it between two incidents, never inside one.
                 await emit(await _stage("response", response_stage, store, services.plans, event,
-                                        settings.escalation_time_scale))
+                                        settings.escalation_time_scale, services.areas))
 
     @app.agent(t[topics.NOTIFICATIONS], name="notifier")
     async def notifier_agent(stream: faust.StreamT) -> None:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from pingan import metrics
 from pingan.handlers.channels.base import ChannelAdapter
+from pingan.handlers.incidents.areas import AreaVerdict, DistrictCheck, area_draft, needs_area_check
 from pingan.handlers.incidents.correlation import best_fit, joinable
 from pingan.handlers.incidents.delivery import MAX_TRANSIENT_ATTEMPTS, after_send
 from pingan.handlers.incidents.escalation import deadlines, grade_raise
@@ -21,10 +22,12 @@ from pingan.schemas.action import Action
 from pingan.schemas.common import utcnow
 from pingan.schemas.delivery import ReconcileOutcome, SendOutcome, SendResult
 from pingan.schemas.events import IncidentEvent, RawEvent, RawKind, TriageOutcome
+from pingan.schemas.incident import Incident
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.schemas.taxonomy import IncidentStatus
 from pingan.store.drills import DrillStore
 from pingan.store.ledger import LedgerEntry
+from pingan.store.message_keys import MessageKeys
 from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
 
@@ -46,8 +49,12 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
     if earlier is not None:
         # A replay: re-emit what was decided, so a lost downstream message is sent again.
         return StageOutput(incident_events=[earlier])
-    candidate = store.get_incident(cached_id) if cached_id else None
-    if candidate is None or candidate.state.value == "closed":
+    candidate = store.get_incident(cached_id) if cached_id and not event.references else None
+    if event.references:
+        # A CAP Update or Cancel: the incident of any message it names, however far down its chain (services name
+        # the latest message, not the first); a closed one comes back too, so triage can say so.
+        candidate = MessageKeys(store).incident_for(event.references, event.report.status.value)
+    elif candidate is None or candidate.state.value == "closed":
         since = event.received_at - window if needs_window(event) else None
         candidate = store.open_incident_for(event.report.effective_dedup_key(), event.report.status.value, since)
     if candidate is None and event.kind is RawKind.report and joinable(event.report):
@@ -58,15 +65,17 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
                                                event.received_at - window)
         candidate = best_fit(report, event.received_at, candidates, window)
     decision = triage(event, candidate, window)
-    emitted, logged = store.apply_triage(event.event_id, decision.outcome, decision.incident, decision.actions)
+    emitted, logged = store.apply_triage(event.event_id, decision.outcome, decision.incident, decision.actions,
+                                         message_keys=[event.message_key] if event.message_key else [])
     if logged:  # decided now, not a replay
         metrics.stage_latency("intake_to_triage", metrics.seconds_since(event.received_at), event.report.status)
         if emitted.outcome is TriageOutcome.created:
             metrics.incident_created(emitted.incident)
     if emitted.outcome is TriageOutcome.ignored:
-        log.info("ignored %s event %s: no open incident with key %s", event.kind.value, event.event_id,
-                 decision.incident.dedup_key)
-        return StageOutput()
+        if logged:
+            log.info("ignored %s event %s (accepted as %s): %s", event.kind.value, event.event_id,
+                     event.proposed_incident_id, logged[0].details.get("reason"))
+        return StageOutput(actions=logged)
     return StageOutput(incident_events=[emitted], actions=logged)
 
 
@@ -79,11 +88,19 @@ def _schedule(store: Store, plans: PlanSet, incident_id: str, plan_id: str | Non
                                       time_scale)
 
 
-def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float = 1.0) -> StageOutput:
+def _area_verdict(areas: DistrictCheck | None, incident: Incident) -> AreaVerdict | None:
+    """The district check's verdict on a warning, or None when the check is off or the incident is not a warning."""
+    return areas.verdict(incident.areas) if areas is not None and needs_area_check(incident) else None
+
+
+def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float = 1.0,
+                   areas: DistrictCheck | None = None) -> StageOutput:
+    """`areas`: the district check (None: off). A warning for an area outside the district is recorded as such,
+    with no plan and nobody told; one inside, or naming no area, is planned as usual. Both are logged."""
     if event.outcome is TriageOutcome.updated:
-        return regrade_stage(store, plans, event, time_scale)
+        return regrade_stage(store, plans, event, time_scale, areas)
     if event.outcome is TriageOutcome.correlated:
-        return escalate_grade_stage(store, plans, event, time_scale)
+        return escalate_grade_stage(store, plans, event, time_scale, areas)
     if event.outcome is not TriageOutcome.created:
         return StageOutput()  # a correlated report is logged by triage and tells nobody again
     incident = event.incident
@@ -92,9 +109,16 @@ def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scal
         pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
         _schedule(store, plans, incident.id, store.response_plan(incident.id), incident.grade.value, time_scale)
         return StageOutput(notifications=pending)
+    verdict = _area_verdict(areas, incident)
+    checked = [area_draft(incident, verdict, utcnow())] if verdict is not None else []
+    if verdict is not None and not verdict.inside:
+        logged = store.apply_response(incident.id, None, None, [], checked, grade=incident.grade.value)
+        if logged:
+            log.info("incident %s is outside our area, no plan: %s", incident.id, verdict.reason)
+        return StageOutput(actions=logged)
     decision = respond(incident, plans, utcnow())
     logged = store.apply_response(
-        incident.id, decision.plan_id, decision.plan_version, decision.notifications, decision.actions,
+        incident.id, decision.plan_id, decision.plan_version, decision.notifications, [*checked, *decision.actions],
         grade=incident.grade.value,
     )
     if logged:
@@ -106,7 +130,8 @@ def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scal
     return StageOutput(notifications=decision.notifications, actions=logged)
 
 
-def escalate_grade_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float) -> StageOutput:
+def escalate_grade_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float,
+                         areas: DistrictCheck | None = None) -> StageOutput:
     """A correlated report may trip the plan's escalate_grade rules (10 reports in 15 minutes, casualties ≥ 3…)."""
     incident = store.get_incident(event.incident.id) or event.incident
     plan = plans.get(store.response_plan(incident.id) or "")
@@ -126,16 +151,20 @@ def escalate_grade_stage(store: Store, plans: PlanSet, event: IncidentEvent, tim
     if changed is None:
         return StageOutput()
     out = regrade_stage(store, plans, IncidentEvent(event_id=event.event_id, outcome=TriageOutcome.updated,
-                                                    incident=changed), time_scale)
+                                                    incident=changed), time_scale, areas)
     return out
 
 
-def regrade_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float) -> StageOutput:
+def regrade_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale: float,
+                  areas: DistrictCheck | None = None) -> StageOutput:
     """A grade change re-plans: the new level's chain is told now and its deadlines replace the old ones."""
     incident = event.incident
     responses = ResponseStore(store)
     if not store.response_decided(incident.id) or responses.response_grade(incident.id) == incident.grade.value:
         return StageOutput()
+    verdict = _area_verdict(areas, incident)
+    if verdict is not None and not verdict.inside:
+        return StageOutput()  # still not ours (a CAP Update keeps its areas or names new ones): no plan at any grade
     decision = respond(incident, plans, utcnow())
     logged = responses.regrade(incident.id, incident.grade.value, decision.plan_id, decision.plan_version,
                                decision.notifications, decision.actions)
@@ -185,7 +214,7 @@ def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notificat
             if verdict.outcome is ReconcileOutcome.sent:
                 outcome = SendOutcome.delivered if channel.name in ("console", "sandbox") else SendOutcome.accepted
                 result = SendResult(outcome, provider_id=verdict.provider_id, detail="found on retry")
-                decision = after_send(n, result, attempt, utcnow())
+                decision = after_send(n, result, attempt, utcnow(), channel.name if channel else None)
                 return StageOutput(actions=store.record_result(n.idempotency_key, decision.state, result.provider_id,
                                                                result.detail, decision.actions))
             if verdict.outcome is ReconcileOutcome.unknown:
@@ -194,12 +223,12 @@ def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notificat
                     return StageOutput()
                 # Still unknowable after every attempt: at most once means we record the doubt, not resend.
                 result = SendResult(SendOutcome.permanent_failure, detail=f"outcome unknown after {attempt} attempts")
-                decision = after_send(n, result, attempt, utcnow())
+                decision = after_send(n, result, attempt, utcnow(), channel.name if channel else None)
                 return StageOutput(actions=store.record_result(n.idempotency_key, decision.state, None,
                                                                result.detail, decision.actions))
         result = channel.send(n)
     metrics.send_result(channel.name if channel else n.channel.value, n, result)
-    decision = after_send(n, result, attempt, utcnow())
+    decision = after_send(n, result, attempt, utcnow(), channel.name if channel else None)
     if decision.retry:
         log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt, result.detail)
         store.release(n.idempotency_key, f"transient, attempt {attempt}: {result.detail}")
@@ -233,7 +262,7 @@ def reconcile_sending(store: Store, channels: dict[str, ChannelAdapter],
             # No channel can carry it any more (not configured, or a refused drill recipient): record why.
             detail = verdict.detail if verdict else str(chosen)
             result = SendResult(SendOutcome.permanent_failure, detail=f"outcome unknown after restart: {detail}")
-        decision = after_send(n, result, entry.attempts, utcnow())
+        decision = after_send(n, result, entry.attempts, utcnow(), channel.name if channel else None)
         out.actions += store.record_result(n.idempotency_key, decision.state, result.provider_id, result.detail,
                                            decision.actions)
     return out

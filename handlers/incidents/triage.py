@@ -11,8 +11,9 @@ from pingan.schemas.incident import Incident
 from pingan.schemas.taxonomy import IncidentState
 
 ACTOR = "system:triage"
+REFERENCES_UNKNOWN = "references no known message"  # a CAP follow-up naming no message triage has applied
 # What an update may change; the rest (id, source, status, taxonomy) belongs to the original report.
-_UPDATABLE = ("grade", "warning_colour", "title", "description", "location", "occurred_at", "hazard")
+_UPDATABLE = ("grade", "warning_colour", "title", "description", "location", "areas", "occurred_at", "hazard")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ def needs_window(event: RawEvent) -> bool:
 
 
 def triage(event: RawEvent, candidate: Incident | None, window: timedelta) -> TriageDecision:
-    """`candidate` is the open incident with the event's dedup_key and status, if the store has one."""
+    """`candidate` is the open incident with the event's dedup_key and status, if the store has one; for a follow-up
+    naming earlier messages (event.references), the incident of any of them, possibly a closed one."""
     report = event.report
     usable = candidate is not None and candidate.status == report.status and candidate.state != IncidentState.closed
     if usable and needs_window(event):
@@ -45,9 +47,11 @@ def triage(event: RawEvent, candidate: Incident | None, window: timedelta) -> Tr
             return _update(event, candidate)
         return _correlate(event, candidate)
     if event.kind is RawKind.close:
-        # Nothing open to close (already closed, or never seen): record it, change nothing.
+        # Nothing open to close (already closed, or never seen): change nothing, and log why under the id the event
+        # was accepted with, so its status is final and says so (store.ignored_reason).
         placeholder = _new_incident(event).model_copy(update={"state": IncidentState.closed})
-        return TriageDecision(TriageOutcome.ignored, placeholder, [])
+        return TriageDecision(TriageOutcome.ignored, placeholder, [_draft(event, placeholder.id, ActionKind.ignored, {
+            "reason": ignored_reason(event, candidate), "kind": event.kind.value})])
     incident = _new_incident(event)
     return TriageDecision(TriageOutcome.created, incident, [_draft(event, incident.id, ActionKind.created, {
         "status": incident.status.value,
@@ -56,7 +60,19 @@ def triage(event: RawEvent, candidate: Incident | None, window: timedelta) -> Tr
         "grade": incident.grade.value,
         "dedup_key": incident.dedup_key,
         "update_without_original": event.kind is RawKind.update or None,
+        # An Update is a whole message: with nothing to apply it to, a new incident beats silence.
+        "reason": f"an update that {REFERENCES_UNKNOWN}: opened as a new incident"
+        if event.kind is RawKind.update and event.references and candidate is None else None,
     }, key=f"created:{incident.id}")])
+
+
+def ignored_reason(event: RawEvent, candidate: Incident | None) -> str:
+    """Why a close found nothing to close, in the words its status and log entry give."""
+    if candidate is not None and candidate.state is IncidentState.closed:
+        return f"the incident it refers to, {candidate.id}, is already closed"
+    if event.references:
+        return REFERENCES_UNKNOWN
+    return f"no open {event.report.status.value} incident has its key (never seen, or closed already)"
 
 
 def _new_incident(event: RawEvent) -> Incident:

@@ -4,8 +4,13 @@
 
 One message makes one item. Decisions, where the brief left a choice:
 - msgType Alert -> report, Update -> update, Cancel -> close; Ack and Error are rejected (they carry no
-  incident). Update and Cancel must have <references>: the incident they change is the one with the dedup key
-  of the FIRST referenced message, and every message's own dedup key is "cap:{sender}:{identifier}".
+  incident). Every message's own key is "cap:{sender}:{identifier}" (IntakeItem.message_key). Update and Cancel
+  must have <references>; the item carries the key of every message named there (IntakeItem.references, the
+  latest MAX_REFERENCES), and triage applies it to the incident of ANY of them: real services name the latest
+  message of a chain, and a chain can be long. Its dedup key is its first reference's (what an incident opened
+  before message keys were stored is found by). An Alert's empty <references/> means none.
+- Every message of one sender is partitioned by "cap:{sender}" (IntakeItem.partition_key), so a follow-up is
+  triaged after the message it names even when that one was sent a moment before.
 - status Actual -> actual, Exercise -> exercise, Test and System -> test; Draft is rejected. A message the
   mapping recognises as a test (SAME RMT/RWT/NPT/DMO, "Required Monthly Test"…) is test whatever its status.
 - The incident's title and description come from the Chinese <info> (zh, zh-CN, zh-TW…) if there is one, else
@@ -17,6 +22,9 @@ One message makes one item. Decisions, where the brief left a choice:
 - Location: the first area of the chosen info (of any info, if it has none): areaDesc -> area_name, the first
   geocode value of at most 32 characters -> area_code, the centroid (mean of the vertices) of the first polygon
   or the centre of the first circle -> lat/lon.
+- Areas: every <area> of every info, whole (names, geocodes, polygons, circles), for the district check
+  (handlers/incidents/areas.py). A message with more than MAX_ALERT_AREAS areas keeps none: the check then
+  counts it as inside, which is the safe side.
 - Keys longer than the models allow (dedup_key 256, source_key 300) are replaced by a hash of themselves, the
   same for every message that names them.
 """
@@ -42,7 +50,8 @@ from pingan.schemas.adapters.cap_rules import (
 )
 from pingan.schemas.adapters.cap_xml import CAP11_NS, CAP12_NS, CAP_NAMESPACES, safe_parse
 from pingan.schemas.adapters.errors import IntakeError
-from pingan.schemas.events import IntakeItem, RawKind
+from pingan.schemas.areas import MAX_ALERT_AREAS, AlertArea, Circle, Geocode
+from pingan.schemas.events import MAX_REFERENCES, IntakeItem, RawKind
 from pingan.schemas.incident import Attachment, IncidentReport, Location, Reporter
 from pingan.schemas.taxonomy import Grade, IncidentStatus, Source
 
@@ -154,11 +163,14 @@ def _to_item(root: etree._Element, ns: str, mapping: CapMapping) -> IntakeItem:
 
     own_key = cap_dedup_key(sender, identifier)
     dedup_key = own_key
+    reference_keys: list[str] = []
     references = header("references")
     if msg_type in ("Update", "Cancel") and references:
         refs = parse_references(references)
         if isinstance(refs, list):  # validated already; the check only narrows the type
             dedup_key = cap_dedup_key(refs[0][0], refs[0][1])
+            # Every one, in order, once; the latest are the ones that matter if a chain is very long.
+            reference_keys = list(dict.fromkeys(cap_dedup_key(s, i) for s, i, _ in refs))[-MAX_REFERENCES:]
 
     sender_name = info_text("senderName")
     report = IncidentReport(
@@ -172,6 +184,7 @@ def _to_item(root: etree._Element, ns: str, mapping: CapMapping) -> IntakeItem:
         title=_clip(title, 500),
         description=_clip(info_text("description") or "", 20_000),
         location=_location(infos, ns),
+        areas=_areas(infos, ns),
         reporter=Reporter(organisation=_clip(sender_name or sender, 200)),
         occurred_at=_time(info_text("onset") or info_text("effective") or sent),
         dedup_key=dedup_key,
@@ -179,7 +192,9 @@ def _to_item(root: etree._Element, ns: str, mapping: CapMapping) -> IntakeItem:
         attachments=[_attachment(i, ns) for i in children(root, ns, "info")[:MAX_ATTACHMENTS]],
     )
     return IntakeItem(kind=KIND_BY_MSGTYPE[msg_type], report=report,
-                      source_key=_bounded_key(f"cap:{sender}:{identifier}:{sent}", 300))
+                      source_key=_bounded_key(f"cap:{sender}:{identifier}:{sent}", 300),
+                      message_key=own_key, references=reference_keys,
+                      partition_key=_bounded_key(f"cap:{sender}", 300))
 
 
 def _location(infos: list[etree._Element], ns: str) -> Location:
@@ -205,6 +220,24 @@ def _location(infos: list[etree._Element], ns: str) -> Location:
             break
     return Location(area_code=area_code, area_name=_clip(text(child(areas[0], ns, "areaDesc")), 200),
                     lat=lat, lon=lon)
+
+
+def _areas(infos: list[etree._Element], ns: str) -> list[AlertArea]:
+    """Every <area> of every info, whole. Malformed shapes were refused by the checks; empty ones are absent."""
+    out: list[AlertArea] = []
+    for area in (a for i in infos for a in children(i, ns, "area")):
+        polygons = [p for p in (parse_polygon(el.text or "") for el in children(area, ns, "polygon") if text(el))
+                    if isinstance(p, list)]
+        circles = [Circle(lat=c[0], lon=c[1], radius_km=min(c[2], 20_100))
+                   for c in (parse_circle(el.text or "") for el in children(area, ns, "circle") if text(el))
+                   if isinstance(c, tuple)]
+        geocodes = [Geocode(name=k[:100], value=v[:100]) for k, v in _pairs(area, ns, "geocode") if v]
+        found = AlertArea(name=_clip(text(child(area, ns, "areaDesc")), 2000), geocodes=geocodes[:2000],
+                          polygons=polygons[:500], circles=circles[:500])
+        if not found.is_empty():
+            out.append(found)
+    # Too many to keep: none, which the district check counts as inside (never a silent "outside").
+    return out if len(out) <= MAX_ALERT_AREAS else []
 
 
 def _labels(root: etree._Element, ns: str, primary: etree._Element | None, mapping: CapMapping,

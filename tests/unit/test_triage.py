@@ -77,7 +77,12 @@ def test_close_closes_the_open_incident_at_any_age() -> None:
 
 def test_close_without_an_open_incident_is_ignored() -> None:
     decision = triage(event_of("close", 2), None, WINDOW)
-    assert decision.outcome is TriageOutcome.ignored and decision.actions == []
+    # Changes nothing, but says why under the id it was accepted with: its status is final, not "accepted".
+    assert decision.outcome is TriageOutcome.ignored
+    assert [a.kind for a in decision.actions] == [ActionKind.ignored]
+    assert decision.actions[0].incident_id == decision.incident.id == "INC-2"
+    assert decision.actions[0].idempotency_key == "ignored:ev2"
+    assert "no open" in decision.actions[0].details["reason"]
     closed = triage(event_of("close", 3), None, WINDOW).incident
     again = triage(event_of("close", 4), closed, WINDOW)
     assert again.outcome is TriageOutcome.ignored
