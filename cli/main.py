@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pingan.cli import response, runtime
+from pingan.cli import reports, response, runtime
 from pingan.cli.drill import drill_app
 from pingan.cli.intake import intake_app
 from pingan.cli.plans import plans_app
@@ -153,7 +153,8 @@ def schema_export(directory: Annotated[Path, typer.Argument(help="Where to write
         typer.echo(str(path))
 
 
-for verb in (response.ack, response.escalate, response.close, response.handover, response.task, response.oncall):
+for verb in (response.ack, response.escalate, response.close, response.handover, response.task, response.oncall,
+             reports.reports, reports.merge, reports.split):
     app.command()(verb)
 
 
