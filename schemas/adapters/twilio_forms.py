@@ -1,7 +1,8 @@
 """Twilio inbound SMS and voice (IVR) webhooks to IntakeItems, and the TwiML we answer with. Pure: a decoded form
 in, IntakeItems and XML out; the web layer checks Twilio's request signature before calling us.
 
-Citizen reports are unverified, so they come in at grade IV; the duty room regrades. dedup_key is left to
+Citizen reports are unverified, so they come in at grade IV; the duty room regrades. What a text says is read by
+schemas/adapters/sms_classifier.py (jieba and the lexicon in lexicon/sms.yaml). dedup_key is left to
 IncidentReport's automatic key (category, subtype, hazard, area or title), and source_key makes Twilio's retries
 of one MessageSid/CallSid idempotent.
 """
@@ -11,14 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from pingan.schemas.adapters.areas import DEFAULT_AREAS, Area, AreaTable
 from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.adapters.sms_classifier import UNCLASSIFIED_CATEGORY, UNCLASSIFIED_SUBTYPE, classify
+from pingan.schemas.adapters.sms_facts import casualties
+from pingan.schemas.adapters.sms_lexicon import DEFAULT_LEXICON, Lexicon
 from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import Attachment, IncidentReport, Location, Reporter
-from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, Source, Subtype
+from pingan.schemas.taxonomy import Category, Grade, Source, Subtype
+
+# Re-exported: callers knew the area table from here before it moved to areas.py.
+__all__ = ["DEFAULT_AREAS", "Area", "AreaTable", "detect_lang", "sms_to_item", "voice_choice", "voice_recording"]
 
 Lang = Literal["zh", "en"]
 Command = Literal["stop", "start", "help"]
@@ -38,118 +46,6 @@ _MAX_MEDIA = 10  # Twilio delivers at most 10 media per message
 
 def detect_lang(text: str) -> Lang:
     return "zh" if _CJK.search(text) else "en"
-
-
-def _find(text: str, term: str) -> int:
-    """Where `term` occurs in `text`, or -1. Latin terms must start a word (so "riot" is not found in "patriot",
-    nor "fight" in "firefighters") and match case-insensitively; CJK terms match anywhere, as Chinese has no spaces."""
-    if term.isascii():
-        found = re.search(r"(?<![a-z0-9])" + re.escape(term.casefold()), text.casefold())
-        return found.start() if found else -1
-    return text.find(term)
-
-
-class KeywordRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    keywords: tuple[str, ...] = Field(min_length=1)
-    category: Category
-    subtype: Subtype
-    hazard: str | None = Field(default=None, max_length=64)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "KeywordRule":
-        if self.subtype not in SUBTYPES_BY_CATEGORY[self.category]:
-            raise ValueError(f"subtype {self.subtype.value!r} is not in category {self.category.value!r}")
-        return self
-
-
-class KeywordTable(BaseModel):
-    """Keyword -> category/subtype/hazard. The longest keyword found wins; on a tie, the earlier rule (and within a
-    rule, the earlier keyword).
-
-    The fallback, when no keyword is found, is accident_disaster/public_facility (公共设施和设备事故): what citizens
-    text the district office without a recognisable hazard word is mostly broken public facilities (manholes, lamps,
-    pipes), and the item is labelled pingan_unclassified=true so the duty room reclassifies it.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rules: tuple[KeywordRule, ...]
-    default_category: Category = Category.accident_disaster
-    default_subtype: Subtype = Subtype.public_facility
-    default_grade: Grade = Grade.IV
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "KeywordTable":
-        if self.default_subtype not in SUBTYPES_BY_CATEGORY[self.default_category]:
-            raise ValueError("default_subtype is not in default_category")
-        return self
-
-    def match(self, text: str) -> tuple[KeywordRule, str] | None:
-        best: tuple[int, int, KeywordRule, str] | None = None
-        for order, rule in enumerate(self.rules):
-            for kw in rule.keywords:
-                if _find(text, kw) >= 0 and (best is None or (-len(kw), order) < (best[0], best[1])):
-                    best = (-len(kw), order, rule, kw)
-        return (best[2], best[3]) if best else None
-
-
-def _kw(words: str, category: Category, subtype: Subtype, hazard: str | None = None) -> KeywordRule:
-    return KeywordRule(keywords=tuple(words.split()), category=category, subtype=subtype, hazard=hazard)
-
-
-_A, _N, _H, _S = Category.accident_disaster, Category.natural_disaster, Category.public_health, Category.social_security
-DEFAULT_KEYWORDS = KeywordTable(rules=(
-    # Order breaks ties between equally long keywords: fire first, so "火车着火" (train on fire) is a fire.
-    _kw("火 着火 起火 失火 火灾 冒烟 fire smoke burning", _A, Subtype.fire),
-    _kw("山火 森林火灾 wildfire", _N, Subtype.forest_fire),
-    _kw("车祸 交通事故 撞车 追尾 火车 crash collision", _A, Subtype.transport),
-    _kw("洪水 内涝 淹 积水 flood", _N, Subtype.flood_drought),
-    _kw("台风 typhoon", _N, Subtype.meteorological, "typhoon"),
-    _kw("暴雨 rainstorm", _N, Subtype.meteorological, "rainstorm"),
-    _kw("泄漏 泄露 毒气 燃气 煤气 化学品 leak gas chemical", _A, Subtype.hazardous_chemicals),
-    _kw("中毒 食物中毒 poison", _H, Subtype.food_occupational_poisoning),
-    _kw("地震 earthquake", _N, Subtype.earthquake),
-    _kw("滑坡 泥石流 塌方 landslide mudslide", _N, Subtype.geological),
-    _kw("打架 斗殴 聚集 闹事 fight riot", _S, Subtype.mass_incident),
-    _kw("疫情 发热 发烧 传染 fever outbreak epidemic", _H, Subtype.infectious_disease),
-))
-
-
-class Area(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    code: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=200)
-    aliases: tuple[str, ...] = ()
-
-
-class AreaTable(BaseModel):
-    """Known areas. The longest name or alias found in the text wins; on a tie, the one named first."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    areas: tuple[Area, ...]
-
-    def match(self, text: str) -> Area | None:
-        best: tuple[int, int, Area] | None = None
-        for area in self.areas:
-            for term in (area.name, *area.aliases):
-                at = _find(text, term)
-                if at >= 0 and (best is None or (-len(term), at) < (best[0], best[1])):
-                    best = (-len(term), at, area)
-        return best[2] if best else None
-
-
-# A fictional district, 平安区: province code 99 is unassigned, so these codes never collide with a real place.
-DEFAULT_AREAS = AreaTable(areas=(
-    Area(code="990101001", name="城关街道", aliases=("城关", "Chengguan")),
-    Area(code="990101002", name="东湖街道", aliases=("东湖", "Donghu")),
-    Area(code="990101003", name="西山街道", aliases=("西山", "Xishan")),
-    Area(code="990101004", name="南湖街道", aliases=("南湖", "Nanhu")),
-    Area(code="990101100", name="河口镇", aliases=("河口", "Hekou")),
-))
 
 
 @dataclass(frozen=True)
@@ -184,9 +80,38 @@ def _item(build: dict[str, object], source_key: str) -> IntakeItem:
         raise IntakeError(first["msg"], field=".".join(str(p) for p in first["loc"]) or None, source="form") from None
 
 
-def sms_to_item(form: Mapping[str, str], keywords: KeywordTable = DEFAULT_KEYWORDS,
+def _labels(body: str, lexicon: Lexicon, areas: AreaTable) -> tuple[dict[str, object], dict[str, str], str]:
+    """The classifier's reading of a text as report fields and labels, and the cleaned text."""
+    c = classify(body, lexicon, areas)
+    labels: dict[str, str] = {}
+    if c.unclassified:
+        labels["pingan_unclassified"] = "true"
+        if c.hint:
+            labels["sms_hint"] = c.hint  # a lone weak word (火, 烟…): for the duty room, not a classification
+    else:
+        labels["sms_keyword"], labels["sms_entry"] = c.terms[0], c.entry or ""
+    for key, on in (("sms_resolved", c.resolved), ("sms_retracted", c.retracted)):
+        if on:
+            labels[key] = "true"
+    if c.negated:
+        labels["sms_negated"] = ",".join(c.negated)[:200]
+    if c.noise:
+        labels["sms_noise"] = str(c.noise)  # control characters stripped: the message may be garbled
+    labels.update({fact: str(n) for fact, n in c.facts.items()})
+    if (hurt := casualties(c.facts)) is not None:
+        labels["casualties"] = str(hurt)
+    if c.grade_hint:
+        labels["grade_hint"] = c.grade_hint.value
+    fields: dict[str, object] = {
+        "category": c.category, "subtype": c.subtype, "hazard": c.hazard,
+        "location": Location(area_code=c.area.code, area_name=c.area.name) if c.area else Location()}
+    return fields, labels, c.text
+
+
+def sms_to_item(form: Mapping[str, str], keywords: Lexicon = DEFAULT_LEXICON,
                 areas: AreaTable = DEFAULT_AREAS) -> SmsOutcome:
-    """A Twilio inbound-SMS webhook form to a report, or to a STOP/START/HELP command."""
+    """A Twilio inbound-SMS webhook form to a report, or to a STOP/START/HELP command. `keywords` is the SMS
+    lexicon (schemas/adapters/sms_classifier.py reads the text with it)."""
     sid, sender, body = _required(form, "MessageSid"), _required(form, "From"), _required(form, "Body")
     lang = detect_lang(body) if body else "zh"
     command = _COMMANDS.get(body.casefold())
@@ -199,26 +124,18 @@ def sms_to_item(form: Mapping[str, str], keywords: KeywordTable = DEFAULT_KEYWOR
     if command or (not body and not media):
         return SmsOutcome(item=None, command=command or "help", lang=lang)  # an empty text gets the usage
 
-    flat = " ".join(body.split())
+    fields, labels, text = _labels(body, keywords, areas) if body else (
+        {"category": UNCLASSIFIED_CATEGORY, "subtype": UNCLASSIFIED_SUBTYPE}, {"pingan_unclassified": "true"}, "")
+    # Title and description carry the cleaned text: control characters (ANSI escapes…) have no place on a console.
+    flat = " ".join(text.split())
     if not flat:
-        title = "彩信报告" if lang == "zh" else "Picture message"
+        title = ("彩信报告" if lang == "zh" else "Picture message") if media else "无法识别的短信 / unreadable text"
     else:
         title = flat if len(flat) <= _TITLE_CHARS else flat[:_TITLE_CHARS] + "…"
-    labels = {"twilio_message_sid": sid, "sms_lang": lang}
-    found = keywords.match(body)
-    if found:
-        rule, word = found
-        category, subtype, hazard = rule.category, rule.subtype, rule.hazard
-        labels["sms_keyword"] = word
-    else:
-        category, subtype, hazard = keywords.default_category, keywords.default_subtype, None
-        labels["pingan_unclassified"] = "true"
-    area = areas.match(body)
     item = _item({
-        "source": Source.hotline_sms, "category": category, "subtype": subtype, "hazard": hazard,
-        "grade": keywords.default_grade, "title": title, "description": body[:20_000],
-        "location": Location(area_code=area.code, area_name=area.name) if area else Location(),
-        "reporter": Reporter(phone=sender), "labels": labels, "attachments": media,
+        "source": Source.hotline_sms, "grade": Grade.IV, "title": title, "description": text[:20_000],
+        "reporter": Reporter(phone=sender), "labels": {"twilio_message_sid": sid, "sms_lang": lang, **labels},
+        "attachments": media, **fields,
     }, "twilio:sms:" + sid)
     return SmsOutcome(item=item, command=None, lang=lang)
 
@@ -271,6 +188,7 @@ SAY_VOICES: dict[Lang, tuple[str, str]] = {"zh": ("zh-CN", "alice"), "en": ("en-
 GATHER_TIMEOUT_S = 8
 RECORD_MAX_S = 120
 
+_A, _N, _H, _S = Category.accident_disaster, Category.natural_disaster, Category.public_health, Category.social_security
 _IVR: dict[str, tuple[str, str, Category, Subtype]] = {
     "1": ("火灾", "fire", _A, Subtype.fire),
     # Flood or typhoon: what callers live through is the water, so flood_drought, with no hazard guessed.
@@ -375,9 +293,10 @@ def voice_choice(form: Mapping[str, str], record_action_url: str) -> VoiceOutcom
     return VoiceOutcome(item=item, twiml=str(response))
 
 
-def voice_recording(form: Mapping[str, str], keywords: KeywordTable = DEFAULT_KEYWORDS) -> VoiceOutcome:
-    """The <Record> action callback: the message as a report with the recording attached, filed under the keyword
-    table's default category until someone listens to it."""
+def voice_recording(form: Mapping[str, str], keywords: Lexicon = DEFAULT_LEXICON) -> VoiceOutcome:
+    """The <Record> action callback: the message as an unclassified report with the recording attached, until
+    someone listens to it (nobody has read what the caller said)."""
+    del keywords  # nothing to classify yet: a recording has no text
     call_sid, url = _required(form, "CallSid"), _required(form, "RecordingUrl")
     caller = (form.get("From") or "").strip() or None
     labels = {"twilio_call_sid": call_sid, "pingan_unclassified": "true"}
@@ -385,8 +304,8 @@ def voice_recording(form: Mapping[str, str], keywords: KeywordTable = DEFAULT_KE
         labels["twilio_recording_sid"] = form["RecordingSid"]
     data = {k: form[k] for k in ("RecordingSid", "RecordingDuration") if form.get(k)}
     item = _item({
-        "source": Source.hotline_voice, "category": keywords.default_category, "subtype": keywords.default_subtype,
-        "grade": keywords.default_grade, "title": f"电话留言（{caller or '未知号码'}）",
+        "source": Source.hotline_voice, "category": UNCLASSIFIED_CATEGORY, "subtype": UNCLASSIFIED_SUBTYPE,
+        "grade": Grade.IV, "title": f"电话留言（{caller or '未知号码'}）",
         "description": "Voice message; listen to the recording.",
         "reporter": Reporter(phone=caller) if caller else None, "labels": labels,
         "attachments": [Attachment(kind="recording", url=url, data=data)],

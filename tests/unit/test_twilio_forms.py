@@ -3,13 +3,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.adapters.sms_lexicon import Lexicon, LexiconEntry
 from pingan.schemas.adapters.twilio_forms import (
     DEFAULT_AREAS,
-    DEFAULT_KEYWORDS,
     Area,
     AreaTable,
-    KeywordRule,
-    KeywordTable,
     detect_lang,
     sms_help_reply,
     sms_reply,
@@ -39,14 +37,14 @@ def sms(body: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("body", "category", "subtype", "hazard", "keyword"), [
-    ("东湖街道幸福小区3栋着火了", Category.accident_disaster, Subtype.fire, None, "着火"),
-    ("后山起了山火", Category.natural_disaster, Subtype.forest_fire, None, "山火"),  # longer than 火
+    ("唐家社区幸福小区3栋着火了", Category.accident_disaster, Subtype.fire, None, "着火"),
+    ("后山起了山火", Category.natural_disaster, Subtype.forest_fire, None, "山火"),
     ("火车站附近发生车祸", Category.accident_disaster, Subtype.transport, None, "车祸"),
-    ("小区地下车库被淹了", Category.natural_disaster, Subtype.flood_drought, None, "淹"),
+    ("小区地下车库被淹了", Category.natural_disaster, Subtype.flood_drought, None, "被淹"),
     ("台风来了，树倒了", Category.natural_disaster, Subtype.meteorological, "typhoon", "台风"),
     ("暴雨一直下", Category.natural_disaster, Subtype.meteorological, "rainstorm", "暴雨"),
-    ("工厂有毒气泄漏", Category.accident_disaster, Subtype.hazardous_chemicals, None, "泄漏"),
-    ("火车着火了", Category.accident_disaster, Subtype.fire, None, "着火"),  # tie: the earlier rule wins
+    ("工厂有毒气泄漏", Category.accident_disaster, Subtype.hazardous_chemicals, None, "毒气"),
+    ("火车着火了", Category.accident_disaster, Subtype.fire, None, "着火"),
     ("食堂很多人食物中毒", Category.public_health, Subtype.food_occupational_poisoning, None, "食物中毒"),
     ("刚才地震了", Category.natural_disaster, Subtype.earthquake, None, "地震"),
     ("广场上有人打架", Category.social_security, Subtype.mass_incident, None, "打架"),
@@ -54,8 +52,9 @@ def sms(body: str, **extra: str) -> dict[str, str]:
     ("FIRE in the warehouse!", Category.accident_disaster, Subtype.fire, None, "fire"),
     ("Basement flooding on Main St", Category.natural_disaster, Subtype.flood_drought, None, "flood"),
     ("Typhoon warning, windows broken", Category.natural_disaster, Subtype.meteorological, "typhoon", "typhoon"),
-    ("Smells like gas in our building", Category.accident_disaster, Subtype.hazardous_chemicals, None, "gas"),
-    ("Bad car crash near the bridge", Category.accident_disaster, Subtype.transport, None, "crash"),
+    ("Smells like gas in our building", Category.accident_disaster, Subtype.hazardous_chemicals, "gas_leak",
+     "smells like gas"),
+    ("Bad car crash near the bridge", Category.accident_disaster, Subtype.transport, None, "car crash"),
     ("A riot outside the stadium", Category.social_security, Subtype.mass_incident, None, "riot"),
     ("Fever outbreak at the school", Category.public_health, Subtype.infectious_disease, None, "outbreak"),
 ])
@@ -66,36 +65,36 @@ def test_keywords_zh_and_en(body: str, category: Category, subtype: Subtype, haz
     assert report.labels["sms_keyword"] == keyword and "pingan_unclassified" not in report.labels
 
 
-def test_latin_keywords_start_a_word() -> None:
-    # "riot" hides in "patriot", "fight" in "firefighters", "gas" in "Vegas": none of them may match there.
-    assert DEFAULT_KEYWORDS.match("the patriot club in Vegas") is None
-    assert DEFAULT_KEYWORDS.match("thank the firefighters")[1] == "fire"
+def test_latin_keywords_are_whole_words() -> None:
+    # "riot" hides in "patriot", "fire" in "firefighters", "gas" in "Vegas": none of them may match there.
+    for body in ("the patriot club in Vegas", "thank the firefighters"):
+        assert sms_to_item(sms(body)).item.report.labels["pingan_unclassified"] == "true"
 
 
-def test_no_keyword_falls_back_to_the_default() -> None:
-    report = sms_to_item(sms("路灯坏了好几天")).item.report
-    assert (report.category, report.subtype, report.grade) == (Category.accident_disaster, Subtype.public_facility,
-                                                               Grade.IV)
-    assert report.labels["pingan_unclassified"] == "true"
+def test_no_report_is_unclassified() -> None:
+    report = sms_to_item(sms("你好，在吗")).item.report
+    assert (report.category, report.subtype, report.grade) == (Category.other, Subtype.unclassified, Grade.IV)
+    assert report.labels["pingan_unclassified"] == "true" and "sms_keyword" not in report.labels
 
 
 def test_custom_tables() -> None:
-    keywords = KeywordTable(rules=(KeywordRule(keywords=("井盖",), category=Category.accident_disaster,
-                                               subtype=Subtype.public_facility, hazard="manhole"),),
-                            default_category=Category.social_security, default_subtype=Subtype.foreign_related)
+    lexicon = Lexicon(entries=(LexiconEntry(id="manhole", category=Category.accident_disaster,
+                                            subtype=Subtype.public_facility, hazard="manhole", decisive=("井盖",)),))
     areas = AreaTable(areas=(Area(code="X1", name="新区", aliases=("New Town",)),))
-    report = sms_to_item(sms("new town: 井盖丢了"), keywords=keywords, areas=areas).item.report
+    report = sms_to_item(sms("new town: 井盖丢了"), keywords=lexicon, areas=areas).item.report
     assert report.hazard == "manhole" and report.location.area_code == "X1"
-    assert sms_to_item(sms("?"), keywords=keywords).item.report.subtype is Subtype.foreign_related
+    assert sms_to_item(sms("着火了"), keywords=lexicon).item.report.subtype is Subtype.unclassified
     with pytest.raises(ValueError):
-        KeywordRule(keywords=("x",), category=Category.public_health, subtype=Subtype.fire)
+        LexiconEntry(id="x", category=Category.public_health, subtype=Subtype.fire, strong=("x",))
 
 
 @pytest.mark.parametrize(("body", "code"), [
-    ("东湖街道幸福小区着火", "990101002"),
-    ("城关这边冒烟", "990101001"),
-    ("smoke near Xishan market", "990101003"),
-    ("东湖 和 河口镇 都有积水", "990101100"),  # the longest name wins
+    ("唐家市场旁边着火", "440402100001"),
+    ("淇澳岛这边冒烟", "440402100009"),
+    ("smoke near Beisha market", "440402100006"),
+    ("唐家湾大道积水", "440402100"),  # 唐家 inside 唐家湾 is the town's road, not the community
+    ("唐家湾镇鸡山村着火", "440402100003"),  # town and community named: the community, the more precise
+    ("香洲那边冒烟", None),  # outside the district
     ("somewhere else", None),
 ])
 def test_area_detection(body: str, code: str | None) -> None:
@@ -106,7 +105,7 @@ def test_area_detection(body: str, code: str | None) -> None:
 
 
 def test_sms_report_fields() -> None:
-    body = "东湖街道幸福小区3栋着火了，" + "火势很大" * 30
+    body = "唐家社区幸福小区3栋着火了，" + "火势很大" * 30
     media = {"NumMedia": "2", "MediaUrl0": "https://api.twilio.com/m0", "MediaContentType0": "image/jpeg",
              "MediaUrl1": "https://api.twilio.com/m1", "MediaContentType1": "video/mp4"}
     outcome = sms_to_item(sms(body, **media))
@@ -236,6 +235,7 @@ def test_voice_recording_callback() -> None:
     assert report.attachments[0].kind == "recording" and report.attachments[0].url == form["RecordingUrl"]
     assert report.reporter.phone == CALL["From"] and report.labels["twilio_recording_sid"] == "RE1"
     assert report.source is Source.hotline_voice and report.grade is Grade.IV
+    assert (report.category, report.subtype) == (Category.other, Subtype.unclassified)  # nobody has listened yet
     assert [e.tag for e in xml(outcome.twiml)][-1] == "Hangup"
     with pytest.raises(IntakeError) as err:
         voice_recording({"CallSid": "CA1"})
