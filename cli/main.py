@@ -130,15 +130,42 @@ def tail(
 
 
 @log_app.command("verify")
-def log_verify() -> None:
-    """Check the whole hash chain; names the first entry that was changed, removed or moved."""
-    from pingan.handlers.audit.log_chain import verify_chain
+def log_verify(checkpoints: Annotated[Path | None, typer.Option(
+        help="Signed checkpoint file (PINGAN_LOG_CHECKPOINT_FILE) to compare the tail with")] = None) -> None:
+    """Check the whole hash chain, and with --checkpoints the tail against its witnessed heads; prints the head."""
+    from pingan.handlers.audit.checkpoints import check
+    from pingan.log_witness import CheckpointFileError, checkpoint_key, read_checkpoints
 
-    checked, broken = verify_chain(runtime.store().iter_log())
-    if broken is None:
-        typer.echo(f"ok: {checked} entries, hash chain intact")
+    settings = runtime.settings()
+    try:
+        witnessed = read_checkpoints(checkpoints) if checkpoints else []
+    except (OSError, CheckpointFileError) as exc:
+        runtime.fail(str(exc), code=2)
+    key = checkpoint_key(settings)
+    report = check(runtime.store().iter_log(), witnessed, key)
+    head = f"head seq {report.head_seq} hash {report.head_hash}"
+    if checkpoints and key is None:
+        typer.echo("note: PINGAN_LOG_CHECKPOINT_KEY is not set: checkpoint signatures are not checked")
+    if report.ok:
+        against = f", {report.checkpoints} checkpoint(s) agree" if checkpoints else ""
+        typer.echo(f"ok: {report.entries} entries, hash chain intact{against}; {head}")
         return
-    runtime.fail(f"BROKEN at seq {broken.seq}: {broken.reason} ({checked} entries before it are intact)")
+    for finding in report.findings:
+        typer.echo(f"{finding.kind}: {finding.message}", err=True)
+    runtime.fail(f"the log does not verify ({report.entries} entries read; {head})")
+
+
+@log_app.command("checkpoint")
+def log_checkpoint() -> None:
+    """Sign the log's head now and append it to the checkpoint file (the worker does this every interval)."""
+    from pingan.log_witness import checkpoint_key, write_checkpoint
+
+    settings = runtime.settings()
+    key = checkpoint_key(settings)
+    if key is None:
+        runtime.fail("PINGAN_LOG_CHECKPOINT_KEY (or PINGAN_LOG_CHECKPOINT_KEY_FILE) is not set", code=2)
+    checkpoint = write_checkpoint(runtime.store(), settings, key)
+    typer.echo(f"checkpoint: seq {checkpoint.seq} hash {checkpoint.hash} -> {settings.log_checkpoint_path}")
 
 
 @schema_app.command("export")

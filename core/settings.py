@@ -113,6 +113,17 @@ class Settings(BaseSettings):
         default=None, description="HMAC key for heartbeat alert webhooks; default PINGAN_WEBHOOK_SECRET")
     heartbeat_alert_sms: str | None = Field(
         default=None, description="Comma-separated E.164 numbers that get heartbeat alerts by SMS (Twilio)")
+    log_checkpoint_key: str | None = Field(
+        default=None, description="HMAC key that signs the log's checkpoints; keep it outside the database (or use "
+        "log_checkpoint_key_file). Unset: no checkpoints are written")
+    log_checkpoint_key_file: Path | None = Field(default=None, description="File holding the checkpoint key")
+    log_checkpoint_file: Path | None = Field(
+        default=None, description="Append-only file of signed checkpoints; default <data_dir>/log-checkpoints.jsonl")
+    log_checkpoint_interval_s: float = Field(default=60.0, gt=0, description="How often the worker signs the head")
+    log_witness_url: str | None = Field(
+        default=None, description="Also POST each checkpoint here (a witness outside this machine)")
+    timezone: str = Field(default="Asia/Shanghai",
+                          description="The district's time zone: the console shows every time in it")
     log_level: str = "INFO"
 
     @property
@@ -150,6 +161,10 @@ class Settings(BaseSettings):
     @property
     def heartbeat_threshold_s(self) -> float:
         return self.heartbeat_interval_s * self.heartbeat_missed_intervals
+
+    @property
+    def log_checkpoint_path(self) -> Path:
+        return self.log_checkpoint_file or self.data_dir / "log-checkpoints.jsonl"
 
     @property
     def console_sink_path(self) -> Path:

@@ -86,6 +86,13 @@ def _validated(row: RowMapping) -> Action:
     return Action.model_validate(fields)
 
 
+def log_head(engine: Engine) -> tuple[int, str]:
+    """The last entry's (seq, hash), or (0, the genesis hash) for an empty log."""
+    with engine.connect() as conn:
+        head = conn.execute(select(actions.c.seq, actions.c.hash).order_by(actions.c.seq.desc()).limit(1)).first()
+    return (head.seq, head.hash) if head else (0, GENESIS_HASH)
+
+
 def iter_log(engine: Engine, batch: int = 5000) -> Iterator[Action]:
     """The whole log in seq order, in batches so that a long log does not sit in memory at once."""
     after = 0

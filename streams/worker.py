@@ -6,6 +6,7 @@ import faust
 
 from pingan import metrics
 from pingan.bootstrap import Services, bootstrap
+from pingan.log_witness import LogWitness
 from pingan.settings import Settings
 from pingan.streams.plan_reload import PlanWatcher
 from pingan.streams.producer import make_producer
@@ -46,6 +47,8 @@ def run_worker(settings: Settings | None = None) -> None:
     watcher.start()
     scheduler = Scheduler(services, services.settings.kafka_bootstrap_servers or "")
     scheduler.start()
+    witness = LogWitness(services.store, services.settings)
+    witness.start()
     app = build_pipeline(services)
     if services.settings.metrics_port:
         metrics.register_partition_lag(app, services.settings.topic_prefix)
@@ -59,4 +62,5 @@ def run_worker(settings: Settings | None = None) -> None:
         relay.stop()
         watcher.stop()
         scheduler.stop()
+        witness.stop()
         services.close()
