@@ -47,7 +47,7 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 
 def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None = None) -> FastAPI:
-    config = load_intake_config(settings.intake_config)
+    config = load_intake_config(settings.intake_config, settings.district_areas)
     intake = Intake(settings, store, tokens if tokens is not None else load_tokens(settings))
 
     @asynccontextmanager
