@@ -168,6 +168,36 @@ def log_checkpoint() -> None:
     typer.echo(f"checkpoint: seq {checkpoint.seq} hash {checkpoint.hash} -> {settings.log_checkpoint_path}")
 
 
+@app.command("backup")
+def backup_store(dest: Annotated[Path, typer.Argument(help="The backup file to write (never overwritten)")]) -> None:
+    """Copy the SQLite store online, while the stack runs (PostgreSQL: pg_dump, see README)."""
+    from pingan.store.backup import BackupError, backup
+
+    try:
+        copied = backup(runtime.settings().resolved_database_url, dest)
+    except BackupError as exc:
+        runtime.fail(str(exc), code=2)
+    typer.echo(f"backup: {copied.path} ({copied.pages} pages, {copied.log_entries} log entries)")
+
+
+@app.command("restore")
+def restore_store(src: Annotated[Path, typer.Argument(help="A file written by `pingan backup`")],
+                  force: Annotated[bool, typer.Option(help="Replace a store that has data (stop the stack first)")]
+                  = False) -> None:
+    """Restore the SQLite store from a backup, then verify its log; the next start resumes its unfinished work."""
+    from pingan.handlers.audit.log_chain import verify_chain
+    from pingan.store.backup import BackupError, restore
+
+    try:
+        copied = restore(src, runtime.settings().resolved_database_url, force)
+    except BackupError as exc:
+        runtime.fail(str(exc), code=2)
+    checked, broken = verify_chain(runtime.store().iter_log())
+    if broken is not None:
+        runtime.fail(f"restored to {copied.path}, but its log is BROKEN at seq {broken.seq}: {broken.reason}")
+    typer.echo(f"restored: {copied.path} ({copied.pages} pages); log ok: {checked} entries, hash chain intact")
+
+
 @schema_app.command("export")
 def schema_export(directory: Annotated[Path, typer.Argument(help="Where to write <model>.schema.json")]) -> None:
     """Write the JSON Schema of every public model."""
