@@ -24,6 +24,8 @@ def _run(incident_id: str, command: str, by: str | None, **details: object) -> N
         result = run_command(store, plans, incident_id, Command(command), _by(by), **details)
     except CommandRefused as exc:
         runtime.fail(str(exc))
+    if result.note:
+        typer.echo(result.note)
     for action in result.actions:
         typer.echo(runtime.format_action(action))
 

@@ -28,6 +28,7 @@ from pingan.store.response import ResponseStore
 class CommandResult:
     incident: Incident
     actions: list[Action]
+    note: str | None = None  # e.g. "already acknowledged": nothing changed, nothing logged
 
 
 def run_command(store: Store, plans: PlanSet, incident_id: str, command: Command, actor: str,
@@ -47,13 +48,17 @@ def run_command(store: Store, plans: PlanSet, incident_id: str, command: Command
             store, plans, incident, role)
     if command is Command.task_done:
         _check_task(store, plans, incident, str(details.get("task") or ""))
-    decision = decide_command(incident, command, actor, utcnow(), details)
+    steps_pending = command is not Command.escalate or any(
+        row.kind in ("step", "escalate") for row in ResponseStore(store).pending(incident.id))
+    decision = decide_command(incident, command, actor, utcnow(), details, steps_pending)
+    if decision.note:  # nothing changes: nothing to write
+        return CommandResult(incident, [], decision.note)
     actions = ResponseStore(store).apply_command(incident, decision, role, details.get("to"))
     if actions and command is Command.acknowledge:
         metrics.acknowledged(store.timeline(incident.id), incident.status)
     elif actions and command is Command.escalate:
         metrics.escalation("manual", incident.status)
-    return CommandResult(store.get_incident(incident.id) or incident, actions)
+    return CommandResult(store.get_incident(incident.id) or incident, actions, decision.note)
 
 
 def merge_incidents(store: Store, target_id: str, source_id: str, actor: str, reason: str | None = None

@@ -28,6 +28,7 @@ class CommandOut(BaseModel):
     incident_id: str
     state: str
     actions: list[Action]
+    note: str | None = Field(default=None, description="Set when nothing changed (e.g. already acknowledged)")
 
 
 def commands_router(intake: Intake) -> APIRouter:
@@ -51,7 +52,8 @@ def commands_router(intake: Intake) -> APIRouter:
         except CommandRefused as exc:
             status = 404 if "not found" in str(exc) else 409
             raise HTTPException(status, str(exc)) from None
-        return CommandOut(incident_id=result.incident.id, state=result.incident.state.value, actions=result.actions)
+        return CommandOut(incident_id=result.incident.id, state=result.incident.state.value, actions=result.actions,
+                          note=result.note)
 
     def _confirm(some_id: str, person: str) -> CommandOut:
         from pingan.web.twilio_commands import confirm_roll_calls

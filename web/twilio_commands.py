@@ -22,6 +22,8 @@ REPLIES = {
     "refused": {"zh": "【平安】抱歉，您不在事件 {ref} 的指挥链中，指令未执行。如需报警请直接发送情况。",
                 "en": "[Pingan] Sorry, you are not in the chain of incident {ref}; the command was not carried out."},
     "failed": {"zh": "【平安】指令未执行：{why}", "en": "[Pingan] Not done: {why}"},
+    "already": {"zh": "【平安】事件 {ref} 已被确认，无需重复。",
+                "en": "[Pingan] {ref} is already acknowledged; nothing changed."},
     "usage": {"zh": "【平安】没有待确认的点名。回复“编号 1”确认、“编号 2”升级、“编号 3”关闭；报警请直接描述情况。",
               "en": "[Pingan] No roll call is waiting. Reply '<ref> 1' to acknowledge, '<ref> 2' to escalate, "
                     "'<ref> 3' to close; to report, describe what is happening."},
@@ -66,9 +68,11 @@ def sms_command(intake: Intake, form: dict[str, str], lang: str) -> str | None:
         if confirmed and incident is not None and incident.state.value != "open":
             # Already acknowledged: this "1" was the roll-call answer only.
             return _sms(REPLIES["done"][lang].format(verb=VERBS[Command.confirm][lang], ref=ref))
-        run_command(store, plans, ref, command, person, **details)
+        result = run_command(store, plans, ref, command, person, **details)
     except CommandRefused as exc:
         return _sms(REPLIES["failed"][lang].format(why=exc))
+    if result.note:
+        return _sms(REPLIES["already"][lang].format(ref=ref))
     return _sms(REPLIES["done"][lang].format(verb=VERBS[command][lang], ref=ref))
 
 

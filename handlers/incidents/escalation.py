@@ -74,6 +74,7 @@ class CommandDecision:
     actions: list[ActionDraft]
     cancel: str | None  # "ack": rows an acknowledgement cancels; "all": every pending row
     fire_next_step: bool = False
+    note: str | None = None  # a command that changes nothing says so (an acknowledgement repeated)
 
 
 _KINDS = {Command.acknowledge: ActionKind.acknowledged, Command.escalate: ActionKind.escalated,
@@ -82,7 +83,8 @@ _KINDS = {Command.acknowledge: ActionKind.acknowledged, Command.escalate: Action
 
 
 def decide_command(incident: Incident, command: Command, actor: str, at: datetime,
-                   details: dict[str, Any]) -> CommandDecision:
+                   details: dict[str, Any], steps_pending: bool = True) -> CommandDecision:
+    """`steps_pending`: whether the incident still has a notify step or escalation to fire (escalate needs one)."""
     if incident.state is IncidentState.closed and command is not Command.confirm:
         raise CommandRefused(f"incident {incident.id} is closed")
     if command is Command.handover and not details.get("to"):
@@ -91,6 +93,12 @@ def decide_command(incident: Incident, command: Command, actor: str, at: datetim
         raise CommandRefused("task_done needs the task id")
     if command is Command.close and not details.get("reason"):
         raise CommandRefused("close needs a reason")
+    if command is Command.acknowledge and incident.state is IncidentState.acknowledged:
+        # A second acknowledgement (a re-sent SMS, two officers at once) is answered, not logged again.
+        return CommandDecision(incident.state, [], None, note=f"incident {incident.id} is already acknowledged")
+    if command is Command.escalate and not steps_pending:
+        raise CommandRefused(f"nothing left to escalate to in {incident.id}: every step of its plan level has run "
+                             "(regrade it to bring in the next level)")
     action = ActionDraft(incident_id=incident.id, at=at, actor=actor, kind=_KINDS[command],
                          details={k: v for k, v in details.items() if v is not None})
     if command is Command.acknowledge:
