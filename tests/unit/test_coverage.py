@@ -3,9 +3,11 @@
 from typing import Any
 
 from pingan.handlers.plans.coverage import CoverageRow, coverage
+from pingan.handlers.plans.load import load_plans
 from pingan.handlers.plans.planset import PlanSet
+from pingan.plans import PLANS_DIR
 from pingan.schemas.plan import Plan
-from pingan.schemas.taxonomy import Grade, Subtype
+from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Grade, Subtype
 
 LEVELS = [{"grade": g, "response_level": f"{g}级响应",
            "notify": [{"id": "s", "targets": [{"roster": "duty-room"}], "channels": ["console"],
@@ -52,3 +54,23 @@ def test_without_an_approved_catch_all_a_gap_is_a_gap() -> None:
         quake = row(coverage(PlanSet.of(plans)), Subtype.earthquake)
         assert quake.gap == "no plan" and quake.catch_all is None and not quake.catch_all_only
 
+
+def test_the_shipped_plans_cover_every_cell_but_the_documented_ones() -> None:
+    shipped = load_plans(PLANS_DIR)
+    catch_all = shipped.catch_all
+    assert catch_all is not None and catch_all.id == "general-incident"
+    rows = coverage(shipped)
+    assert len(rows) == sum(len(subs) for subs in SUBTYPES_BY_CATEGORY.values()) * len(Grade)
+    undocumented = [f"{r.category.value}/{r.subtype.value} {r.grade.value}" for r in rows
+                    if r.catch_all_only and not r.deliberate]
+    assert undocumented == []
+    # The four categories' common subtypes each have a plan of their own at every grade, for every hazard.
+    common = {Subtype.flood_drought, Subtype.meteorological, Subtype.earthquake, Subtype.geological, Subtype.marine,
+              Subtype.forest_fire, Subtype.industrial_safety, Subtype.hazardous_chemicals, Subtype.transport,
+              Subtype.environmental_pollution, Subtype.fire, Subtype.infectious_disease,
+              Subtype.food_occupational_poisoning, Subtype.terrorist_attack, Subtype.mass_incident,
+              Subtype.criminal_case}
+    assert [f"{r.subtype.value} {r.grade.value}: {r.gap}" for r in rows if r.subtype in common and r.gap] == []
+    public_facility = [r for r in rows if r.subtype is Subtype.public_facility]
+    assert all({"gas_leak", "power_outage", "water_outage"} <= set(r.hazards) and r.deliberate for r in public_facility)
+    assert not [r for r in rows if r.gap and not r.catch_all]  # nothing is silent

@@ -240,6 +240,28 @@ def catch_all_warnings(directory: Path) -> dict[str, str]:
     return out
 
 
+def test_the_shipped_catch_all_leaves_only_documented_cells(plans: Path) -> None:
+    warned = catch_all_warnings(plans)
+    assert set(warned) <= {"accident_disaster", "public_health", "social_security", "other"}
+    assert "undocumented" not in " ".join(warned.values())
+    assert "cyber I, II, III, IV (deliberate)" in warned["social_security"]
+
+
+def test_a_cell_left_to_the_catch_all_is_one_warning_per_category_naming_its_cells(plans: Path) -> None:
+    for name in ("earthquake.yaml", "forest-fire.yaml"):
+        (plans / name).unlink()
+    path = plans / "general-incident.yaml"
+    text = path.read_text(encoding="utf-8")
+    line, col = position(text, "  catch_all: true")
+    report = lint_plans(plans)
+    assert report.errors == []
+    natural = [str(w) for w in report.warnings if "natural_disaster: cells only the catch-all" in w.message]
+    undocumented = "(undocumented: write a plan, or list it in applies_to.uncovered with a reason)"
+    assert natural == [f"{path}:{line}:{col + 13}: warning: applies_to.catch_all: natural_disaster: cells only the "
+                       f"catch-all 'general-incident' covers: earthquake I, II, III, IV {undocumented}; "
+                       f"forest_fire I, II, III, IV {undocumented}"]
+
+
 def test_two_catch_alls_are_an_error(plans: Path) -> None:
     first = plans / "general-incident.yaml"
     second = plans / "zz-general-copy.yaml"
