@@ -230,14 +230,14 @@ def coverage(
         table.add_column(column)
     by_row: dict[tuple[Category, Subtype], dict[Grade, str]] = {}
     for r in rows:
-        text = ", ".join(p.split(" ")[0] for p in r.general) or ""
+        text = ", ".join(p.split(" ")[0] for p in r.general) or ("[yellow]catch-all[/yellow]" if r.catch_all else "")
         text += "".join(f"\n{h}: {', '.join(p.split(' ')[0] for p in ps)}" for h, ps in r.hazards.items())
         by_row.setdefault((r.category, r.subtype), {})[r.grade] = text.strip() or "[red]—[/red]"
     for (category, subtype), cells in by_row.items():
         table.add_row(category.value, subtype.value, *(cells[g] for g in Grade))
     Console(width=160).print(table)
-    typer.echo(f"\n{len(rows) - len(gaps)} of {len(rows)} cells covered by an approved plan everywhere; "
-               f"{len(gaps)} gap(s):")
+    typer.echo(f"\n{len(rows) - len(gaps)} of {len(rows)} cells covered by a specific approved plan everywhere; "
+               f"{len(gaps)} gap(s), {sum(1 for r in gaps if r.catch_all)} of them taken by the catch-all:")
     grouped: dict[tuple[str, str], list[str]] = {}  # one line per subtype and reason, listing its grades
     for r in gaps:
         grouped.setdefault((f"{r.category.value}/{r.subtype.value}", r.gap or ""), []).append(r.grade.value)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pingan.plans import PLANS_DIR
+from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY
 
 CAP_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "cap" / "us-nws-blizzard-warning.xml"
 AT = "2026-07-01T10:00+08:00"
@@ -103,8 +104,15 @@ def test_coverage_table_and_json() -> None:
     done = pingan("coverage", str(PLANS_DIR))
     assert done.returncode == 0, done.stderr
     assert "typhoon" in done.stdout and "gap(s)" in done.stdout
+    # Cells no specific plan covers show the catch-all, apart from a real plan, and the gaps say why.
+    assert "catch-all" in done.stdout and "taken by the catch-all" in done.stdout
+    assert "social_security/cyber I, II, III, IV: catch-all only (general-incident v1): deliberate, " in done.stdout
     data = json.loads(pingan("coverage", str(PLANS_DIR), "--json").stdout)
-    assert len(data["rows"]) == 21 * 4  # every subtype of the four categories, grades I–IV
+    # every subtype of every category, grades I–IV
+    assert len(data["rows"]) == sum(len(subtypes) for subtypes in SUBTYPES_BY_CATEGORY.values()) * 4
+    cyber = next(r for r in data["rows"] if r["subtype"] == "cyber" and r["grade"] == "I")
+    assert cyber["plans"] == [] and cyber["catch_all"] == "general-incident v1" and cyber["deliberate"]
+    assert all(r["catch_all"] for r in data["rows"] if r["gap"])  # nothing is left silent
     typhoon = [r for r in data["rows"] if r["subtype"] == "meteorological" and r["grade"] == "II"]
     assert any(p.startswith("typhoon ") for p in typhoon[0]["hazards"]["typhoon"])
     assert {g["cell"] for g in data["gaps"]} == {f"{r['category']}/{r['subtype']} {r['grade']}"
