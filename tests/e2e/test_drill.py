@@ -46,9 +46,10 @@ def test_typhoon_drill_scores_and_sends_nothing(tmp_path: Path, twilio_server) -
     steps = [s for lv in warning["levels"] for s in lv["steps"]]
     assert steps and all({"target_min", "actual_min", "result"} <= s["notify"].keys() for s in steps)
     assert any(s["notify"]["actual_min"] is not None and s["notify"]["result"] == "met" for s in steps)
-    assert by_inject["hotline-1"]["report_count"] == 5  # one dedup key: one incident
-    assert by_inject["waterlogging"]["plan_id"] == "rainstorm-waterlogging"
-    assert "hotline-2" not in by_inject
+    # The hotline surge and the flooded underpass are the same typhoon: they join the warning's incident (issue 12).
+    assert "hotline-1" not in by_inject and "hotline-2" not in by_inject and "waterlogging" not in by_inject
+    assert warning["report_count"] == 1 + 3 + 5 + 1  # the alert, three CAP updates, five texts, the underpass
+    assert by_inject["power-outage"]["plan_id"] == "power-outage"
     assert isinstance(results["score"]["value"], float | int) and results["score"]["formula"]["zh"]
     # Every message of the drill stayed in the sandbox: the fake Twilio heard nothing.
     assert twilio_server.requests == [] and twilio_server.messages == [] and twilio_server.calls == []
