@@ -80,7 +80,8 @@ def build_pipeline(services: Services) -> faust.App:
                 await emit(await _stage("heartbeat", triage_beat, store, event))
                 continue
             cache_key = f"{event.report.status.value}:{event.report.effective_dedup_key()}"
-            out = await _stage("triage", triage_stage, store, event, window, dedup_index.get(cache_key))
+            out = await _stage("triage", triage_stage, store, event, window, dedup_index.get(cache_key),
+                               services.areas)
             for emitted in out.incident_events:
                 dedup_index[cache_key] = emitted.incident.id
                 dedup_index.move_to_end(cache_key)

@@ -41,8 +41,10 @@ class StageOutput:
     actions: list[Action] = field(default_factory=list)
 
 
-def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: str | None = None) -> StageOutput:
-    """`cached_id` is the faust Table's guess at the open incident for this dedup_key; the store decides."""
+def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: str | None = None,
+                 areas: DistrictCheck | None = None) -> StageOutput:
+    """`cached_id` is the faust Table's guess at the open incident for this dedup_key; the store decides.
+    `areas`: the district check, so that a report never joins a warning recorded as outside our area."""
     if store.was_ignored(event.event_id):
         return StageOutput()
     earlier = store.triage_result(event.event_id)
@@ -63,6 +65,8 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
         report = event.report
         candidates = store.open_incidents_like(report.status.value, report.category.value, report.subtype.value,
                                                event.received_at - window)
+        # Not a warning for another place: a resident's fire must not join a bushfire alert from abroad.
+        candidates = [c for c in candidates if (v := _area_verdict(areas, c)) is None or v.inside]
         candidate = best_fit(report, event.received_at, candidates, window)
     decision = triage(event, candidate, window)
     emitted, logged = store.apply_triage(event.event_id, decision.outcome, decision.incident, decision.actions,

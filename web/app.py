@@ -21,6 +21,7 @@ from pingan.settings import Settings
 from pingan.store.repository import Store
 from pingan.watchdog import Watchdog, raw_partitions
 from pingan.web.commands import commands_router
+from pingan.web.console import install_console
 from pingan.web.drills import drills_router
 from pingan.web.guards import load_tokens
 from pingan.web.intake import Intake, intake_router, start_cap_feeds
@@ -75,6 +76,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     api.include_router(reports_router(intake))  # before the generic /{verb} route of commands
     api.include_router(commands_router(intake))
     api.include_router(drills_router(intake))
+    install_console(api, intake)  # the duty console's pages under /console
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -102,6 +104,11 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
         resolved = store.resolve_incident_id(incident_id)
         incident = store.get_incident(resolved) if resolved else None
         if incident is None:
+            if (reason := store.ignored_reason(incident_id)) is not None:
+                # Final: triage had nothing to apply it to (a Cancel naming no known message). Not "accepted" forever.
+                return JSONResponse(status_code=200, content={
+                    "id": incident_id, "state": "ignored", "reason": reason, "message": f"ignored: {reason}",
+                    "timeline": [a.model_dump(mode="json") for a in store.timeline(incident_id)]})
             if store.is_accepted(incident_id):
                 # Accepted and safe in the outbox, but triage has not run yet: say so rather than 404.
                 return JSONResponse(status_code=202, content={"id": incident_id, "state": "accepted"})

@@ -3,13 +3,15 @@
 A stack of its own, because the samples' own ids make a second delivery of the same message a no-op by design.
 """
 
+import json
 import re
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.test_intake_http import CAP_DIR, SAMPLES
-from tests.fixtures.stack import Stack, wait_for
+from tests.fixtures.stack import Stack, cli, wait_for
 
 pytestmark = pytest.mark.skipif(not SAMPLES.exists(), reason="../shared/samples is not beside the project")
 
@@ -90,3 +92,30 @@ def test_zh_cap_shows_the_chinese_text(stack: Stack) -> None:
     incident_id = _post_cap(stack, (CAP_DIR / "tw-wra-reservoir-discharge-zh.cap").read_bytes())
     body = wait_for(lambda: stack.incident(incident_id), 30, 0.2, "triaged")
     assert re.search(r"[\u4e00-\u9fff]", body["incident"]["title"])
+
+
+def _status(stack: Stack, some_id: str) -> dict[str, Any] | None:
+    response = httpx.get(f"{stack.url}/v1/incidents/{some_id}", timeout=10)
+    return response.json() if response.status_code == 200 and response.json().get("state") == "ignored" else None
+
+
+def test_a_cancel_naming_no_known_message_has_a_final_status(stack: Stack) -> None:
+    # The real IPAWS Cancel, its reference pointed at a message this office never received (issue #12).
+    cancel = _cap_with("us-ipaws-cancel-no-info.xml", identifier="NEVER-SEEN-cancel",
+                       references="bbrundage@dps.state.nv.us,NEVER-SEEN,2019-04-18T12:02:32-06:00")
+    cancel_id = _post_cap(stack, cancel)
+    body = wait_for(lambda: _status(stack, cancel_id), 60, 0.2, "a final status, not 'accepted' forever")
+    assert body["message"] == "ignored: references no known message"
+    assert [a["kind"] for a in body["timeline"]] == ["ignored"]
+    printed = cli(stack.env, "timeline", cancel_id)  # was an AssertionError
+    assert printed.returncode == 0, printed.stderr
+    assert "reason=references no known message" in printed.stdout
+
+
+def test_a_resolved_alert_for_an_unknown_fingerprint_has_a_final_status(stack: Stack) -> None:
+    payload = json.loads((CAP_DIR.parent / "alertmanager" / "prom2teams-resolved-1-alert.json").read_text())
+    response = stack.post("/v1/intake/alertmanager", source="alertmanager", json=payload)
+    assert response.status_code == 202, response.text
+    resolved_id = response.json()["accepted"][0]["id"]
+    body = wait_for(lambda: _status(stack, resolved_id), 60, 0.2, "a final status for the resolve")
+    assert body["state"] == "ignored" and "no open" in body["reason"]

@@ -16,6 +16,7 @@ from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.schemas.adapters.cap import parse_cap
 from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
+from pingan.schemas.incident import IncidentReport
 from pingan.settings import Settings
 from pingan.store.message_keys import MessageKeys
 from pingan.store.recorded import incident_log
@@ -143,3 +144,27 @@ def test_an_update_of_an_outside_alert_still_activates_nothing(store: Store) -> 
     assert updates[0].outcome is TriageOutcome.updated
     assert "plan_activated" not in _respond(store, updates)
     assert store.ledger_for(incident_id) == []
+
+
+def _resident_text(store: Store) -> list[IncidentEvent]:
+    """A resident's report of the same kind of event, naming no place, as the SMS intake makes it."""
+    report = IncidentReport(source="hotline_sms", category="natural_disaster", subtype="meteorological",
+                            hazard="thunderstorm", grade="IV", title="雷暴，树倒了")
+    accepted = store.accept(report, TOPIC)
+    [row] = [r for r in store.unpublished() if r.event_id == accepted.event_id]
+    store.mark_published([row.event_id])
+    areas = load_district(Settings())
+    return triage_stage(store, RawEvent.model_validate_json(row.payload), WINDOW, None, areas).incident_events
+
+
+def test_a_report_never_joins_a_warning_for_another_place(store: Store) -> None:
+    deliver(store, chain_message(*A, inside=False))  # California's thunderstorm warning, open but not ours
+    [event] = _resident_text(store)
+    assert event.outcome is TriageOutcome.created
+    assert store.list_incidents().total == 2
+
+
+def test_a_report_still_joins_the_districts_warning(store: Store) -> None:
+    incident_id, _ = deliver(store, chain_message(*A, inside=True))
+    [event] = _resident_text(store)
+    assert event.outcome is TriageOutcome.correlated and event.incident.id == incident_id
