@@ -185,3 +185,63 @@ def approve_plan(open_store: Callable[[], Store], plans_dir: Path, plan_id: str,
                      "approved_by": approved.approved_by},
         )])
     return plan
+
+
+def add_note(store: Store, incident_id: str, actor: str, text: str) -> CommandResult:
+    """A person's note on an incident, in its log (the console's "add a note")."""
+    from pingan.store.engine import write_tx
+    from pingan.store.log import append_actions
+
+    incident = _incident(store, incident_id)
+    text = text.strip()
+    if not text:
+        raise CommandRefused("a note needs some text")
+    with write_tx(store.engine) as conn:
+        logged = append_actions(conn, [ActionDraft(incident_id=incident.id, at=utcnow(), actor=actor,
+                                                   kind=ActionKind.note, details={"text": text[:2000]})])
+    return CommandResult(incident, logged)
+
+
+def regrade_incident(store: Store, incident_id: str, grade: str, actor: str, reason: str, raw_topic: str
+                     ) -> CommandResult:
+    """A person changes the grade. It goes through intake as an update of the incident (the path a CAP Update takes),
+    so triage records the change and the response re-plans the new level, exactly as for any other grade change;
+    the `regraded` entry says who ordered it and why. The update is accepted first, under a key made from the
+    incident and the grade, so a retry after a crash changes the grade once."""
+    from pingan.schemas.incident import IncidentReport
+    from pingan.store.engine import write_tx
+    from pingan.store.log import append_actions
+
+    incident = _incident(store, incident_id)
+    if not reason.strip():
+        raise CommandRefused("a regrade needs a reason")
+    if incident.state.value == "closed":
+        raise CommandRefused(f"incident {incident.id} is closed")
+    if incident.grade.value == grade:
+        raise CommandRefused(f"incident {incident.id} is already grade {grade}")
+    fields = incident.model_dump(include=set(IncidentReport.model_fields) - {"attachments", "reporter"})
+    report = IncidentReport.model_validate({**fields, "grade": grade, "dedup_key": incident.dedup_key})
+    count = sum(1 for a in store.timeline(incident.id) if a.kind is ActionKind.regraded)
+    store.accept(IntakeItem(kind=RawKind.update, report=report, source_key=f"regrade:{incident.id}:{count}:{grade}"),
+                 raw_topic)
+    with write_tx(store.engine) as conn:
+        logged = append_actions(conn, [ActionDraft(
+            incident_id=incident.id, at=utcnow(), actor=actor, kind=ActionKind.regraded,
+            details={"from": incident.grade.value, "to": grade, "reason": reason.strip()[:2000]},
+            idempotency_key=f"regraded:{incident.id}:{count}:{grade}")])
+    return CommandResult(incident, logged)
+
+
+def hand_over_shift(store: Store, outgoing: str, incoming: str, note: str, open_incidents: list[str],
+                    shift: str) -> list[Action]:
+    """交接班: the outgoing duty officer hands the shift to the incoming one, with a note and the open incidents,
+    logged under incident id "shift:<shift>" (the local date of the handover)."""
+    from pingan.store.engine import write_tx
+    from pingan.store.log import append_actions
+
+    if not incoming or incoming == outgoing:
+        raise CommandRefused("hand the shift to another person")
+    with write_tx(store.engine) as conn:
+        return append_actions(conn, [ActionDraft(
+            incident_id=f"shift:{shift}", at=utcnow(), actor=outgoing, kind=ActionKind.shift_handover,
+            details={"to": incoming, "note": note.strip()[:4000], "open_incidents": open_incidents})])

@@ -31,6 +31,9 @@ class ActionKind(StrEnum):
     ignored = "ignored"  # an update or close that found nothing to apply to; incident_id is the id it was accepted with
     area_checked = "area_checked"  # the district check: inside or outside the district's areas, and what matched
     plan_approved = "plan_approved"  # incident_id is "plan:<id>" for entries about a plan, not an incident
+    regraded = "regraded"  # a person changed the grade (the update goes through triage: grade_changed follows)
+    note = "note"  # a person's note on an incident (the console's "add a note")
+    shift_handover = "shift_handover"  # 交接班: incident_id is "shift:<date>", the open incidents in the details
 
 
 class ActionDraft(Model):

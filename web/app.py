@@ -21,6 +21,7 @@ from pingan.settings import Settings
 from pingan.store.repository import Store
 from pingan.watchdog import Watchdog, raw_partitions
 from pingan.web.commands import commands_router
+from pingan.web.console import install_console
 from pingan.web.drills import drills_router
 from pingan.web.guards import load_tokens
 from pingan.web.intake import Intake, intake_router, start_cap_feeds
@@ -75,6 +76,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     api.include_router(reports_router(intake))  # before the generic /{verb} route of commands
     api.include_router(commands_router(intake))
     api.include_router(drills_router(intake))
+    install_console(api, intake)  # the duty console's pages under /console
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,130 @@
+"""Live boards: server-sent events from the command-chain log.
+
+Every log entry is written by some process (the worker, the API, the CLI) into the store, so the store is where the
+API process learns of them: one poller per process reads entries after the last seq it saw, every POLL_S, in a
+thread (a store read must never block the event loop), and fans each batch out to the connected boards through one
+asyncio queue per board. The poller runs only while a board is connected. A board that falls behind loses events
+(its queue is bounded) and is told to reload its rows, which is all an event makes it do anyway."""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pingan.store.console import LogEntry, entries_after, grades_of, latest_seq
+from pingan.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+KEEPALIVE_S = 15.0
+QUEUE_SIZE = 256
+ALERT_GRADES = frozenset({"I", "II"})
+
+
+@dataclass(eq=False)  # compared and hashed by identity: each connection is its own board
+class Board:
+    """One connected board: what it may see, and its queue."""
+
+    visible: Callable[[list[str]], bool]  # the incident's departments -> whether this person sees it
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+
+
+class Broadcaster:
+    def __init__(self, store: Store, departments: Callable[[list[str]], dict[str, list[str]]],
+                 poll_s: float = POLL_S) -> None:
+        """`departments`: the departments each incident's active plan level involves (read in a thread)."""
+        self.store = store
+        self.departments = departments
+        self.poll_s = poll_s
+        self.boards: set[Board] = set()
+        self.opened: set[str] = set()  # incidents someone has opened in the console: they alert no more
+        self._task: asyncio.Task[None] | None = None
+        self._seq: int | None = None
+
+    def subscribe(self, visible: Callable[[list[str]], bool]) -> Board:
+        board = Board(visible)
+        self.boards.add(board)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._poll())
+        return board
+
+    def unsubscribe(self, board: Board) -> None:
+        self.boards.discard(board)
+        if not self.boards and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _poll(self) -> None:
+        if self._seq is None:
+            self._seq = await asyncio.to_thread(latest_seq, self.store.engine)
+        while self.boards:
+            try:
+                entries = await asyncio.to_thread(entries_after, self.store.engine, self._seq)
+                if entries:
+                    self._seq = entries[-1].seq
+                    await self._fan_out(entries)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store was briefly away: keep polling, the boards reload when it is back
+                log.exception("console: reading new log entries failed")
+            await asyncio.sleep(self.poll_s)
+
+    async def _fan_out(self, entries: list[LogEntry]) -> None:
+        ids = sorted({e.incident_id for e in entries if e.incident_id.startswith("INC-")})
+        grades, involved = await asyncio.to_thread(self._read, ids) if ids else ({}, {})
+        shift = any(e.kind == "shift_handover" for e in entries)
+        for board in list(self.boards):
+            seen = [i for i in ids if board.visible(involved.get(i, []))]
+            if not seen and not shift:
+                continue
+            alert = [i for i in seen if _alerting(grades.get(i), i, self.opened)]
+            event = {"incidents": seen, "kinds": sorted({e.kind for e in entries if e.incident_id in seen}),
+                     "alert": alert, "seq": entries[-1].seq}
+            self._offer(board, event)
+
+    def _read(self, ids: list[str]) -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
+        return grades_of(self.store.engine, ids), self.departments(ids)
+
+    def _offer(self, board: Board, event: dict[str, Any]) -> None:
+        try:
+            board.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while True:
+                    board.queue.get_nowait()
+            board.queue.put_nowait({"incidents": [], "kinds": ["reload"], "alert": [], "seq": self._seq})
+
+    def alerting(self, incident_id: str, grade: str, state: str) -> bool:
+        return _alerting((grade, state), incident_id, self.opened)
+
+
+def _alerting(grade_state: tuple[str, str] | None, incident_id: str, opened: set[str]) -> bool:
+    """A grade I or II incident alerts until someone opens it (or acknowledges it, which needs opening too)."""
+    if grade_state is None:
+        return False
+    grade, state = grade_state
+    return grade in ALERT_GRADES and state == "open" and incident_id not in opened
+
+
+async def stream(broadcaster: Broadcaster, visible: Callable[[list[str]], bool],
+                 disconnected: Callable[[], Any]) -> AsyncIterator[str]:
+    """The text/event-stream of one board: a `hello`, then an `update` per batch, and a comment now and then so
+    proxies keep the connection open."""
+    board = broadcaster.subscribe(visible)
+    try:
+        yield "retry: 1000\nevent: hello\ndata: {}\n\n"
+        while True:
+            try:
+                event = await asyncio.wait_for(board.queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                if await disconnected():
+                    return
+                yield ": keepalive\n\n"
+                continue
+            yield f"event: update\ndata: {json.dumps(event)}\n\n"
+    finally:
+        broadcaster.unsubscribe(board)

@@ -1,0 +1,106 @@
+"""The board (值班台), its live event stream, one incident's page, sign-in and the language switch."""
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from pingan.handlers.access.permissions import Permission
+from pingan.schemas.taxonomy import Grade
+from pingan.web.auth import Principal
+from pingan.web.console import live
+from pingan.web.console.i18n import LANG_COOKIE, LANGS
+from pingan.web.console.render import PREFIX, check_csrf, current_person, page_for, require_permission, signed_in
+from pingan.web.console.views import board_rows, describe, incident_view, sees
+
+if TYPE_CHECKING:
+    from pingan.web.console import Console
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of the console itself: never an open redirect to another site."""
+    if target and target.startswith(PREFIX) and not target.startswith("//"):
+        return target
+    return f"{PREFIX}/"
+
+
+def pages_router(console: "Console") -> APIRouter:
+    router = APIRouter()
+    store, intake = console.intake.store, console.intake
+
+    def rows_for(person: Principal) -> list[dict[str, object]]:
+        rows = board_rows(store, intake.plans(), person)
+        return [{"row": r, "alert": console.live.alerting(r.id, r.grade, r.state)} for r in rows]
+
+    @router.get("/", response_class=HTMLResponse)
+    async def board(request: Request, person: Principal = Depends(signed_in)) -> Response:
+        require_permission(person, Permission.incidents_read)
+        rows = await asyncio.to_thread(rows_for, person)
+        return page_for(request, person, console.tz).render("board.html", rows=rows, grades=list(Grade))
+
+    @router.get("/board/rows", response_class=HTMLResponse)
+    async def board_fragment(request: Request, person: Principal = Depends(signed_in)) -> Response:
+        """The board's rows alone: what a live board fetches when an event says something changed."""
+        require_permission(person, Permission.incidents_read)
+        rows = await asyncio.to_thread(rows_for, person)
+        return page_for(request, person, console.tz).render("board_rows.html", rows=rows)
+
+    @router.get("/events")
+    async def events(request: Request, person: Principal = Depends(signed_in)) -> StreamingResponse:
+        require_permission(person, Permission.incidents_read)
+
+        def visible(departments: list[str]) -> bool:
+            return sees(person, departments)
+
+        return StreamingResponse(live.stream(console.live, visible, request.is_disconnected),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+    async def incident(incident_id: str, request: Request, person: Principal = Depends(signed_in)) -> Response:
+        require_permission(person, Permission.incidents_read)
+        page = page_for(request, person, console.tz)
+
+        def gather():  # type: ignore[no-untyped-def]
+            resolved = store.resolve_incident_id(incident_id)
+            found = store.get_incident(resolved) if resolved else None
+            if found is None:
+                return None
+            view = incident_view(store, intake.plans(), found, person, page.lang,
+                                 intake.settings.escalation_time_scale)
+            return view
+
+        view = await asyncio.to_thread(gather)
+        if view is None or not sees(person, list(view.level.departments) if view.level else []):
+            # The same answer for "no such incident" and "not yours": a liaison learns nothing of the others.
+            return page.render("not_found.html", status_code=404, incident_id=incident_id)
+        console.live.opened.add(view.incident.id)
+        return page.render("incident.html", v=view, describe=describe, grades=list(Grade),
+                           error=request.query_params.get("error"))
+
+    @router.get("/sign-in", response_class=HTMLResponse)
+    async def sign_in(request: Request, next: str | None = None, error: str | None = None) -> Response:
+        person = await current_person(request)
+        if person is not None and not error:
+            return RedirectResponse(_safe_next(next), status_code=303)
+        return page_for(request, None, console.tz).render("sign_in.html", next=_safe_next(next), error=error)
+
+    @router.get("/second-factor", response_class=HTMLResponse)
+    async def second_factor(request: Request, next: str | None = None, error: str | None = None,
+                            person: Principal = Depends(signed_in)) -> Response:
+        return page_for(request, person, console.tz).render("second_factor.html", next=_safe_next(next),
+                                                            error=error)
+
+    @router.post("/lang")
+    async def switch_language(request: Request, lang: str = Form(...), csrf: str = Form(""),
+                              next: str = Form(f"{PREFIX}/")) -> Response:
+        check_csrf(request, csrf)
+        if lang not in LANGS:
+            raise HTTPException(422, f"lang must be one of {', '.join(LANGS)}")
+        response = RedirectResponse(_safe_next(next), status_code=303)
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True, path="/")
+        return response
+
+    return router
+
