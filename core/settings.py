@@ -3,6 +3,7 @@
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import (
@@ -33,14 +34,26 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PINGAN_KAFKA_BOOTSTRAP_SERVERS"),
         description="Unset: `pingan up` starts the embedded tansu broker on 127.0.0.1 and a free port",
     )
-    topic_replication_factor: int = Field(
-        default=1, ge=1, le=10, description="Replicas of each topic Pingan creates; 3 on a production Kafka cluster"
+    broker_kind: Literal["auto", "tansu", "kafka"] = Field(
+        default="auto",
+        description="Which broker KAFKA_BOOTSTRAP_SERVERS is: auto asks it (streams/broker_profile.py); the "
+        "workarounds for the embedded tansu broker follow from it",
+    )
+    topic_replication_factor: int | None = Field(
+        default=None, ge=1, le=10,
+        description="Replicas of each topic Pingan creates; unset: 1 on tansu, min(3, brokers) on Apache Kafka",
     )
     topic_prefix: str = Field(default="", description="Prepended to every topic name (isolates stacks and tests)")
     app_id: str = Field(default="pingan", description="faust app id, also the consumer group")
-    consumer_fetch_wait_ms: int = Field(
-        default=20, ge=1, le=5000,
-        description="faust consumer fetch wait; 20 ms suits the embedded broker (see docs/architecture.md)",
+    consumer_fetch_wait_ms: int | None = Field(
+        default=None, ge=1, le=5000,
+        description="faust consumer fetch wait; unset: 20 ms on tansu (it never answers a fetch early), 500 ms on "
+        "Apache Kafka (see docs/architecture.md)",
+    )
+    takeover_republish: bool | None = Field(
+        default=None,
+        description="After every rebalance, re-publish the store's unfinished work of the partitions assigned "
+        "(streams/takeover.py); unset: on for tansu, off for Apache Kafka",
     )
     broker_session_timeout_s: float = Field(default=10.0, gt=0)
     broker_heartbeat_interval_s: float = Field(default=2.0, gt=0)
@@ -124,6 +137,23 @@ class Settings(BaseSettings):
         default=None, description="Also POST each checkpoint here (a witness outside this machine)")
     timezone: str = Field(default="Asia/Shanghai",
                           description="The district's time zone: the console shows every time in it")
+    # People and sign-in (issue 13): web/auth.py, store/identity.py, store/sessions.py.
+    session_idle_timeout_s: int = Field(
+        default=1800, ge=60, description="A console session unused this long ends (idle timeout); sign in again")
+    session_max_age_s: int = Field(default=43200, ge=300, description="A session ends this long after sign-in")
+    second_factor_window_s: int = Field(
+        default=900, ge=30, description="How long a passed second factor lets a session close and regrade")
+    one_time_code_ttl_s: int = Field(default=300, ge=30, le=3600, description="An SMS sign-in code is good this long")
+    sign_in_max_failures: int = Field(
+        default=5, ge=1, le=100, description="Wrong passwords or codes in a row before the account is locked")
+    sign_in_lock_s: int = Field(default=900, ge=1, description="How long a locked account stays locked")
+    sign_in_rate_per_minute: int = Field(
+        default=30, ge=1, description="Sign-in and code attempts per client address a minute; more gets 429")
+    metrics_token: str | None = Field(
+        default=None, description="Bearer token Prometheus scrapes the API's /metrics with; unset: generated into "
+        "<data dir>/intake-tokens.json as `metrics`")
+    public_docs: bool = Field(
+        default=False, description="true: /docs, /redoc and /openapi.json answer anyone; false: signed-in people only")
     log_level: str = "INFO"
 
     @property

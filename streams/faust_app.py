@@ -1,19 +1,23 @@
-"""The faust app factory, tuned for the embedded tansu broker (see /work/shared/broker-notes.md).
+"""The faust app factory, tuned per broker (streams/broker_profile.py says which; /work/shared/broker-notes.md
+has tansu's faults):
 
 - No exactly_once: tansu has no idempotent producer for aiokafka, and the worker would stop.
   Handlers are idempotent instead, with keys checked in the database.
 - Session 10 s / heartbeat 2 s: tansu's group joins take about half the session timeout.
-- A short consumer fetch wait: tansu does not answer a fetch early when data arrives, so latency is about
-  the fetch wait, and faust hard-codes 1500 ms. The app swaps in a consumer thread that applies
-  settings.consumer_fetch_wait_ms; other faust apps in the same process are unaffected.
+- A short consumer fetch wait on tansu: it does not answer a fetch early when data arrives, so latency is about
+  the fetch wait, and faust hard-codes 1500 ms. Apache Kafka answers as soon as data arrives: 500 ms there.
+  The app swaps in a consumer thread that applies settings.consumer_fetch_wait_ms; other faust apps in the same
+  process are unaffected.
+- Idempotent producers on Apache Kafka (the agents' sends), not on tansu.
 - Skipped offsets are read again (streams/gap_fill.py): tansu sometimes shows a consumer a record before the one
   in front of it, and faust would take the jump for a compaction gap and never deliver the skipped record.
 """
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import aiokafka
 import faust
@@ -21,6 +25,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TopicT, TransportT
 
 from pingan.settings import Settings
+from pingan.streams.broker_profile import TANSU_FETCH_WAIT_MS
 from pingan.streams.gap_fill import GapFiller
 from pingan.streams.topics import DEFAULT_PARTITIONS, TOPICS
 
@@ -56,8 +61,19 @@ class _FetchWaitConsumer(faust_aiokafka.Consumer):
             await super()._add_gap(tp, offset_from, offset_to)  # a real gap: let faust commit past it
 
 
+class _IdempotentProducer(faust_aiokafka.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        # faust turns idempotence on only inside its transactions (exactly_once); the agents' sends want it on
+        # Apache Kafka anyway: a send retried across a leader change then lands once. tansu's InitProducerId fails.
+        extra = dict(super()._settings_extra())
+        if getattr(self.app, "idempotent_producer", False):
+            extra.update(acks="all", enable_idempotence=True)
+        return extra
+
+
 class _FetchWaitTransport(faust_aiokafka.Transport):
     Consumer = _FetchWaitConsumer
+    Producer = _IdempotentProducer
 
 
 class PinganApp(faust.App):
@@ -65,9 +81,10 @@ class PinganApp(faust.App):
 
     consumer_fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS
     gap_filler: GapFiller | None = None
+    idempotent_producer: bool = False
 
     def _new_transport(self) -> TransportT:
-        # Only the consumer side fetches; the producer transport stays faust's own.
+        # The agents' producer is made by this transport too (App._new_producer), so both sides are ours.
         return cast(TransportT, _FetchWaitTransport(self.conf.broker_consumer, self))
 
 
@@ -91,12 +108,14 @@ def create_app(settings: Settings) -> PinganApp:
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         topic_partitions=DEFAULT_PARTITIONS,
-        topic_replication_factor=settings.topic_replication_factor,
+        # Unset only when the settings were not resolved against the broker (streams/broker_profile.py): tansu's.
+        topic_replication_factor=settings.topic_replication_factor or 1,
         processing_guarantee="at_least_once",
         producer_acks=-1,  # costs nothing on one broker, and is right on a real cluster
         consumer_auto_offset_reset="earliest",
     )
-    app.consumer_fetch_wait_ms = settings.consumer_fetch_wait_ms
+    app.consumer_fetch_wait_ms = settings.consumer_fetch_wait_ms or TANSU_FETCH_WAIT_MS
+    app.idempotent_producer = settings.broker_kind == "kafka"
     app.gap_filler = GapFiller(bootstrap_servers(settings))
     return app
 

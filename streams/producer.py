@@ -5,16 +5,23 @@ from collections.abc import Iterable
 
 from kafka import KafkaProducer
 
+from pingan.streams.broker_profile import broker_kind
+
 log = logging.getLogger(__name__)
 
 
-def make_producer(bootstrap: str) -> KafkaProducer:
+def make_producer(bootstrap: str, idempotent: bool | None = None) -> KafkaProducer:
+    """acks=all always; idempotence (no duplicate from a retried send) on Apache Kafka only, unless told.
+
+    tansu cannot recover an idempotent producer after a broker restart (UnknownProducerId, then UnknownError
+    forever). On Kafka it costs nothing measurable, and a send retried across a leader change (tests/kafka) lands
+    once; the consumers are idempotent through the store either way, so it saves work, not correctness."""
+    if idempotent is None:
+        idempotent = broker_kind(bootstrap) == "kafka"
     return KafkaProducer(
         bootstrap_servers=bootstrap.split(","),
         acks="all",
-        # tansu cannot recover an idempotent producer after a broker restart (UnknownProducerId, then
-        # UnknownError forever); the consumers are idempotent through the store, so nothing needs it.
-        enable_idempotence=False,
+        enable_idempotence=idempotent,
         linger_ms=2,
         retries=5,
         max_block_ms=10_000,

@@ -60,7 +60,7 @@ def topic_requests(settings: Settings, partitions: int | None = None) -> dict[st
     return {
         settings.topic(t.name): {
             "num_partitions": partitions or t.partitions,
-            "replication_factor": settings.topic_replication_factor,
+            "replication_factor": settings.topic_replication_factor or 1,
             "configs": {"retention.ms": str(t.retention_ms)},
         }
         for t in TOPICS
@@ -74,6 +74,10 @@ def ensure_topics(
 
     Connection errors are retried until timeout_s, so this can run right after the broker was spawned.
     """
+    if settings.topic_replication_factor is None:  # unset: the broker's kind decides (1 on tansu, 3 on a cluster)
+        from pingan.streams.broker_profile import resolved
+
+        settings = resolved(settings, timeout_s)[0]
     requests = topic_requests(settings, partitions)
     deadline = time.monotonic() + timeout_s
     while True:

@@ -8,6 +8,7 @@ from pingan import metrics
 from pingan.bootstrap import Services, bootstrap
 from pingan.log_witness import LogWitness
 from pingan.settings import Settings
+from pingan.streams.broker_profile import resolved
 from pingan.streams.plan_reload import PlanWatcher
 from pingan.streams.producer import make_producer
 from pingan.streams.recovery import resume
@@ -39,6 +40,12 @@ def run_worker(settings: Settings | None = None) -> None:
     from pingan.streams.pipeline import build_pipeline  # faust wiring is only needed here
 
     services = bootstrap(settings)
+    if not services.settings.kafka_bootstrap_servers:
+        raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set (use `pingan up` for the embedded broker)")
+    # Which broker, and what follows from it (streams/broker_profile.py): replication, fetch wait, idempotence and
+    # which tansu workarounds run. Said once in the log so an operator sees what was chosen.
+    services.settings, profile = resolved(services.settings)
+    log.info("%s", profile.describe())
     metrics.serve_worker(services.settings.metrics_port, services.settings.http_host,
                          services.settings.kafka_bootstrap_servers or "")
     relay = prepare(services)
