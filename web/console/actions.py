@@ -42,7 +42,7 @@ def actions_router(console: "Console") -> APIRouter:
                   to: str = Form(""), role: str = Form("commander"), task: str = Form(""), grade: str = Form(""),
                   text: str = Form(""), confirm: str = Form(""),
                   person: Principal = Depends(signed_in)) -> Response:
-        check_csrf(request, csrf)
+        check_csrf(request, csrf, person)
         if verb not in VERBS:
             raise HTTPException(404, f"unknown command {verb!r}")
         permission, command = VERBS[verb]

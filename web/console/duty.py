@@ -86,7 +86,7 @@ def duty_router(console: "Console") -> APIRouter:
     @router.post("/shift")
     async def hand_over(request: Request, csrf: str = Form(""), to: str = Form(""), note: str = Form(""),
                         person: Principal = Depends(signed_in)) -> Response:
-        check_csrf(request, csrf)
+        check_csrf(request, csrf, person)
         require_permission(person, Permission.shift_handover)
 
         def run() -> str | None:

@@ -80,7 +80,7 @@ def library_router(console: "Console") -> APIRouter:
     @router.post("/drills")
     async def start_drill(request: Request, csrf: str = Form(""), scenario: str = Form(""), live: str = Form(""),
                           person: Principal = Depends(signed_in)) -> Response:
-        check_csrf(request, csrf)
+        check_csrf(request, csrf, person)
         require_permission(person, Permission.drills_start)
         if live == "yes":
             require_permission(person, Permission.drills_live)
@@ -90,7 +90,7 @@ def library_router(console: "Console") -> APIRouter:
     @router.post("/drills/{run_id}/end")
     async def end_drill(run_id: str, request: Request, csrf: str = Form(""),
                         person: Principal = Depends(signed_in)) -> Response:
-        check_csrf(request, csrf)
+        check_csrf(request, csrf, person)
         require_permission(person, Permission.drills_start)
         await asyncio.to_thread(runner.end, run_id)
         return RedirectResponse(f"{PREFIX}/drills", status_code=303)

@@ -61,6 +61,7 @@ class Broadcaster:
     async def _poll(self) -> None:
         if self._seq is None:
             self._seq = await asyncio.to_thread(latest_seq, self.store.engine)
+            await asyncio.to_thread(self.departments, [])  # loads the plan set now, not when the first news comes
         while self.boards:
             try:
                 entries = await asyncio.to_thread(entries_after, self.store.engine, self._seq)

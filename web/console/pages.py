@@ -1,6 +1,7 @@
 """The board (值班台), its live event stream, one incident's page, sign-in and the language switch."""
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -16,6 +17,16 @@ from pingan.web.console.views import board_rows, describe, incident_view, sees
 
 if TYPE_CHECKING:
     from pingan.web.console import Console
+
+
+AUTH_ERRORS = ("credentials", "locked", "csrf", "rate", "code", "sms", "missing")
+
+
+def _auth_error(code: str | None) -> str | None:
+    """/auth/* redirects back with ?error=<code>: shown in the person's language."""
+    if not code:
+        return None
+    return f"console.auth_{code}" if code in AUTH_ERRORS else "console.auth_failed"
 
 
 def _safe_next(target: str | None) -> str:
@@ -84,20 +95,29 @@ def pages_router(console: "Console") -> APIRouter:
         person = await current_person(request)
         if person is not None and not error:
             return RedirectResponse(_safe_next(next), status_code=303)
-        return page_for(request, None, console.tz).render("sign_in.html", next=_safe_next(next), error=error)
+        return page_for(request, None, console.tz).render("sign_in.html", next=_safe_next(next),
+                                                          error=_auth_error(error))
 
     @router.get("/second-factor", response_class=HTMLResponse)
     async def second_factor(request: Request, next: str | None = None, error: str | None = None,
-                            person: Principal = Depends(signed_in)) -> Response:
+                            sent: str | None = None, person: Principal = Depends(signed_in)) -> Response:
         return page_for(request, person, console.tz).render("second_factor.html", next=_safe_next(next),
-                                                            error=error)
+                                                            error=_auth_error(error), sent=bool(sent))
 
     @router.post("/lang")
     async def switch_language(request: Request, lang: str = Form(...), csrf: str = Form(""),
                               next: str = Form(f"{PREFIX}/")) -> Response:
-        check_csrf(request, csrf)
+        """The language switch, signed in or not: a cookie for this browser, and the person's own setting (kept by
+        the identity store) so that their other devices follow."""
+        person = await current_person(request)
+        check_csrf(request, csrf, person)
         if lang not in LANGS:
             raise HTTPException(422, f"lang must be one of {', '.join(LANGS)}")
+        identity = getattr(getattr(request.app.state, "auth", None), "identity", None)
+        if person is not None and identity is not None and hasattr(identity, "set_lang"):
+            # No account behind this person (a test's stand-in) raises ValueError: the cookie still works.
+            with contextlib.suppress(ValueError):
+                await asyncio.to_thread(identity.set_lang, person.person_id, lang, person.person_id)
         response = RedirectResponse(_safe_next(next), status_code=303)
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True, path="/")
         return response

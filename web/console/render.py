@@ -124,10 +124,10 @@ def page_for(request: Request, person: Principal | None, tz: ZoneInfo) -> Page:
     return Page(request, person, language(request, person), tz, token or secrets.token_urlsafe(24), fresh)
 
 
-def check_csrf(request: Request, form_token: str | None) -> None:
-    """403 unless the form's token matches the cookie's (both present)."""
-    cookie = request.cookies.get(CSRF_COOKIE) or ""
-    if not cookie or not form_token or not hmac.compare_digest(cookie, form_token):
+def check_csrf(request: Request, form_token: str | None, person: Principal | None = None) -> None:
+    """403 unless the form's token matches the cookie's, or the session's own token (web.auth's contract)."""
+    expected = [t for t in (request.cookies.get(CSRF_COOKIE), getattr(person, "csrf", None)) if t]
+    if not form_token or not any(hmac.compare_digest(t, form_token) for t in expected):
         raise HTTPException(403, "the form is stale or came from another site; reload the page")
 
 
