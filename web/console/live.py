@@ -4,12 +4,17 @@ Every log entry is written by some process (the worker, the API, the CLI) into t
 API process learns of them: one poller per process reads entries after the last seq it saw, every POLL_S, in a
 thread (a store read must never block the event loop), and fans each batch out to the connected boards through one
 asyncio queue per board. The poller runs only while a board is connected. A board that falls behind loses events
-(its queue is bounded) and is told to reload its rows, which is all an event makes it do anyway."""
+(its queue is bounded) and is told to reload its rows, which is all an event makes it do anyway.
+
+An event stream never ends by itself, and uvicorn waits for open responses before it exits; so the broadcaster
+chains itself in front of the server's SIGTERM/SIGINT handler and ends every stream at once when asked to stop
+(browsers reconnect to the next process by themselves)."""
 
 import asyncio
 import contextlib
 import json
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +28,7 @@ POLL_S = 0.2
 KEEPALIVE_S = 15.0
 QUEUE_SIZE = 256
 ALERT_GRADES = frozenset({"I", "II"})
+CLOSE: dict[str, Any] = {"close": True}  # put in every queue when the process stops: the stream ends
 
 
 @dataclass(eq=False)  # compared and hashed by identity: each connection is its own board
@@ -44,13 +50,46 @@ class Broadcaster:
         self.opened: set[str] = set()  # incidents someone has opened in the console: they alert no more
         self._task: asyncio.Task[None] | None = None
         self._seq: int | None = None
+        self.closing = False
+        self._hooked = False
 
     def subscribe(self, visible: Callable[[list[str]], bool]) -> Board:
         board = Board(visible)
+        if self.closing:
+            board.queue.put_nowait(CLOSE)
+            return board
+        self._hook_signals()
         self.boards.add(board)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._poll())
         return board
+
+    def close_all(self) -> None:
+        """End every open stream (the process is stopping)."""
+        self.closing = True
+        for board in list(self.boards):
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while board.queue.full():  # the news it has not read yet no longer matters
+                    board.queue.get_nowait()
+            board.queue.put_nowait(CLOSE)
+
+    def _hook_signals(self) -> None:
+        if self._hooked:
+            return
+        self._hooked = True
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous = signal.getsignal(sig)
+
+                def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+                    loop.call_soon_threadsafe(self.close_all)
+                    if callable(previous):
+                        previous(signum, frame)
+
+                signal.signal(sig, handler)
+            except ValueError:  # not the main thread (a test client's portal): nobody to wait for anyway
+                return
 
     def unsubscribe(self, board: Board) -> None:
         self.boards.discard(board)
@@ -94,6 +133,8 @@ class Broadcaster:
         try:
             board.queue.put_nowait(event)
         except asyncio.QueueFull:
+            if self.closing:
+                return
             with contextlib.suppress(asyncio.QueueEmpty):
                 while True:
                     board.queue.get_nowait()
@@ -126,6 +167,8 @@ async def stream(broadcaster: Broadcaster, visible: Callable[[list[str]], bool],
                     return
                 yield ": keepalive\n\n"
                 continue
+            if event is CLOSE:
+                return
             yield f"event: update\ndata: {json.dumps(event)}\n\n"
     finally:
         broadcaster.unsubscribe(board)
