@@ -84,7 +84,7 @@ def test_board_sorts_by_grade_then_age_with_plan_and_countdown(console: Console)
     html = page.text
     assert html.index(high) < html.index(low)
     assert 'class="grade-II alerting"' in html  # a grade II nobody has opened yet alerts
-    assert "building-fire" in html and "data-due=" in html
+    assert "title=\"building-fire\"" in html and "data-due=" in html
     assert "/console/events" in html and "http://" not in html.split("<main>")[0]
 
 

@@ -40,22 +40,26 @@ def pages_router(console: "Console") -> APIRouter:
     router = APIRouter()
     store, intake = console.intake.store, console.intake
 
-    def rows_for(person: Principal) -> list[dict[str, object]]:
-        rows = board_rows(store, intake.plans(), person)
-        return [{"row": r, "alert": console.live.alerting(r.id, r.grade, r.state)} for r in rows]
+    def rows_for(person: Principal, lang: str) -> list[dict[str, object]]:
+        plans = intake.plans()
+        titles = {plan.id: plan.title.pick(lang) for plan in plans.plans}
+        return [{"row": r, "alert": console.live.alerting(r.id, r.grade, r.state),
+                 "plan": titles.get(r.plan_id or "", r.plan_id)} for r in board_rows(store, plans, person)]
 
     @router.get("/", response_class=HTMLResponse)
     async def board(request: Request, person: Principal = Depends(signed_in)) -> Response:
         require_permission(person, Permission.incidents_read)
-        rows = await asyncio.to_thread(rows_for, person)
-        return page_for(request, person, console.tz).render("board.html", rows=rows, grades=list(Grade))
+        page = page_for(request, person, console.tz)
+        rows = await asyncio.to_thread(rows_for, person, page.lang)
+        return page.render("board.html", rows=rows, grades=list(Grade))
 
     @router.get("/board/rows", response_class=HTMLResponse)
     async def board_fragment(request: Request, person: Principal = Depends(signed_in)) -> Response:
         """The board's rows alone: what a live board fetches when an event says something changed."""
         require_permission(person, Permission.incidents_read)
-        rows = await asyncio.to_thread(rows_for, person)
-        return page_for(request, person, console.tz).render("board_rows.html", rows=rows)
+        page = page_for(request, person, console.tz)
+        rows = await asyncio.to_thread(rows_for, person, page.lang)
+        return page.render("board_rows.html", rows=rows)
 
     @router.get("/events")
     async def events(request: Request, person: Principal = Depends(signed_in)) -> StreamingResponse:
