@@ -77,7 +77,8 @@ def ensure_topics(
     if settings.topic_replication_factor is None:  # unset: the broker's kind decides (1 on tansu, 3 on a cluster)
         from pingan.streams.broker_profile import resolved
 
-        settings = resolved(settings, timeout_s)[0]
+        # The broker at `bootstrap`: `pingan up` passes the embedded broker's address, which settings do not hold.
+        settings = resolved(settings.model_copy(update={"kafka_bootstrap_servers": bootstrap}), timeout_s)[0]
     requests = topic_requests(settings, partitions)
     deadline = time.monotonic() + timeout_s
     while True:
