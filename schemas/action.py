@@ -32,6 +32,20 @@ class ActionKind(StrEnum):
     area_checked = "area_checked"  # the district check: inside or outside the district's areas, and what matched
     plan_approved = "plan_approved"  # incident_id is "plan:<id>" for entries about a plan, not an incident
     regraded = "regraded"  # a person changed the grade (the update goes through triage: grade_changed follows)
+    # People and credentials (issue 13): incident_id is "user:<person id>" for these entries.
+    user_added = "user_added"
+    user_changed = "user_changed"  # roles, departments or language
+    password_changed = "password_changed"
+    user_disabled = "user_disabled"
+    token_created = "token_created"
+    token_revoked = "token_revoked"
+    signed_in = "signed_in"
+    signed_out = "signed_out"
+    sign_in_failed = "sign_in_failed"  # a wrong password, or a person without an account
+    second_factor_sent = "second_factor_sent"
+    second_factor_passed = "second_factor_passed"
+    second_factor_failed = "second_factor_failed"  # a wrong, used or expired code
+    account_locked = "account_locked"  # too many failures in a row: no sign-in until the lock ends
     note = "note"  # a person's note on an incident (the console's "add a note")
     shift_handover = "shift_handover"  # 交接班: incident_id is "shift:<date>", the open incidents in the details
 

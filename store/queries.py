@@ -1,6 +1,7 @@
 """Reading incidents and the log for people: the API, the CLI and the console."""
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,8 +64,13 @@ class IncidentQueries:
 
     def list_incidents(self, *, status: str | None = None, category: str | None = None,
                        source: str | None = None, since: datetime | None = None, limit: int = 50,
-                       offset: int = 0) -> IncidentPage:
+                       offset: int = 0, only: Collection[str] | None = None) -> IncidentPage:
+        """Newest first; `only` limits the page to those ids (a department liaison's incidents)."""
+        if only is not None and not only:
+            return IncidentPage([], 0)
         conditions = []
+        if only is not None:
+            conditions.append(incidents.c.id.in_(sorted(only)))
         if status:
             conditions.append(incidents.c.status == status)
         if category:

@@ -49,7 +49,7 @@ class IncidentLog:
 def incident_log(store: Store, some_id: str) -> IncidentLog | None:
     """The log of the incident `some_id` names (its own id or one a report was given), of a plan (`plan:<id>`: its
     approvals live in the same chain), or of nothing yet for a report still waiting for triage; None when unknown."""
-    if some_id.startswith("plan:"):
+    if some_id.startswith(("plan:", "user:")):  # a plan's approvals, a person's account and sign-ins (issue 13)
         return IncidentLog(None, store.timeline(some_id))
     resolved = store.resolve_incident_id(some_id)
     if resolved is None:

@@ -221,3 +221,63 @@ message_keys = Table(
     Column("incident_id", String(64), nullable=False, index=True),
     Column("at", UtcDateTime, nullable=False),
 )
+
+# People's accounts (issue 13; store/identity.py). A person of plans/directory/people.yaml, an argon2 password hash,
+# roles (JSON list), a liaison's departments (JSON list), and the lockout counters.
+users = Table(
+    "users",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("roles", Text, nullable=False),
+    Column("departments", Text, nullable=False),
+    Column("disabled", Integer, nullable=False, default=0),
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("lang", String(4), nullable=False, default="zh"),
+    Column("totp_secret", String(64), nullable=True),  # unused while the second factor is SMS
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Server-side sessions (store/sessions.py): only a hash of the session id, which lives in the person's cookie.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("person_id", String(64), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("idle_timeout_s", Integer, nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("second_factor_at", UtcDateTime, nullable=True),
+)
+
+# Personal API tokens (shown once, kept hashed); roles are a subset of the person's.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("person_id", String(64), nullable=False, index=True),
+    Column("roles", Text, nullable=False),
+    Column("label", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("last_used_at", UtcDateTime, nullable=True),
+)
+
+# One-time codes of the second factor, sent by SMS to the person's own number; kept salted and hashed.
+one_time_codes = Table(
+    "one_time_codes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("person_id", String(64), nullable=False, index=True),
+    Column("session_hash", String(64), nullable=False, index=True),
+    Column("salt", String(32), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+)
