@@ -11,6 +11,7 @@ from pingan.cli import reports, response, runtime
 from pingan.cli.drill import drill_app
 from pingan.cli.intake import intake_app
 from pingan.cli.plans import plans_app
+from pingan.cli.users import tokens_app, users_app
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Source, Subtype
 
 app = typer.Typer(help="Pingan (平安): event-driven emergency response and alerting.", no_args_is_help=True,
@@ -22,6 +23,8 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(intake_app, name="intake")
 app.add_typer(plans_app, name="plans")
 app.add_typer(drill_app, name="drill")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 
 @app.command()
@@ -56,7 +59,7 @@ def api(
     runtime.configure_logging()
     services = bootstrap(runtime.settings(), with_plans=False)
     settings = services.settings
-    uvicorn.run(create_api(settings, services.store), host=host or settings.http_host,
+    uvicorn.run(create_api(settings, services.store, channels=services.channels), host=host or settings.http_host,
                 port=port or settings.http_port, log_level="warning")
 
 

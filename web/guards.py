@@ -16,6 +16,7 @@ from pingan.settings import Settings
 
 log = logging.getLogger("pingan.intake")
 BEARER_SOURCES = ("api", "alertmanager", "cap")
+METRICS = "metrics"  # the scraper's token for the API's /metrics: it reaches nothing else
 TOKEN_FILE = "intake-tokens.json"
 
 
@@ -28,7 +29,9 @@ def load_tokens(settings: Settings) -> dict[str, str]:
             if not token.strip():
                 raise ValueError(f"PINGAN_INTAKE_TOKENS: {pair!r} is not source=token")
             tokens[source.strip()] = token.strip()
-    missing = [s for s in BEARER_SOURCES if s not in tokens]
+    if settings.metrics_token:
+        tokens[METRICS] = settings.metrics_token
+    missing = [s for s in (*BEARER_SOURCES, METRICS) if s not in tokens]
     if missing:
         path = settings.data_dir / TOKEN_FILE
         stored = _read_token_file(path)
@@ -64,6 +67,15 @@ def check_bearer(request: Request, source: str, tokens: dict[str, str]) -> None:
                     request.client.host if request.client else "?")
         metrics.intake(source, "unauthorized")
         raise HTTPException(401, f"{source}: missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def check_metrics_token(request: Request, tokens: dict[str, str]) -> None:
+    """/metrics is for the scraper: its own bearer token (PINGAN_METRICS_TOKEN, or `metrics` in the token file)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = tokens.get(METRICS)
+    if scheme.lower() != "bearer" or not given or expected is None or not secrets.compare_digest(given, expected):
+        raise HTTPException(401, "metrics: missing or wrong bearer token (PINGAN_METRICS_TOKEN)",
+                            headers={"WWW-Authenticate": "Bearer"})
 
 
 @dataclass

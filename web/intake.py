@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -24,6 +24,9 @@ from pingan.streams.cap_feed import CapFeedPoller
 from pingan.streams.plan_reload import fingerprint
 from pingan.web.group_commit import GroupCommitter
 from pingan.web.guards import RateLimiter, check_bearer, read_body
+
+if TYPE_CHECKING:
+    from pingan.web.auth import Principal
 
 log = logging.getLogger("pingan.intake")
 
@@ -83,10 +86,27 @@ class Intake:
         log.info("intake %s: accepted %d (%d duplicate)", source, len(accepted), sum(a.duplicate for a in accepted))
         return accepted
 
-    async def guarded_body(self, request: Request, source: str) -> bytes:
-        check_bearer(request, source, self.tokens)
+    async def guarded_body(self, request: Request, source: str, checked: bool = False) -> bytes:
+        """The body once the caller is known (`checked`: a person already authenticated) and within the limits."""
+        if not checked:
+            check_bearer(request, source, self.tokens)
         self.limiter.check(source)
         return await read_body(request, source, self.settings.intake_max_body_bytes)
+
+
+async def _reporting_person(request: Request, intake: Intake) -> "Principal | None":
+    """A person filing a report (incidents.report) with a personal token or a session, instead of the `api` intake
+    token; None when the caller brings an intake token (or nothing: check_bearer answers that)."""
+    from pingan.handlers.access.identity import SESSION_COOKIE, TOKEN_PREFIX
+    from pingan.handlers.access.permissions import Permission
+    from pingan.web.auth import require
+
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    personal = given.strip().startswith(TOKEN_PREFIX) if scheme.lower() == "bearer" else \
+        bool(request.cookies.get(SESSION_COOKIE)) and not given
+    if not personal:
+        return None
+    return await require(Permission.incidents_report)(request)
 
 
 def start_cap_feeds(intake: Intake, config: IntakeConfig) -> list[CapFeedPoller]:
@@ -125,7 +145,8 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
     async def post_incident(request: Request, kind: Literal["report", "update", "close"] = "report"
                             ) -> AcceptedOut | JSONResponse:
         """kind=update changes the open incident with the report's dedup_key (grade, title…); kind=close closes it."""
-        body = await intake.guarded_body(request, "api")
+        reporter = await _reporting_person(request, intake)
+        body = await intake.guarded_body(request, "api", checked=reporter is not None)
         try:
             report = IncidentReport.model_validate_json(body)
         except ValidationError as exc:
@@ -138,6 +159,8 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
                                                           "field": error.field, "errors": errors})
         if report.source.value not in ("api", "cli", "drill"):
             report = report.model_copy(update={"source": "api"})  # only the adapters may claim other sources
+        if reporter is not None:  # a person filed it: the report says who, whatever its labels claimed
+            report = report.model_copy(update={"labels": {**report.labels, "reported_by": reporter.person_id}})
         return accepted_out((await intake.commit("api", [IntakeItem(kind=RawKind(kind), report=report)]))[0])
 
     @router.post("/v1/intake/alertmanager", status_code=202, response_model=BatchAcceptedOut)

@@ -209,7 +209,7 @@ def test_store_collector_survives_a_dead_store(tmp_path: Path) -> None:
 def test_api_serves_metrics_and_counts_refusals(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'pingan.db'}")
     client = TestClient(create_api(Settings(data_dir=tmp_path), store, tokens={"api": "t", "alertmanager": "a",
-                                                                                "cap": "c"}))
+                                                                                "cap": "c", "metrics": "m"}))
     unauthorized = value("pingan_intake_requests_total", source="api", outcome="unauthorized")
     rejected = value("pingan_intake_requests_total", source="api", outcome="rejected")
     accepted = value("pingan_intake_requests_total", source="api", outcome="accepted")
@@ -217,7 +217,9 @@ def test_api_serves_metrics_and_counts_refusals(tmp_path: Path) -> None:
     assert client.post("/v1/incidents", json={**REPORT, "grade": "V"}, headers={"Authorization": "Bearer t"}) \
         .status_code == 422
     assert client.post("/v1/incidents", json=REPORT, headers={"Authorization": "Bearer t"}).status_code == 202
-    body = client.get("/metrics")
+    assert client.get("/metrics").status_code == 401  # the scraper's token only
+    assert client.get("/metrics", headers={"Authorization": "Bearer t"}).status_code == 401
+    body = client.get("/metrics", headers={"Authorization": "Bearer m"})
     assert body.status_code == 200 and body.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(body.text)}
     expected = {"pingan_intake_requests", "pingan_open_incidents", "pingan_consumer_lag", "pingan_store_up"}
