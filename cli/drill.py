@@ -26,9 +26,8 @@ drill_app = typer.Typer(help="Drills (演练): scripted incidents replayed throu
                         no_args_is_help=True)
 
 
-def _tokens(token: str | None) -> dict[str, str]:
-    """Bearer tokens of sources api and cap: PINGAN_INTAKE_TOKENS, then <data dir>/intake-tokens.json; --token
-    overrides api (and stands in for cap when no cap token is known)."""
+def _tokens() -> dict[str, str]:
+    """Intake tokens of sources api and cap (the injects): PINGAN_INTAKE_TOKENS, then <data dir>/intake-tokens.json."""
     tokens: dict[str, str] = {}
     path = Path(os.environ.get("PINGAN_DATA_DIR") or "var") / "intake-tokens.json"
     with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -37,11 +36,8 @@ def _tokens(token: str | None) -> dict[str, str]:
         source, _, value = part.partition("=")
         if value.strip():
             tokens[source.strip()] = value.strip()
-    if token:
-        tokens["api"] = token
     if "api" not in tokens:
-        raise typer.BadParameter(f"no api token: pass --token, set PINGAN_INTAKE_TOKENS or start the stack so "
-                                 f"{path} exists")
+        raise typer.BadParameter(f"no api intake token: set PINGAN_INTAKE_TOKENS or start the stack so {path} exists")
     return tokens
 
 
@@ -55,8 +51,9 @@ def run(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the scores as JSON here")] = None,
     url: Annotated[str | None, typer.Option(help="The stack's URL; default http://127.0.0.1:$PINGAN_HTTP_PORT")]
     = None,
-    token: Annotated[str | None, typer.Option(help="Bearer token of source api; default from the data dir")]
-    = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="PINGAN_TOKEN", help="A drill coordinator's personal API token (pingan tokens create --person P "
+        "--role drill_coordinator); it registers the run and plays the responders")] = None,
     lang: Annotated[str, typer.Option(help="Report language: zh or en")] = "zh",
     live_participants: Annotated[bool, typer.Option(
         "--live-participants", help="Really message the scenario's listed participants (no one else: the notifier "
@@ -83,8 +80,11 @@ def run(
     elif abs(float(scale) - speed) > 1e-9:
         typer.echo(f"warning: PINGAN_ESCALATION_TIME_SCALE={scale} here but --speed {speed:g}: plan minutes will not "
                    f"match", err=True)
-    drill = DrillRun(scenario, scenario_path.parent, base, _tokens(token), speed, echo=typer.echo,
-                     live=live_participants)
+    if not token:
+        raise typer.BadParameter("a drill needs a drill coordinator's personal token: pingan tokens create --person P "
+                                 "--role drill_coordinator, then --token or PINGAN_TOKEN", param_hint="--token")
+    drill = DrillRun(scenario, scenario_path.parent, base, _tokens(), speed, echo=typer.echo,
+                     live=live_participants, person_token=token)
     typer.echo(f"drill {drill.run_id}: {scenario.title} — {len(scenario.injects)} injects over "
                f"{scenario.duration_min:g} plan minutes ≈ {drill.real(scenario.duration_min):.0f} s at x{speed:g}")
     try:

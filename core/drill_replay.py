@@ -88,6 +88,26 @@ class PrivateStack:
     def tokens(self) -> dict[str, str]:
         return json.loads((self.data / "intake-tokens.json").read_text())
 
+    def coordinator_token(self, plans: Path) -> str:
+        """A drill coordinator's personal token in the private stack's own database (it plays the recorded people's
+        commands): an account for the directory's first person, with a random password nobody needs."""
+        import secrets
+
+        from pingan.handlers.plans.load import load_plans
+        from pingan.store.identity import IdentityStore
+
+        directory = load_plans(plans).directory
+        if not directory.people:
+            raise RuntimeError(f"{plans}: the directory has no people to run the replay as")
+        person = sorted(directory.people)[0]
+        private = Store(f"sqlite:///{(self.data / 'pingan.db').resolve()}")
+        try:
+            identity = IdentityStore(private.engine)
+            identity.add_user(directory, person, ["drill_coordinator"], secrets.token_urlsafe(24), "system:replay")
+            return identity.create_token(person, ["drill_coordinator"], "system:replay", "drill replay")[1]
+        finally:
+            private.close()
+
 
 def replay(store: Store, incident_id: str, plans: Path, speed: float, recorded_speed: float,
            watch_min: float | None, keep: Path | None, echo: Callable[[str], Any] = print) -> dict[str, Any]:
@@ -108,7 +128,8 @@ def replay(store: Store, incident_id: str, plans: Path, speed: float, recorded_s
         workdir = keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         with PrivateStack(plans, speed, workdir) as stack:
-            drill = DrillRun(scenario, plans, stack.url, stack.tokens, speed)
+            drill = DrillRun(scenario, plans, stack.url, stack.tokens, speed,
+                             person_token=stack.coordinator_token(plans))
             drill.run()
             first = drill.tracked.get(scenario.injects[0].id)
             body = drill.incident(first.incident_id) if first and first.incident_id else None

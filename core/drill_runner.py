@@ -71,9 +71,15 @@ class Tracked:
 
 class DrillRun:
     def __init__(self, scenario: Scenario, base: Path, url: str, tokens: dict[str, str], speed: float,
-                 echo: Callable[..., Any] = _silent, live: bool = False) -> None:
+                 echo: Callable[..., Any] = _silent, live: bool = False, person_token: str | None = None) -> None:
+        """`tokens`: the stack's intake tokens (api, cap), which carry the injects; `person_token`: a drill
+        coordinator's personal token (pingan tokens create), which registers the run, reads its incidents and plays
+        the simulated responders. Commands and reads never go with an intake token."""
         self.scenario, self.base, self.url, self.speed = scenario, base, url.rstrip("/"), speed
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {tokens['api']}"}, timeout=30)
+        self.person_token = person_token
+        self.http = httpx.Client(base_url=self.url, timeout=30,
+                                 headers={"Authorization": f"Bearer {person_token}"} if person_token else {})
+        self.report_auth = {"Authorization": f"Bearer {tokens['api']}"}
         self.cap_auth = {"Authorization": f"Bearer {tokens.get('cap', tokens['api'])}",
                          "content-type": "application/xml"}
         self.run_id = uuid.uuid4().hex[:8]
@@ -99,10 +105,15 @@ class DrillRun:
 
     def register(self) -> None:
         """Tell the stack about this run before the first inject: the notifier's sandbox rule reads it."""
+        if not self.person_token:
+            raise DrillRefused("a drill needs a drill coordinator's personal token (pingan tokens create --person P "
+                               "--role drill_coordinator; then --token or PINGAN_TOKEN)")
         response = self.http.post("/v1/drills", json={"run_id": self.run_id, "title": self.scenario.title,
                                                       "live": self.live, "participants": self.scenario.participants})
         if response.status_code == 422:
             raise DrillRefused(response.json().get("error", response.text))
+        if response.status_code in (401, 403):
+            raise DrillRefused(f"the stack refused the drill coordinator's token: {response.json().get('detail')}")
         response.raise_for_status()
         self.participants = response.json()["participants"]
         if self.live:
@@ -119,7 +130,7 @@ class DrillRun:
         self.sent_injects += 1
         if inject.report is not None:
             response = self.http.post("/v1/incidents", json=exercise_report(inject, self.run_id),
-                                      params={"kind": inject.report_kind})
+                                      params={"kind": inject.report_kind}, headers=self.report_auth)
             if inject.report_kind != "report":  # an update or close of an incident already tracked
                 self.note(inject.report_kind, inject=inject.id, http=response.status_code)
                 return
@@ -197,8 +208,9 @@ class DrillRun:
                 when, verb, person, extra = item
                 if when <= now:
                     tracked.pending.remove(item)
-                    response = self.http.post(f"/v1/incidents/{tracked.incident_id}/{verb}",
-                                              json={"by": person, **json.loads(extra)})
+                    # The coordinator plays the responder on this run's exercise incident (web/drills.py).
+                    response = self.http.post(f"/v1/drills/{self.run_id}/incidents/{tracked.incident_id}/{verb}",
+                                              json={"responder": person, **json.loads(extra)})
                     self.note(verb, inject=tracked.inject, by=person, http=response.status_code,
                               **({} if response.is_success else {"error": response.text[:200]}))
 

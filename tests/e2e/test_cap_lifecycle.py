@@ -7,7 +7,6 @@ import json
 import re
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.test_intake_http import CAP_DIR, SAMPLES
@@ -95,7 +94,7 @@ def test_zh_cap_shows_the_chinese_text(stack: Stack) -> None:
 
 
 def _status(stack: Stack, some_id: str) -> dict[str, Any] | None:
-    response = httpx.get(f"{stack.url}/v1/incidents/{some_id}", timeout=10)
+    response = stack.get(f"/v1/incidents/{some_id}")
     return response.json() if response.status_code == 200 and response.json().get("state") == "ignored" else None
 
 

@@ -31,7 +31,7 @@ def test_typhoon_drill_scores_and_sends_nothing(tmp_path: Path, twilio_server) -
         run = subprocess.run(pingan_argv("drill", "run", str(Path(PLANS_DIR) / "drills" / "typhoon.yaml"),
                                          "--speed", "120", "--report", str(report), "--json", str(data),
                                          "--url", stack.url),
-                             env=stack.env, capture_output=True, text=True, timeout=180)
+                             env=stack.drill_env(), capture_output=True, text=True, timeout=180)
         took = time.monotonic() - started
     finally:
         stack.stop()

@@ -6,13 +6,11 @@ Twilio-compatible server; the run is registered live, so a leak would really rea
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from pingan.handlers.plans.directory import DirectoryIndex, on_duty
 from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.schemas.common import utcnow
-from tests.fixtures.stack import Stack, wait_for
+from tests.fixtures.stack import READER, Stack, wait_for
 
 PEOPLE: DirectoryIndex = load_plans(PLANS_DIR).directory
 COMMANDER = PEOPLE.people["huang-liping"]  # typhoon level II commander
@@ -34,10 +32,12 @@ def test_an_exercise_reaches_only_listed_participants_by_every_route(tmp_path: P
         officer = PEOPLE.people[on_duty(PEOPLE.rosters["duty-officer"], utcnow())]
         assert officer.id not in (COMMANDER.id, OUTSIDER.id)
         # Unknown participants are refused at registration, naming the field.
-        bad = stack.post("/v1/drills", json={"run_id": "routes0", "title": "x", "participants": ["nobody-here"]})
+        coordinator = {"person": READER, "roles": ("drill_coordinator",)}
+        bad = stack.post("/v1/drills", json={"run_id": "routes0", "title": "x", "participants": ["nobody-here"]},
+                         **coordinator)
         assert bad.status_code == 422 and bad.json()["field"] == "participants" and "nobody-here" in bad.text
         registered = stack.post("/v1/drills", json={"run_id": "routes1", "title": "台风演练（渠道检查）", "live": True,
-                                                    "participants": [officer.id]})
+                                                    "participants": [officer.id]}, **coordinator)
         assert registered.status_code == 201 and registered.json()["participants"] == [officer.id]
 
         response = stack.post("/v1/incidents", json={
@@ -55,16 +55,16 @@ def test_an_exercise_reaches_only_listed_participants_by_every_route(tmp_path: P
                         "the departments refused")
 
         # Route 2, a manual escalation: it fires the commander's call now, to a non-participant: refused.
-        escalated = stack.post(f"/v1/incidents/{incident_id}/escalate", json={"by": COMMANDER.id,
-                                                                              "reason": "演练：手动升级"})
+        commander = {"person": COMMANDER.id, "roles": ("commander",)}  # the commander's own token: the actor
+        escalated = stack.post(f"/v1/incidents/{incident_id}/escalate", json={"reason": "演练：手动升级"}, **commander)
         assert escalated.status_code == 200, escalated.text
         wait_for(lambda: any(r["details"]["recipient"] == COMMANDER.id and r["details"]["step"] == "commander-voice"
                              for r in refusals(stack.incident(incident_id) or {"timeline": []})), 30, 0.2,
                  "the escalated call to the commander refused")
 
         # Route 3, a handover: the commander role goes to someone not listed; her call (the repeat) is refused.
-        handed = stack.post(f"/v1/incidents/{incident_id}/handover", json={"by": COMMANDER.id, "to": OUTSIDER.id,
-                                                                            "role": "commander", "reason": "演练"})
+        handed = stack.post(f"/v1/incidents/{incident_id}/handover", json={"to": OUTSIDER.id, "role": "commander",
+                                                                            "reason": "演练"}, **commander)
         assert handed.status_code == 200, handed.text
         wait_for(lambda: any(r["details"]["recipient"] == OUTSIDER.id
                              for r in refusals(stack.incident(incident_id) or {"timeline": []})), 60, 0.3,
@@ -83,9 +83,8 @@ def test_an_exercise_reaches_only_listed_participants_by_every_route(tmp_path: P
 
         # Ending the run closes the live window: the officer's next repeat goes to the sandbox, not to Twilio.
         sent = len(twilio_server.messages)
-        assert stack.post("/v1/drills/routes1/end").status_code == 200
-        assert httpx.get(f"{stack.url}/v1/drills/routes1", headers={
-            "Authorization": f"Bearer {stack.tokens['api']}"}).json()["ended_at"]
+        assert stack.post("/v1/drills/routes1/end", **coordinator).status_code == 200
+        assert stack.get("/v1/drills/routes1").json()["ended_at"]
         wait_for(lambda: sum(1 for a in (stack.incident(incident_id) or {"timeline": []})["timeline"]
                              if a["kind"] == "notified" and a["details"]["recipient"] == officer.id) > sent, 60, 0.3,
                  "another repeat to the officer, sandboxed")

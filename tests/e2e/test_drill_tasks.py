@@ -6,8 +6,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
-
 from pingan.plans import PLANS_DIR
 from tests.fixtures.stack import Stack, cli, pingan_argv
 
@@ -19,7 +17,7 @@ def test_school_drill_scores_the_tasks_done_and_the_task_command_refuses_nonsens
     try:
         run = subprocess.run(pingan_argv("drill", "run", str(Path(PLANS_DIR) / "drills" / "school-food-poisoning.yaml"),
                                          "--speed", "120", "--json", str(data), "--url", stack.url),
-                             env=stack.env, capture_output=True, text=True, timeout=180)
+                             env=stack.drill_env(), capture_output=True, text=True, timeout=180)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         results = json.loads(data.read_text())
         school = next(i for i in results["incidents"] if i["inject"] == "school")
@@ -31,9 +29,10 @@ def test_school_drill_scores_the_tasks_done_and_the_task_command_refuses_nonsens
         assert school["figures"]["tasks"]["done_by_deadline"] == 2
 
         incident_id = school["incident_id"]
-        refused = stack.post(f"/v1/incidents/{incident_id}/task", json={"by": "ruan-lihua", "task": "no-such-task"})
+        ruan = {"person": "ruan-lihua", "roles": ("duty_officer",)}  # her own token: the actor is the caller
+        refused = stack.post(f"/v1/incidents/{incident_id}/task", json={"task": "no-such-task"}, **ruan)
         assert refused.status_code == 409 and "report-city" in refused.json()["detail"]
-        again = stack.post(f"/v1/incidents/{incident_id}/task", json={"by": "ruan-lihua", "task": "seal-canteen"})
+        again = stack.post(f"/v1/incidents/{incident_id}/task", json={"task": "seal-canteen"}, **ruan)
         assert again.status_code == 409 and "already done" in again.json()["detail"]
         done = cli(stack.env, "task", incident_id, "report-city", "--by", "ruan-lihua", "--note", "已电话报告")
         assert done.returncode == 0, done.stderr
@@ -45,7 +44,7 @@ def test_school_drill_scores_the_tasks_done_and_the_task_command_refuses_nonsens
         partial = tmp_path / "partial.json"
         proc = subprocess.Popen(pingan_argv("drill", "run", str(Path(PLANS_DIR) / "drills" / "typhoon.yaml"),
                                             "--speed", "120", "--json", str(partial), "--url", stack.url),
-                                env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                env=stack.drill_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(8)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -53,8 +52,7 @@ def test_school_drill_scores_the_tasks_done_and_the_task_command_refuses_nonsens
         assert "interrupted" in out + err
         cut = json.loads(partial.read_text())
         assert cut["interrupted"] and cut["incidents"] and cut["duration_min"] < 60
-        ended = httpx.get(f"{stack.url}/v1/drills/{cut['run_id']}",
-                          headers={"Authorization": f"Bearer {stack.tokens['api']}"}, timeout=10)
+        ended = stack.get(f"/v1/drills/{cut['run_id']}")
         assert ended.status_code == 200 and ended.json()["ended_at"]
     finally:
         stack.stop()

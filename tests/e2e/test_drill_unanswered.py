@@ -18,8 +18,8 @@ def step(incident: dict[str, Any], step_id: str) -> dict[str, Any]:
     return next(s for level in incident["levels"] for s in level["steps"] if s["step"] == step_id)
 
 
-def samples(url: str) -> list[tuple[str, dict[str, str], float]]:
-    text = httpx.get(url, timeout=10).text
+def samples(url: str, token: str | None = None) -> list[tuple[str, dict[str, str], float]]:
+    text = httpx.get(url, timeout=10, headers={"Authorization": f"Bearer {token}"} if token else {}).text
     return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
 
 
@@ -30,7 +30,7 @@ def test_unanswered_officer_is_scored_missed_and_drills_stay_out_of_actual_stati
     try:
         run = subprocess.run(pingan_argv("drill", "run", str(Path(PLANS_DIR) / "drills" / "chemical-leak-night.yaml"),
                                          "--speed", "120", "--json", str(data), "--url", stack.url),
-                             env=stack.env, capture_output=True, text=True, timeout=180)
+                             env=stack.drill_env(), capture_output=True, text=True, timeout=180)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         results = json.loads(data.read_text())
         leak = next(i for i in results["incidents"] if i["inject"] == "leak")
@@ -40,12 +40,11 @@ def test_unanswered_officer_is_scored_missed_and_drills_stay_out_of_actual_stati
         assert ack["escalations_after"] and ack["escalations_after"][0]["deadline"] == "repeat", ack
         assert [a["by"] for a in ack["acknowledged_later_by"]] == ["huang-liping"], ack
         # No actual-incident statistic counts the drill.
-        headers = {"Authorization": f"Bearer {stack.tokens['api']}"}
-        actual = httpx.get(f"{stack.url}/v1/incidents", params={"status": "actual"}, headers=headers).json()
+        actual = stack.get("/v1/incidents", params={"status": "actual"}).json()
         assert actual["total"] == 0 and actual["items"] == []
-        exercise = httpx.get(f"{stack.url}/v1/incidents", params={"status": "exercise"}, headers=headers).json()
+        exercise = stack.get("/v1/incidents", params={"status": "exercise"}).json()
         assert exercise["total"] == 1  # the resident's call joined the leak
-        api = samples(f"{stack.url}/metrics")
+        api = samples(f"{stack.url}/metrics", stack.tokens["metrics"])
         worker = samples(f"http://127.0.0.1:{stack.metrics_port}/metrics")
         for name, labels, value in api + worker:
             if labels.get("status") == "actual" and name.startswith(("pingan_incidents", "pingan_open_incidents")):

@@ -126,7 +126,7 @@ def test_ivr_menu_then_digit_2_makes_a_natural_disaster_incident(stack: Stack) -
     data, headers = _signed(stack, "/v1/intake/twilio/voice/choice", {**call, "Digits": "2"})
     chosen = httpx.post(action, data=data, headers=headers)
     assert chosen.status_code == 200 and "<Hangup" in chosen.text
-    listing = wait_for(lambda: [i for i in httpx.get(stack.url + "/v1/incidents", params={"source": "hotline_voice"})
+    listing = wait_for(lambda: [i for i in stack.get("/v1/incidents", params={"source": "hotline_voice"})
                                 .json()["items"] if i["labels"].get("twilio_call_sid") == call["CallSid"]],
                        30, 0.2, "voice incident")
     assert listing[0]["category"] == "natural_disaster"

@@ -24,9 +24,11 @@ WORKER_FAMILIES = {"pingan_incidents", "pingan_stage_latency_seconds", "pingan_n
                    "pingan_exercise_notifications", "pingan_partition_lag"}
 
 
-def scrape(url: str) -> dict[str, Any]:
-    """{family name: {(sample name, frozenset(labels)): value}}"""
-    text = httpx.get(url, timeout=10).text
+def scrape(url: str, token: str | None = None) -> dict[str, Any]:
+    """{family name: {(sample name, frozenset(labels)): value}}; the API's /metrics wants the scraper's token."""
+    response = httpx.get(url, timeout=10, headers={"Authorization": f"Bearer {token}"} if token else {})
+    assert response.status_code == 200, (url, response.status_code, response.text[:200])
+    text = response.text
     return {f.name: {(s.name, frozenset(s.labels.items())): s.value for s in f.samples}
             for f in text_string_to_metric_families(text)}
 
@@ -46,7 +48,7 @@ class Metered:
         self.worker_url = f"http://127.0.0.1:{stack.metrics_port}/metrics"
 
     def api(self) -> dict[str, Any]:
-        return scrape(self.api_url)
+        return scrape(self.api_url, self.stack.tokens["metrics"])
 
     def worker(self) -> dict[str, Any]:
         return scrape(self.worker_url)
@@ -69,7 +71,7 @@ def metered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Metered]:
         assert stack.post("/v1/incidents", json={**FIRE, "title": "x", "grade": "V"}).status_code == 422
         for incident_id in ids:
             wait_for(lambda i=incident_id: stack.delivered(i), 60, 0.2, f"{incident_id} delivered")
-        ack = stack.post(f"/v1/incidents/{ids[0]}/ack", json={"by": "chen-jianhua"})
+        ack = stack.post(f"/v1/incidents/{ids[0]}/ack", json={}, person="chen-jianhua")
         assert ack.status_code == 200, ack.text
         # One good reload (a plan file changes), then one refused (a broken file), then good again.
         target = plans / "building-fire.yaml"
@@ -180,6 +182,7 @@ def test_a_real_prometheus_scrapes_both(metered: Metered, tmp_path: Path) -> Non
   scrape_timeout: 1s
 scrape_configs:
   - job_name: pingan-api
+    authorization: {{type: Bearer, credentials: "{stack.tokens['metrics']}"}}
     static_configs: [{{targets: ["127.0.0.1:{stack.port}"]}}]
   - job_name: pingan-worker
     static_configs: [{{targets: ["127.0.0.1:{stack.metrics_port}"]}}]

@@ -4,7 +4,6 @@ import json
 import sqlite3
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pingan.handlers.channels.console import read_sink
@@ -50,7 +49,7 @@ def test_http_report_and_422(stack: Stack) -> None:
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "grade"
     assert "grade" in bad.json()["error"]
-    listing = httpx.get(stack.url + "/v1/incidents", params={"category": "accident_disaster"}).json()
+    listing = stack.get("/v1/incidents", params={"category": "accident_disaster"}).json()
     assert listing["total"] >= 1 and listing["items"][0]["id"] == incident_id
 
 

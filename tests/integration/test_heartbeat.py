@@ -29,7 +29,7 @@ from pingan.store.repository import Store
 from pingan.store.tables import actions, heartbeats, incidents, notifications, outbox
 from pingan.streams.heartbeat import arrive_beat, respond_beat, triage_beat
 from pingan.watchdog import Watchdog
-from tests.fixtures.stack import Proc, free_port, pingan_argv, pingan_env, wait_for
+from tests.fixtures.stack import READER, Proc, free_port, person_token, pingan_argv, pingan_env, wait_for
 from tests.fixtures.twilio_server import FakeTwilio
 
 INTERVAL_S = 2.0
@@ -82,9 +82,12 @@ def receiver() -> Iterator[WebhookReceiver]:
     r.stop()
 
 
+METRICS_TOKEN = "heartbeat-test-scraper"
+
+
 def scrape(url: str) -> dict[str, float]:
     try:
-        body = httpx.get(url + "/metrics", timeout=5).text
+        body = httpx.get(url + "/metrics", timeout=5, headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     except httpx.HTTPError:
         return {}
     return {s.name: s.value for f in text_string_to_metric_families(body) for s in f.samples
@@ -111,7 +114,7 @@ def test_stopping_the_worker_fires_the_alert_within_two_intervals(
         PINGAN_HEARTBEAT_ALERT_WEBHOOK_URL=receiver.url, PINGAN_HEARTBEAT_ALERT_WEBHOOK_SECRET=SECRET,
         PINGAN_HEARTBEAT_ALERT_SMS=DUTY_PHONE, PINGAN_TWILIO_ACCOUNT_SID=twilio_server.account_sid,
         PINGAN_TWILIO_AUTH_TOKEN=twilio_server.auth_token, PINGAN_TWILIO_FROM_NUMBER=twilio_server.from_number,
-        PINGAN_TWILIO_API_BASE_URL=twilio_server.base_url,
+        PINGAN_TWILIO_API_BASE_URL=twilio_server.base_url, PINGAN_METRICS_TOKEN=METRICS_TOKEN,
     )
     url = f"http://127.0.0.1:{port}"
     store = Store(Settings(data_dir=tmp_path / "data").resolved_database_url)
@@ -158,7 +161,8 @@ def test_stopping_the_worker_fires_the_alert_within_two_intervals(
         # Beats are no incidents: nothing in incidents, the log or the ledger; nothing left in the outbox.
         assert count(store, incidents) == count(store, actions) == count(store, notifications) == 0
         wait_for(lambda: count(store, outbox) == 0, 30, 0.2, "every beat triaged and its outbox row gone")
-        assert httpx.get(url + "/v1/incidents", timeout=10).json()["total"] == 0
+        viewer = {"Authorization": f"Bearer {person_token(env, READER, 'viewer')}"}
+        assert httpx.get(url + "/v1/incidents", timeout=10, headers=viewer).json()["total"] == 0
     finally:
         api.stop()
         store.close()
