@@ -3,6 +3,8 @@ their unit tests; every pipeline alert exists, is tested firing and quiet, and r
 targets and the webhook match the compose services. Shared helpers: tests/fixtures/deploy.py.
 """
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from tests.fixtures.deploy import (
@@ -27,11 +29,25 @@ PIPELINE_ALERTS = {
 AMTOOL_HINT = "apt-get install prometheus-alertmanager"
 
 
-def test_promtool_check_config() -> None:
+def test_promtool_check_config(tmp_path: Path) -> None:
     promtool = required_tool("promtool", PROMTOOL_HINT)
-    # rule_files are relative to the config file; run from its directory as the container layout has it.
-    out = run([promtool, "check", "config", "prometheus.yml"], cwd=PROM)
+    # rule_files and the API job's credentials_file are relative to the config file; check a copy of the directory
+    # as the container has it, with the metrics token the compose entrypoint writes beside the config.
+    layout = tmp_path / "prometheus"
+    shutil.copytree(PROM, layout)
+    token_file = load_yaml(PROM / "prometheus.yml")["scrape_configs"][0]["authorization"]["credentials_file"]
+    (layout / token_file).write_text("a-metrics-token")
+    out = run([promtool, "check", "config", "prometheus.yml"], cwd=layout)
     assert "SUCCESS: 1 rule files found" in out.stdout + out.stderr
+
+
+def test_prometheus_scrapes_the_api_with_the_metrics_token(compose: dict[str, Any]) -> None:
+    api_job = next(j for j in load_yaml(PROM / "prometheus.yml")["scrape_configs"] if j["job_name"] == "pingan-api")
+    token_file = api_job["authorization"]["credentials_file"]
+    assert f"/etc/prometheus/{token_file}" in compose["services"]["prometheus"]["command"][0], \
+        "the entrypoint must write the token where the config reads it"
+    assert service_env(compose, "prometheus")["PINGAN_METRICS_TOKEN"] == service_env(compose, "api")[
+        "PINGAN_METRICS_TOKEN"]
 
 
 def test_promtool_check_rules() -> None:
