@@ -223,3 +223,28 @@ async def test_live_events_reach_only_the_boards_that_may_see_them(tmp_path: Pat
     await health_only.aclose()
     assert not live.boards
     store.close()
+
+
+def test_drill_runs_listed_and_ended_by_a_coordinator(console: Console) -> None:
+    from pingan.store.drills import DrillStore
+
+    DrillStore(console.store).register("run42", "台风演练", live=False, participants=["lin-xiaodong"])
+    page = console.client.get("/console/drills").text
+    assert "run42" in page and "/drills/run42/end" not in page  # a duty officer may not end it
+    console.person = Principal("zhou-haibo", frozenset({Role.drill_coordinator}), "session")
+    csrf = console.csrf("/console/drills")
+    page = console.client.get("/console/drills").text
+    assert "/drills/run42/end" in page and 'name="scenario"' in page and "typhoon" in page
+    refused = console.client.post("/console/drills", data={"csrf": csrf, "scenario": "no-such"},
+                                  follow_redirects=False)
+    assert "error=console.drill_unknown_scenario" in refused.headers["location"]
+    console.client.post("/console/drills/run42/end", data={"csrf": csrf})
+    ended = DrillStore(console.store).get("run42")
+    assert ended is not None and ended.ended_at is not None
+    assert console.client.get("/console/drills/run42/report").status_code == 404  # no report written for it
+
+
+def test_second_factor_page_posts_to_auth(console: Console) -> None:
+    page = console.client.get("/console/second-factor?next=/console/incidents/INC-X&error=code").text
+    assert 'action="/auth/second-factor"' in page and 'name="code"' in page and "验证码错误或已过期" in page
+    assert 'value="/console/incidents/INC-X"' in page
