@@ -42,8 +42,7 @@ def add_user(stack: Stack, person: str, roles: list[str], password: str) -> None
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    # One embedded broker: replication 1, said outright rather than detected from the broker.
-    s = Stack(tmp_path, PINGAN_TOPIC_REPLICATION_FACTOR="1")
+    s = Stack(tmp_path)
     s.up()
     yield s
     s.stop()

@@ -19,6 +19,7 @@ from pingan.web.intake import Intake
 
 @dataclass
 class Console:
+    app: FastAPI
     intake: Intake
     tz: ZoneInfo
     live: Broadcaster
@@ -41,7 +42,7 @@ def install_console(api: FastAPI, intake: Intake) -> Console:
             out[incident_id] = involved(plans, intake.store.response_plan(incident_id), grade)
         return out
 
-    console = Console(intake, ZoneInfo(intake.settings.timezone), Broadcaster(intake.store, departments))
+    console = Console(api, intake, ZoneInfo(intake.settings.timezone), Broadcaster(intake.store, departments))
     api.mount(f"{PREFIX}/static/{ASSET_VERSION}", StaticFiles(directory=STATIC), name="console-static")
     for router in (pages_router(console), actions_router(console), duty_router(console), library_router(console)):
         api.include_router(router, prefix=PREFIX, include_in_schema=False)

@@ -2,15 +2,18 @@
 `pingan drill run`, in a thread of the API process, against this stack's own intake; its HTML report is written to
 <data dir>/drill-reports/<run id>.html when it ends.
 
-The runner registers the run over HTTP as the CLI does, so the notifier's sandbox rule sees it the same way. Ending a
-run started here interrupts the runner (its partial report is still written); ending one started elsewhere (the CLI)
-marks it ended in the store, which sends the rest of its traffic to the sandbox."""
+The runner registers the run over HTTP as the CLI does, so the notifier's sandbox rule sees it the same way. It needs
+a drill coordinator's personal token for that and for its simulated responders: the console makes one for the
+coordinator who pressed start, carrying only the drill_coordinator role, and revokes it when the run ends (both are
+in the log). Ending a run started here interrupts the runner (its partial report is still written); ending one
+started elsewhere (the CLI) marks it ended in the store, which sends the rest of its traffic to the sandbox."""
 
 import json
 import logging
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
 from pingan.drill_runner import DrillRefused, DrillRun
 from pingan.handlers.drills.report import render_html
@@ -26,6 +29,7 @@ class ConsoleDrill(DrillRun):
     """A DrillRun that stops when asked: the runner already turns an interrupt into a partial report."""
 
     stop_requested = False
+    token_id: str | None = None  # the personal token made for this run, revoked when it ends
 
     def watch(self) -> None:
         if self.stop_requested:
@@ -34,8 +38,10 @@ class ConsoleDrill(DrillRun):
 
 
 class DrillRunner:
-    def __init__(self, intake: Intake) -> None:
+    def __init__(self, intake: Intake, identity: Any = None) -> None:
+        """`identity`: the identity store (web.auth's), which makes the run's personal token."""
         self.intake = intake
+        self.identity = identity
         self.settings = intake.settings
         self._runs: dict[str, ConsoleDrill] = {}
         self._lock = threading.Lock()
@@ -62,11 +68,19 @@ class DrillRunner:
         """Start a run in the background; returns a problem to show, or None."""
         if scenario not in self.scenarios():
             return "console.drill_unknown_scenario"
+        if self.identity is None:
+            return "console.drill_no_identity"
         path = self.folder / f"{scenario}.yaml"
         url = f"http://{self.settings.http_host}:{self.settings.http_port}"
+        try:
+            token, secret = self.identity.create_token(by, ["drill_coordinator"], actor=by,
+                                                       label=f"console drill {scenario}")
+        except ValueError as exc:  # no account, disabled, or not a drill coordinator
+            return str(exc)
         drill = ConsoleDrill(load_scenario(path), path.parent, url, self.intake.tokens,
                              self.settings.escalation_time_scale, echo=lambda line: log.info("drill: %s", line),
-                             live=live)
+                             live=live, person_token=secret)
+        drill.token_id = token.id
         with self._lock:
             self._runs[drill.run_id] = drill
         log.info("drill %s (%s) started from the console by %s, live=%s", drill.run_id, scenario, by, live)
@@ -82,6 +96,9 @@ class DrillRunner:
         except Exception:
             log.exception("drill %s failed", drill.run_id)
             return
+        finally:
+            if drill.token_id and self.identity is not None:
+                self.identity.revoke_token(drill.token_id, actor="system:console")
         results = drill.results()
         self.report_dir.mkdir(parents=True, exist_ok=True)
         (self.report_dir / f"{drill.run_id}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2),

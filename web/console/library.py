@@ -25,7 +25,7 @@ def library_router(console: "Console") -> APIRouter:
     router = APIRouter()
     intake = console.intake
     store = intake.store
-    runner = DrillRunner(intake)
+    runner = DrillRunner(intake, getattr(getattr(console.app.state, "auth", None), "identity", None))
 
     @router.get("/plans", response_class=HTMLResponse)
     async def plans_list(request: Request, person: Principal = Depends(signed_in)) -> Response:
