@@ -128,6 +128,12 @@ def test_duty_officer_sees_a_new_incident_live_and_acknowledges_it(stack: Stack,
     page.wait_for_selector("text=下次升级")
     assert page.get_attribute("html", "lang") == "zh-CN"
 
+    assert page.inner_text(".who") == NAME
+    page.click("text=退出")  # signing out ends the session: the board sends the browser to the sign-in page again
+    page.wait_for_url("**/console/sign-in**")
+    page.goto(stack.url + "/console/")
+    page.wait_for_url("**/console/sign-in**")
+
     off_host = [u for u in requested if not (u.startswith(stack.url + "/") or u.startswith("data:"))]
     assert requested and not off_host, off_host
     context.close()

@@ -4,6 +4,7 @@ and the CSRF token every form carries.
 CSRF is a double-submit token: a random value in an HttpOnly, SameSite=Strict cookie, repeated in each form's hidden
 `csrf` field. Another site can neither read the cookie nor set it, so it cannot forge a form that matches."""
 
+import asyncio
 import hmac
 import inspect
 import secrets
@@ -93,9 +94,11 @@ async def current_person(request: Request) -> Principal | None:
     can send a browser without a session to the sign-in form instead of answering 401."""
     resolver = request.app.dependency_overrides.get(auth.principal, auth.principal)
     try:
-        found = resolver(request)
-        if inspect.isawaitable(found):
-            found = await found
+        # A session lookup reads the store: in a thread, never on the event loop.
+        if inspect.iscoroutinefunction(resolver):
+            found = await resolver(request)
+        else:
+            found = await asyncio.to_thread(resolver, request)
     except HTTPException as exc:
         if exc.status_code == 401:
             return None
