@@ -99,7 +99,7 @@ def _signed(stack: Stack, path: str, form: dict[str, str]) -> tuple[dict[str, st
 
 def test_signed_sms_makes_an_incident_and_one_changed_byte_is_refused(stack: Stack) -> None:
     form = {"MessageSid": "SM" + "a" * 32, "AccountSid": "AC" + "b" * 32, "From": "+8613900000001",
-            "To": "+8612345", "Body": "东湖街道仓库着火了，有浓烟", "NumMedia": "0"}
+            "To": "+8612345", "Body": "唐家社区仓库着火了，有浓烟", "NumMedia": "0"}
     data, headers = _signed(stack, "/v1/intake/twilio/sms", form)
     response = httpx.post(stack.url + "/v1/intake/twilio/sms", data=data, headers=headers)
     assert response.status_code == 200, response.text
@@ -107,7 +107,7 @@ def test_signed_sms_makes_an_incident_and_one_changed_byte_is_refused(stack: Sta
     incident_id = re.search(r"INC-[0-9A-Z]+", response.text).group(0)  # type: ignore[union-attr]
     body = wait_for(lambda: stack.incident(incident_id), 30, 0.2, "triaged")
     assert body["incident"]["subtype"] == "fire" and body["incident"]["source"] == "hotline_sms"
-    assert body["incident"]["location"]["area_name"] == "东湖街道"
+    assert body["incident"]["location"]["area_name"] == "唐家社区"
 
     tampered = dict(data, Body=data["Body"].replace("着火", "看火"))
     refused = httpx.post(stack.url + "/v1/intake/twilio/sms", data=tampered, headers=headers)

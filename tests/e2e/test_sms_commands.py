@@ -73,7 +73,7 @@ def test_sms_commands_parse(text: str, expected: tuple[str, Command]) -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "东湖街道幸福路12号三楼着火了，有人被困",  # a plain report
+    "唐家社区幸福路12号三楼着火了，有人被困",  # a plain report
     "Fire at 12 Xingfu Road, people trapped on the 3rd floor",
     f"{REF} 1 楼道里有浓烟",  # a report that happens to start with a ref and a digit
     f"看到 {REF} 的短信了，现在积水很深",  # mentions a ref, but is no command

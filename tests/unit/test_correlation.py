@@ -64,8 +64,10 @@ def test_the_same_hazard_and_the_closest_area_win() -> None:
     assert best_fit(text(hazard="rainstorm"), T0, [town, near], HOUR) == town
 
 
-def test_a_split_report_never_joins_again() -> None:
+def test_a_split_report_never_joins_again_nor_does_a_monitoring_alert() -> None:
     assert best_fit(text(split_from="INC-TYPHOON001"), T0, [typhoon_warning()], HOUR) is None
+    alert = text().model_copy(update={"source": Source.alertmanager})
+    assert best_fit(alert, T0, [typhoon_warning()], HOUR) is None  # an alert is its own event unless its key matches
 
 
 def test_facts_keep_the_largest_figure_deaths_count_as_casualties_and_places_accumulate() -> None:
