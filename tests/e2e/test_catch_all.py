@@ -21,13 +21,15 @@ REASON = "no plan for this category and grade"
 MANHOLE = {"category": "accident_disaster", "subtype": "public_facility", "grade": "IV", "title": "唐家市场旁井盖缺失",
            "location": {"area_code": "440402100001", "area_name": "唐家社区"}}
 
-ALERT = {  # Alertmanager webhook v4, the labels a plain infrastructure rule has: none of Pingan's own
+# Alertmanager webhook v4 with the labels a plain infrastructure rule has: none of Pingan's category labels. Its area
+# (Qi'ao, another community than the manhole's) keeps the two from joining as one event.
+ALERT = {
     "version": "4", "groupKey": "{}:{alertname=\"PumpStationDown\"}", "status": "firing", "receiver": "pingan",
     "groupLabels": {"alertname": "PumpStationDown"}, "commonLabels": {"alertname": "PumpStationDown"},
     "commonAnnotations": {}, "externalURL": "http://alertmanager.tangjiawan.example:9093",
     "alerts": [{"status": "firing", "labels": {"alertname": "PumpStationDown", "instance": "pump-7:9100",
-                                               "severity": "warning"},
-                "annotations": {"summary": "7 号加压泵站离线"}, "startsAt": "2026-11-25T08:00:00Z",
+                                               "severity": "warning", "area_code": "440402100009", "area": "淇澳社区"},
+                "annotations": {"summary": "淇澳加压泵站离线"}, "startsAt": "2026-11-25T08:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus.tangjiawan.example/graph",
                 "fingerprint": "5f0e9c1d2b3a4c5d"}],
 }
@@ -70,6 +72,7 @@ def test_unplanned_incidents_reach_the_duty_room_with_the_reason_and_escalate(tm
             assert activated["plan_id"] == "general-incident" and activated["details"]["catch_all"] is True
             assert activated["details"]["reason"].startswith(REASON), activated["details"]["reason"]
             assert "no_plan" not in [a["kind"] for a in timeline(stack, incident_id)]
+        assert len({stack.incident(i)["incident"]["id"] for i in (manhole, alert)}) == 2  # type: ignore[index]
         assert "accident_disaster/public_facility IV级" in console_lines(stack, manhole)[0]
         assert "唐家社区" in console_lines(stack, manhole)[0]
         # `pingan timeline` shows the duty officer the same reason.
