@@ -65,10 +65,15 @@ class Page:
             when = when.replace(tzinfo=UTC)
         return when.astimezone(self.tz).strftime(fmt)
 
-    def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(template).render(page=self, t=self.t, term=self.term, can=self.can,
+    def html(self, template: str, **context: Any) -> str:
+        return env.get_template(template).render(page=self, t=self.t, term=self.term, can=self.can,
                                                  local=self.local, prefix=PREFIX, asset=ASSET_VERSION,
                                                  now=datetime.now(UTC), **context)
+
+    def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return self.respond(self.html(template, **context), status_code)
+
+    def respond(self, html: str, status_code: int = 200) -> HTMLResponse:
         response = HTMLResponse(html, status_code=status_code)
         # Pages show live data and names: never cached, never framed by another site.
         response.headers["Cache-Control"] = "no-store"
