@@ -45,3 +45,21 @@ def test_language_fallbacks() -> None:
     assert i18n.normal_lang("en-GB") == "en" and i18n.normal_lang("zh-CN") == "zh" and i18n.normal_lang(None) == "zh"
     assert i18n.translate("en", "board.level", grade="II") == "II response"
     assert i18n.translate("zh", "no.such.key") == "no.such.key"
+
+
+def test_on_call_segments_for_seven_days_with_an_override() -> None:
+    from datetime import date, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from pingan.schemas.directory import Override, Roster, Rotation
+    from pingan.web.console.duty import duty_segments
+
+    bj = ZoneInfo("Asia/Shanghai")
+    cover = Override(person="li", covers="zhao", start=datetime(2026, 3, 2, 20, tzinfo=bj),
+                     end=datetime(2026, 3, 3, 8, tzinfo=bj))
+    roster = Roster(id="t", name={"zh": "测试"}, members=["wang", "zhao"], overrides=[cover],
+                    rotation=Rotation(handoff=time(8, 0), start=date(2026, 3, 1)))
+    segments = duty_segments(roster, datetime(2026, 3, 1, 12, tzinfo=bj), days=3)
+    shown = [(a.astimezone(bj).strftime("%d %H"), b.astimezone(bj).strftime("%d %H"), p) for a, b, p in segments]
+    assert shown == [("01 12", "02 08", "wang"), ("02 08", "02 20", "zhao"), ("02 20", "03 08", "li"),
+                     ("03 08", "04 08", "wang"), ("04 08", "04 12", "zhao")]
