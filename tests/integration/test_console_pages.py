@@ -98,6 +98,9 @@ def test_incident_page_ack_by_the_signed_in_person(console: Console) -> None:
     assert done.status_code == 303
     ack = [a for a in console.store.timeline(incident) if a.kind.value == "acknowledged"]
     assert ack and ack[0].actor == "lin-xiaodong" and ack[0].details["via"] == "console"
+    again = console.client.post(f"/console/incidents/{incident}/ack", data={"csrf": csrf})
+    assert 'class="info"' in again.text  # a second acknowledgement changes nothing, and says so
+    assert len([a for a in console.store.timeline(incident) if a.kind.value == "acknowledged"]) == 1
     # Opening it ended the alert on the board.
     assert "alerting" not in console.client.get("/console/board/rows").text
 

@@ -73,12 +73,16 @@ def actions_router(console: "Console") -> APIRouter:
                     if command is Command.task_done:
                         details.update(task=task)
                     assert command is not None
-                    run_command(store, intake.plans(), found.id, command, person.person_id, **details)
+                    result = run_command(store, intake.plans(), found.id, command, person.person_id, **details)
+                    if result.note:  # nothing changed (e.g. already acknowledged): say so
+                        return f"info:{result.note}"
             except CommandRefused as exc:
                 return str(exc)
             return None
 
         problem = await asyncio.to_thread(run)
+        if problem and problem.startswith("info:"):
+            return RedirectResponse(f"{back}?info={quote(problem[5:])}", status_code=303)
         return _back(back, problem) if problem else RedirectResponse(back, status_code=303)
 
     return router

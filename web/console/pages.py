@@ -123,7 +123,7 @@ def pages_router(console: "Console") -> APIRouter:
             return page.render("not_found.html", status_code=404, incident_id=incident_id)
         console.live.opened.add(view.incident.id)
         return await asyncio.to_thread(page.render, "incident.html", v=view, describe=describe, grades=list(Grade),
-                                       error=request.query_params.get("error"))
+                                       error=request.query_params.get("error"), info=request.query_params.get("info"))
 
     @router.get("/sign-in", response_class=HTMLResponse)
     async def sign_in(request: Request, next: str | None = None, error: str | None = None) -> Response:
