@@ -75,15 +75,16 @@ class IncidentStore:
             )
         return Incident.model_validate_json(body) if body else None
 
-    def open_incidents_like(self, status: str, category: str, subtype: str, since: datetime,
+    def open_incidents_like(self, status: str, category: str, subtypes: list[str], since: datetime,
                             limit: int = 50) -> list[Incident]:
-        """Open incidents of this status, category and subtype whose latest report is not before `since`, newest
-        first: the candidates a report from another source may join (handlers.incidents.correlation decides)."""
+        """Open incidents of this status and category, of one of `subtypes`, whose latest report is not before
+        `since`, newest first: the candidates a report from another source may join (handlers.incidents.correlation
+        decides)."""
         with self.engine.connect() as conn:
             bodies = conn.scalars(
                 select(incidents.c.body)
                 .where(and_(incidents.c.status == status, incidents.c.category == category,
-                            incidents.c.subtype == subtype, incidents.c.state != "closed",
+                            incidents.c.subtype.in_(subtypes), incidents.c.state != "closed",
                             incidents.c.last_report_at >= since))
                 .order_by(incidents.c.last_report_at.desc())
                 .limit(limit)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pingan import metrics
 from pingan.handlers.channels.base import ChannelAdapter
 from pingan.handlers.incidents.areas import AreaVerdict, DistrictCheck, area_draft, needs_area_check
-from pingan.handlers.incidents.correlation import best_fit, joinable
+from pingan.handlers.incidents.correlation import best_fit, causes, joinable
 from pingan.handlers.incidents.delivery import MAX_TRANSIENT_ATTEMPTS, after_send
 from pingan.handlers.incidents.escalation import deadlines, grade_raise
 from pingan.handlers.incidents.response import respond
@@ -63,8 +63,8 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
         # No open incident with this key: one from another source may still be the same event (a citizen's text
         # about fallen trees under an observatory's typhoon warning).
         report = event.report
-        candidates = store.open_incidents_like(report.status.value, report.category.value, report.subtype.value,
-                                               event.received_at - window)
+        candidates = store.open_incidents_like(report.status.value, report.category.value,
+                                               [s.value for s in causes(report.subtype)], event.received_at - window)
         # Not a warning for another place: a resident's fire must not join a bushfire alert from abroad.
         candidates = [c for c in candidates if (v := _area_verdict(areas, c)) is None or v.inside]
         candidate = best_fit(report, event.received_at, candidates, window)

@@ -2,7 +2,8 @@
 
 A CAP typhoon warning opens an incident; residents then text about fallen trees and flooding. Their texts carry no
 CAP key, but they are the same event, and a second activation would text every department twice. A report joins an
-open incident, from any source, when it is of the same category and subtype, its time is within the join window of
+open incident, from any source, when it is of the same category and subtype (or is what that event brings: a flood
+under a typhoon warning), its time is within the join window of
 the incident's latest report, and their areas fit: one area contains the other (area codes are hierarchical, so a
 prefix), or the incident is a warning from a monitoring source (CAP, Alertmanager) with no narrower area, i.e. for
 the whole district. A report with no area joins only an incident that covers more than one community, and two
@@ -13,13 +14,20 @@ be hidden in the first one, and a duplicate is better than silence. Pure: data i
 from datetime import datetime, timedelta
 
 from pingan.schemas.incident import Incident, IncidentReport
-from pingan.schemas.taxonomy import IncidentState, Source
+from pingan.schemas.taxonomy import IncidentState, Source, Subtype
 
 # Counted facts a report may carry as labels; the incident keeps the largest figure any of its reports gave, and the
 # plan's escalate_grade rules (casualties_gte) read them.
 COUNTED_FACTS = ("casualties", "deaths", "injured", "trapped", "missing")
 # A community's code is the town's (9 digits) plus 3; anything shorter covers several communities.
 COMMUNITY_CODE_LEN = 12
+# What an event brings that people report as something else: under a typhoon or rainstorm, residents text about
+# flooding, landslides and the sea coming in. Such a report joins the weather event, not an incident of its own.
+CONSEQUENCES: dict[tuple[Subtype, str | None], frozenset[Subtype]] = {
+    (Subtype.meteorological, "typhoon"): frozenset({Subtype.flood_drought, Subtype.marine, Subtype.geological}),
+    (Subtype.meteorological, "rainstorm"): frozenset({Subtype.flood_drought, Subtype.geological}),
+}
+
 # Sources whose incidents without an area are warnings for the whole district, not a report from an unnamed place.
 WARNING_SOURCES = frozenset({Source.cap, Source.alertmanager})
 NO_JOIN_LABEL = "split_from"  # a report split out of an incident by the duty officer must not join one again
@@ -41,10 +49,24 @@ def areas_fit(report: IncidentReport, incident: Incident) -> bool:
     return theirs.startswith(mine) or mine.startswith(theirs)
 
 
+def causes(subtype: Subtype) -> list[Subtype]:
+    """The subtypes of the events a report of `subtype` may belong to: its own, and the weather that brings it."""
+    return [subtype, *sorted({cause for (cause, _), brought in CONSEQUENCES.items() if subtype in brought})]
+
+
+def same_event_kind(report: IncidentReport, incident: Incident) -> bool:
+    if incident.category != report.category:
+        return False
+    if incident.subtype == report.subtype:
+        return True
+    hazard = (incident.hazard or "").lower() or None
+    return report.subtype in CONSEQUENCES.get((incident.subtype, hazard), frozenset())
+
+
 def fits(report: IncidentReport, at: datetime, incident: Incident, window: timedelta) -> bool:
     latest = incident.last_report_at or incident.received_at
     return (incident.state is not IncidentState.closed and incident.status == report.status
-            and incident.category == report.category and incident.subtype == report.subtype
+            and same_event_kind(report, incident)
             and timedelta(0) - window <= at - latest <= window and areas_fit(report, incident))
 
 

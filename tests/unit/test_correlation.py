@@ -89,3 +89,12 @@ def test_triage_correlates_the_report_and_carries_its_facts_into_the_incident() 
     details = decision.actions[0].details
     assert details["joined_by"] == "same event" and details["source"] == "hotline_sms"
     assert details["facts"] == {"deaths": "3", "casualties": "3", "places": "唐家社区"}
+
+
+def test_a_flood_or_landslide_under_a_typhoon_joins_it_but_not_under_a_heat_warning() -> None:
+    at = T0 + timedelta(minutes=5)
+    flood = text("水浸街").model_copy(update={"subtype": Subtype.flood_drought})
+    landslide = text("山泥倾泻").model_copy(update={"subtype": Subtype.geological})
+    assert fits(flood, at, typhoon_warning(), HOUR) and fits(landslide, at, typhoon_warning(), HOUR)
+    assert not fits(flood, at, typhoon_warning(hazard="heat"), HOUR)
+    assert not fits(text(), at, typhoon_warning(subtype=Subtype.flood_drought, hazard=None), HOUR)  # not the reverse
