@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from pingan.streams.broker_profile import broker_kind
+from tests.integration.two_workers_rig import Rig
 from tests.kafka.cluster import Cluster, missing_tools
+from tests.kafka.rig import make_rig
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,3 +45,9 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
 @pytest.fixture
 def kafka_bootstrap(kafka_cluster: Cluster) -> str:
     return kafka_cluster.bootstrap
+
+
+@pytest.fixture
+def rig(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Rig]:
+    """Workers' shared settings, store and console sink on the cluster (tests/kafka/rig.py)."""
+    yield from make_rig(tmp_path, kafka_bootstrap)
