@@ -1,11 +1,12 @@
 #!/bin/sh
 # Creates Pingan's topics on a real Kafka cluster, replicated, before any worker starts.
 #
-# Why this exists: the app creates missing topics itself (streams/topics.py, faust) with replication factor 1,
-# which suits the embedded single broker. On a cluster with min.insync.replicas=2, a topic with one replica
+# Why this exists: the app creates missing topics itself (streams/topics.py, faust) with
+# PINGAN_TOPIC_REPLICATION_FACTOR replicas, or when that is unset min(3, brokers) on Apache Kafka and 1 on the
+# embedded broker (streams/broker_profile.py). On a cluster with min.insync.replicas=2, a topic with one replica
 # refuses every acks=all write (NOT_ENOUGH_REPLICAS), and every Pingan producer uses acks=all. Topics that
 # already exist are left as they are by the app (it only warns on a partition-count mismatch), so creating
-# them here first, with RF 3, is what makes the cluster's durability apply.
+# them here first, with RF 3, makes the cluster's durability explicit, whatever the workers are told.
 #
 # Topics: the four of streams/topics.py (3 partitions, 7 days), plus faust's internal ones for app id
 # $PINGAN_APP_ID: the dedup Table's changelog (compacted, co-partitioned with incidents.raw) and the
