@@ -4,7 +4,8 @@ CONTRACT (the console and the API routes code against it; names are kept, fields
 - `principal(request)` -> Principal, a FastAPI dependency (sync): from a personal API token
   (`Authorization: Bearer pa_…`, checked first) or the session cookie `pingan_session` (console); 401 when neither is
   valid (unknown, revoked, expired, idle, disabled or locked). Intake tokens never authenticate a person: one sent
-  here is 403. `principal` does not check CSRF; a POST route that uses it alone calls `check_csrf(request, person)`.
+  here is 403. `principal` does not check CSRF; a POST route that uses it alone awaits
+  `check_csrf(request, person)`.
 - `require(permission)` -> an (async) dependency returning the Principal: 401 without credentials, 403 when the
   person's roles lack the permission (handlers.access.permissions), 403 on an unsafe method of a session without a
   CSRF token (header `X-CSRF-Token` or form field `csrf`, equal to the session's `Principal.csrf` or to the
