@@ -251,3 +251,23 @@ def test_second_factor_page_posts_to_auth(console: Console) -> None:
     page = console.client.get("/console/second-factor?next=/console/incidents/INC-X&error=code").text
     assert 'action="/auth/second-factor"' in page and 'name="code"' in page and "验证码错误或已过期" in page
     assert 'value="/console/incidents/INC-X"' in page
+
+
+def test_board_query_on_both_databases(store: Store) -> None:
+    """The board's three queries (places read from the body by the database itself), SQLite and PostgreSQL."""
+    from pingan.store.console import board, chain_head, entries_after, latest_seq
+
+    low = report(store, "IV", "垃圾桶起火")
+    high = report(store, "I", "化工厂爆炸", "accident_disaster", "hazardous_chemicals")
+    accepted = store.accept(IntakeItem(report=IncidentReport(
+        category="accident_disaster", subtype="fire", grade="III", title="无地点", dedup_key="nowhere",
+        location={"area_code": "440402100001"})), "raw")
+    pump(store)
+    coded = store.resolve_incident_id(accepted.incident_id)
+    rows = board(store.engine)
+    assert [r.id for r in rows] == [high, coded, low]
+    assert rows[0].plan_id == "hazchem-leak" and rows[0].next_due is not None and rows[0].next_due.tzinfo
+    assert rows[1].area == "440402100001" and rows[2].area == ""
+    head = chain_head(store.engine)
+    assert head is not None and head[0] == latest_seq(store.engine)
+    assert {e.incident_id for e in entries_after(store.engine, 0)} >= {low, high}
