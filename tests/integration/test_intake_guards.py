@@ -72,7 +72,8 @@ def test_generated_tokens_are_kept_in_the_data_dir(tmp_path: Path, sqlite_url: s
 
     first = load_tokens(Settings(data_dir=tmp_path))
     again = load_tokens(Settings(data_dir=tmp_path))
-    assert first == again and set(first) == {"api", "alertmanager", "cap"}
+    assert first == again and set(first) == {"api", "alertmanager", "cap", "metrics"}  # metrics: the scraper's
     assert (tmp_path / "intake-tokens.json").stat().st_mode & 0o077 == 0
     configured = load_tokens(Settings(data_dir=tmp_path, intake_tokens="api=abc"))
     assert configured["api"] == "abc" and configured["cap"] == first["cap"]
+    assert load_tokens(Settings(data_dir=tmp_path, metrics_token="scrape"))["metrics"] == "scrape"
