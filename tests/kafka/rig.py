@@ -41,6 +41,17 @@ def start_worker(rig: Rig, factory: Callable[[dict[str, str]], Proc], name: str)
     return worker
 
 
+def notified_total(rig: Rig) -> int:
+    """Incidents with a `notified` entry, all of them: one cheap query. The progress loops ask every second, and
+    counts() below (every log entry grouped, the whole console sink parsed) took CPU the worker needed."""
+    return rig.count("SELECT COUNT(DISTINCT incident_id) FROM actions WHERE kind = 'notified'")
+
+
+def wait_all_notified(rig: Rig, base: int, ids: list[str], what: str) -> None:
+    """Until base + len(ids) incidents are notified (base: those notified before ids were accepted)."""
+    rig.progress(lambda: notified_total(rig), base + len(ids), 120, what)
+
+
 def counts(rig: Rig, ids: list[str]) -> dict[str, int]:
     """accepted: in the store's outbox; notified: with a `notified` entry; duplicates: incidents notified more than
     once or whose console line was written more than once; lost: accepted and never notified."""

@@ -10,7 +10,7 @@ import time
 
 from pingan.handlers.audit.log_chain import verify_chain
 from tests.integration.two_workers_rig import Rig, assert_each_notified_once, kill, rebalanced_after, report
-from tests.kafka.rig import counts, start_worker
+from tests.kafka.rig import counts, notified_total, start_worker, wait_all_notified
 
 N, KILL_AT = 1000, 200
 
@@ -23,13 +23,14 @@ def test_sigkill_one_of_two_workers_mid_burst(rig: Rig, worker_factory) -> None:
     ready_s = time.monotonic() - started
     parts = {w.name: sorted(w.partitions(rig.raw_topic)) for w in (a, b)}
 
+    base = notified_total(rig)
     ids: list[str] = []
     for chunk in range(0, N, 500):
         ids += rig.accept([report(f"事故 {i}", f"burst-{i}") for i in range(chunk, min(N, chunk + 500))])
     wanted = set(ids)
 
     def notified() -> int:
-        return sum(1 for i, c in rig.kinds("notified").items() if i in wanted and c)
+        return notified_total(rig) - base
 
     rig.progress(notified, KILL_AT, 120, "notified before the kill")
     before = {w.name: sum(c for i, c in w.delivered_ids().items() if i in wanted) for w in (a, b)}
@@ -39,7 +40,7 @@ def test_sigkill_one_of_two_workers_mid_burst(rig: Rig, worker_factory) -> None:
     killed_wall = time.time()
     killed = kill(rig, a)
 
-    rig.progress(notified, N, 120, "notified after the kill")
+    wait_all_notified(rig, base, ids, "notified after the kill")
     rig.wait(rig.settled, 120, "the ledger and outbox to settle")
     c = counts(rig, ids)
     rebalance_s = rebalanced_after(b, rig.raw_topic, killed_wall)
