@@ -15,8 +15,11 @@ Hazard (CAP category + event text or event code -> category/subtype/hazard), DEF
     dam failure 溃坝; reservoir 水库 水庫 泄洪 洩洪; flash flood 山洪; flood 洪水 内涝; drought 干旱
                                     -> natural_disaster/flood_drought dam_failure, reservoir_discharge,
                                        flash_flood, flood, drought
-    rainstorm 暴雨, blizzard/snow 暴雪, tornado, thunderstorm 雷暴, hail, cold, wind/gale 大风, heat, fog,
-    sandstorm                       -> natural_disaster/meteorological, hazard as named
+    rainstorm 暴雨, blizzard/snow 暴雪, tornado, thunderstorm 雷暴 雷雨, hail 冰雹, cold 寒冷 寒潮, wind/gale 大风,
+    heat/hot weather 高温 酷热, fog 大雾, sandstorm
+                                    -> natural_disaster/meteorological, hazard as named (rainstorm,
+                                       blizzard, tornado, thunderstorm, hail, cold_wave, gale, heat_wave, fog,
+                                       sandstorm)
     nuclear/radiological; chemical/hazmat 危化
                                     -> accident_disaster/hazardous_chemicals radiological, chemical_release
     explosion 爆炸; power outage 停电; pollution/oil spill 污染
@@ -166,9 +169,10 @@ DEFAULT_HAZARD_RULES: tuple[HazardRule, ...] = (
     _r(_t(_N, _MET, "thunderstorm"), "thunderstorm", "orage", "雷暴", "雷电", "雷電", "雷雨",
        codes=("SVR", "SVA", "SVS")),
     _r(_t(_N, _MET, "hail"), "hail", "冰雹"),
-    _r(_t(_N, _MET, "cold_wave"), "cold", "frost", "freeze", "wind chill", "寒潮", "低温", "霜冻", "冰冻"),
+    # 寒冷 is the name of Guangdong's cold warning signal (寒冷黄色/橙色/红色预警信号), 酷热 Hong Kong's heat warning.
+    _r(_t(_N, _MET, "cold_wave"), "cold", "frost", "freeze", "wind chill", "寒潮", "寒冷", "低温", "霜冻", "冰冻"),
     _r(_t(_N, _MET, "gale"), "wind", "gale", "viento", "大风", "大風", codes=("HWW", "HWA", "EWW")),
-    _r(_t(_N, _MET, "heat_wave"), "heat", "高温", "高溫"),
+    _r(_t(_N, _MET, "heat_wave"), "heat", "hot weather", "高温", "高溫", "酷热", "酷熱", "炎热", "炎熱"),
     _r(_t(_N, _MET, "fog"), "fog", "大雾", "大霧"),
     _r(_t(_N, _MET, "sandstorm"), "sandstorm", "dust storm", "沙尘", "沙塵", codes=("DSW",)),
     _r(_t(_A, Subtype.hazardous_chemicals, "radiological"), "nuclear", "radiolog", "核泄漏", "核事故", "辐射",
