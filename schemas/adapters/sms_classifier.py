@@ -6,9 +6,10 @@ drop the negated ones ("没有着火", "冇火", "not a fire"); score each lexic
 a combination of two words 3), let an entry that classifies drop the entries it overrides, and take the best.
 
 A text whose best entry scores under 2 is no report we can read: a greeting, a test, noise, a lone weak word.
-It becomes an unclassified report (subtype `unclassified`, grade IV) that no specific plan covers, so the
-catch-all plan puts it before the duty room; the weak word it had, if any, is kept as a hint. So control characters
-plus 火 are not a confident fire: once the noise is stripped, a lone 火 is a hint, not a report.
+It becomes an unclassified report (other/unclassified, grade IV), which the unclassified-report procedure
+(plans/unclassified-report.yaml) puts on the duty room's console only, to reclassify or close; the weak word it
+had, if any, is kept as a hint. So control characters plus 火 are not a confident fire: once the noise is
+stripped, a lone 火 is a hint, not a report.
 """
 
 import re

@@ -1,8 +1,9 @@
 """Citizen texts end to end: `pingan up` with the shipped plans, a real broker and the fake Twilio.
 
-A text nobody can classify (a greeting; control characters around 火) is no incident with a specific plan: it comes
-in as other/unclassified at grade IV and the catch-all plan puts it on the duty room's console with the reason. A
-clear text in Cantonese that names a community activates the building-fire plan with the community as its place.
+A text nobody can classify (a greeting; control characters around 火) is no incident with a plan: it comes in as
+other/unclassified at grade IV and the unclassified-report procedure puts it, with the citizen's text, on the duty
+room's console only (no SMS, not the catch-all). A clear text in Cantonese that names a community activates the
+building-fire plan with the community as its place.
 """
 
 import re
@@ -42,16 +43,18 @@ def test_unclassifiable_texts_reach_the_duty_room_and_clear_ones_their_plan(tmp_
         greeting = reported(stack, twilio_server, "你好，在吗？")
         noise = reported(stack, twilio_server, "\x02\x03火\x04\x05\x06")
         fire = reported(stack, twilio_server, "唐家市场二楼火烛呀，好大烟")
-        for incident_id in (greeting, noise):
+        for incident_id, text in ((greeting, "你好，在吗？"), (noise, "火")):
             lines = wait_for(lambda i=incident_id: [r["text"] for r in read_sink(stack.sink)
                                                     if r["incident_id"] == i], 60, 0.2, f"console of {incident_id}")
-            assert "无对应预案" in lines[0], lines
+            assert "待甄别" in lines[0] and f"“{text}”" in lines[0] and "无对应预案" not in lines[0], lines
             activated = wait_for(lambda i=incident_id: activation(stack, i), 30, 0.2, "plan_activated")
-            assert activated["plan_id"] == "general-incident" and activated["details"]["catch_all"] is True
+            assert activated["plan_id"] == "unclassified-report" and not activated["details"].get("catch_all")
             incident = stack.incident(incident_id)["incident"]
             assert (incident["category"], incident["subtype"], incident["grade"]) == ("other", "unclassified", "IV")
             assert incident["labels"]["pingan_unclassified"] == "true"
         assert stack.incident(noise)["incident"]["labels"]["sms_hint"] == "fire_weak"
+        # Only the duty room hears of them: nobody was texted about the greeting or the noise.
+        assert not [m for m in twilio_server.messages if greeting in m["body"] or noise in m["body"]]
         activated = wait_for(lambda: activation(stack, fire), 60, 0.2, "the fire's plan")
         assert activated["plan_id"] == "building-fire" and not activated["details"].get("catch_all")
         incident = stack.incident(fire)["incident"]
