@@ -163,3 +163,57 @@ def test_console_on_a_phone(stack: Stack, browser: object) -> None:
     off_host = [u for u in requested if not (u.startswith(stack.url + "/") or u.startswith("data:"))]
     assert not off_host, off_host
     context.close()
+
+
+def test_commander_closes_with_a_reason_a_confirmation_and_the_sms_second_factor(tmp_path: Path, browser: object,
+                                                                                 twilio_server) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    commander, name, phone = "huang-liping", "黄丽萍", "+12025550103"
+    stack = Stack(tmp_path, PINGAN_TWILIO_ACCOUNT_SID=twilio_server.account_sid,
+                  PINGAN_TWILIO_AUTH_TOKEN=twilio_server.auth_token,
+                  PINGAN_TWILIO_FROM_NUMBER=twilio_server.from_number,
+                  PINGAN_TWILIO_API_BASE_URL=twilio_server.base_url)
+    stack.up()
+    try:
+        add_user(stack, commander, ["commander"], PASSWORD)
+        incident_id = stack.post("/v1/incidents", json={"category": "accident_disaster", "subtype": "fire",
+                                                        "grade": "III", "title": "餐馆厨房起火"}).json()["id"]
+        page = browser.new_context(locale="zh-CN").new_page()  # type: ignore[attr-defined]
+        page.on("dialog", lambda dialog: dialog.accept())  # the close form's "are you sure?"
+        page.goto(stack.url + "/console/sign-in")
+        page.fill("input[name=person]", commander)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("#sign-in-form button[type=submit]")
+        page.wait_for_selector(f'tr[data-id="{incident_id}"]', timeout=30_000)
+        page.click(f'tr[data-id="{incident_id}"] a.incident-link')
+
+        def close() -> None:
+            page.click("summary:has-text('关闭事件')")
+            form = page.locator(f'form[action="/console/incidents/{incident_id}/close"]')
+            form.locator("textarea[name=reason]").fill("火已扑灭，无人员伤亡")
+            form.locator("input[name=confirm]").check()
+            form.locator("button").click()
+
+        close()
+        page.wait_for_url("**/console/second-factor**")  # a password alone does not close an incident
+        page.click("#send-code")
+        page.wait_for_url("**sent=1**")
+        six = re.compile(r"(?<!\d)(\d{6})(?!\d)")
+        texts = wait_for(lambda: [m["body"] for m in twilio_server.messages if m["to"] == phone
+                                  and six.search(m["body"])], 15, 0.1, "the code by SMS")
+        code = six.search(texts[-1]).group(1)  # type: ignore[union-attr]
+        page.fill("input[name=code]", "000000" if code != "000000" else "111111")
+        page.click("form:has(input[name=code]) button[type=submit]")
+        page.wait_for_selector("text=验证码错误或已过期")  # a wrong code is refused
+        page.fill("input[name=code]", code)
+        page.click("form:has(input[name=code]) button[type=submit]")
+        page.wait_for_url(f"**/console/incidents/{incident_id}")
+        close()
+        page.wait_for_selector("li.kind-closed")
+        closed = page.inner_text("li.kind-closed")
+        assert name in closed and "火已扑灭" in closed
+        assert page.inner_text("#incident-state") == "已关闭"
+        page.context.close()
+    finally:
+        stack.stop()
