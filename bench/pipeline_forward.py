@@ -27,9 +27,10 @@ FORWARD_SCRIPT = textwrap.dedent('''\
 
     from pingan.settings import Settings
     from pingan.streams import topics
+    from pingan.streams.broker_profile import resolved
     from pingan.streams.faust_app import app_topics, create_app
 
-    settings = Settings()
+    settings, _ = resolved(Settings())  # as the worker does: the broker's RF, fetch wait and idempotence
     app = create_app(settings)
     t = app_topics(app, settings)
 
