@@ -217,3 +217,35 @@ def test_commander_closes_with_a_reason_a_confirmation_and_the_sms_second_factor
         page.context.close()
     finally:
         stack.stop()
+
+
+def test_drill_coordinator_starts_and_ends_a_drill_from_the_console(tmp_path: Path) -> None:
+    """No browser needed: the console's forms over HTTP, with a session from the sign-in form. The run is the
+    shipped typhoon scenario through this stack's own intake; ending it early still writes its (partial) report."""
+    import re
+
+    import httpx
+
+    stack = Stack(tmp_path, PINGAN_ESCALATION_TIME_SCALE="60")
+    stack.up()
+    try:
+        add_user(stack, "zhou-haibo", ["drill_coordinator"], PASSWORD)
+        with httpx.Client(base_url=stack.url, timeout=30) as client:
+            client.get("/console/sign-in")  # sets the form's CSRF cookie
+            signed = client.post("/auth/sign-in", data={"person": "zhou-haibo", "password": PASSWORD,
+                                                        "csrf": client.cookies["pingan_csrf"],
+                                                        "next": "/console/drills"})
+            assert signed.status_code == 303 and signed.headers["location"] == "/console/drills"
+            page = client.get("/console/drills").text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+            assert client.post("/console/drills", data={"csrf": csrf, "scenario": "typhoon"}).status_code == 303
+            run = wait_for(lambda: re.findall(r'<div class="sub">([0-9a-f]{8})</div>',
+                                              client.get("/console/drills").text), 30, 0.5, "the run listed")[0]
+            wait_for(lambda: any(i["status"] == "exercise" for i in stack.get("/v1/incidents").json()["items"]),
+                     30, 0.5, "the drill's first inject")
+            assert client.post(f"/console/drills/{run}/end", data={"csrf": csrf}).status_code == 303
+            wait_for(lambda: f"/drills/{run}/report" in client.get("/console/drills").text, 60, 1, "the report")
+            report = client.get(f"/console/drills/{run}/report")
+            assert report.status_code == 200 and "<html" in report.text
+    finally:
+        stack.stop()
