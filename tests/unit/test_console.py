@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from pingan.handlers.plans.timeline import EntryKind
 from pingan.schemas.action import ActionKind
 from pingan.schemas.notification import Channel, DeliveryState
+from pingan.schemas.plan import NotifyChannel, PlanStatus
 from pingan.schemas.taxonomy import Category, Grade, IncidentState, Source, Subtype
 from pingan.web.console import i18n
 
@@ -34,7 +36,8 @@ def test_every_key_used_is_in_the_catalogue() -> None:
 
 @pytest.mark.parametrize(("group", "values"), [
     ("grade", Grade), ("category", Category), ("subtype", Subtype), ("kind", ActionKind), ("state", IncidentState),
-    ("channel", Channel), ("delivery", DeliveryState), ("source", Source)])
+    ("channel", Channel), ("delivery", DeliveryState), ("source", Source), ("plan_status", PlanStatus),
+    ("notify_channel", NotifyChannel), ("entry", EntryKind)])
 def test_every_value_shown_by_name_has_a_word(group: str, values: type) -> None:
     for lang in i18n.LANGS:
         missing = [v.value for v in values if f"{group}.{v.value}" not in i18n.catalogue(lang)]
