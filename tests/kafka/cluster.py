@@ -8,6 +8,7 @@ engineers' runs on one machine never share brokers. The jars come from the scrip
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ class Cluster:
     down_nodes: set[int] = field(default_factory=set)
 
     def _script(self, *args: str, timeout_s: float = 240) -> str:
-        env = {**os.environ, "PINGAN_KAFKA_RUN_DIR": str(self.run_dir)}
+        # PYTHON: the script asks the cluster for readiness with kafka-python, which this interpreter has.
+        env = {**os.environ, "PINGAN_KAFKA_RUN_DIR": str(self.run_dir), "PYTHON": sys.executable}
         done = subprocess.run([str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=timeout_s)
         if done.returncode != 0:
             raise RuntimeError(f"local-cluster {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")

@@ -41,6 +41,13 @@ def start_worker(rig: Rig, factory: Callable[[dict[str, str]], Proc], name: str)
     return worker
 
 
+def workarounds_fired(log: str) -> dict[str, int]:
+    """How often each tansu workaround acted in a worker's log: the evidence for docs/architecture.md's table."""
+    return {"gap fill": log.count("the broker skipped offsets"),
+            "sweep": log.count("item(s) the consumer passed without doing"),
+            "takeover re-publish": log.count("] resume {")}
+
+
 def notified_total(rig: Rig) -> int:
     """Incidents with a `notified` entry, all of them: one cheap query. The progress loops ask every second, and
     counts() below (every log entry grouped, the whole console sink parsed) took CPU the worker needed."""

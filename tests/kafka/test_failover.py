@@ -10,7 +10,7 @@ import time
 from pingan.handlers.audit.log_chain import verify_chain
 from tests.integration.two_workers_rig import Rig
 from tests.kafka.cluster import Cluster
-from tests.kafka.rig import Loader, counts, notified_total, start_worker, wait_all_notified
+from tests.kafka.rig import Loader, counts, notified_total, start_worker, wait_all_notified, workarounds_fired
 
 LEADER_KILL_TOTAL = 2000
 LEADER_KILL_AT = 1000  # accepted when the leader dies: the relay is producing and the worker consuming
@@ -45,7 +45,8 @@ def test_sigkill_of_the_leader_of_raw_partition_0(rig: Rig, kafka_cluster: Clust
     c = counts(rig, ids)
     print(f"\nleader kill on Kafka: node {leader} (leader of {rig.raw_topic}[0]) SIGKILLed at {LEADER_KILL_AT} "
           f"accepted, {notified_at_kill} notified; new leader node {new_leader}; counts {c}; all notified "
-          f"{time.monotonic() - killed:.1f} s after the kill, test {time.monotonic() - started:.1f} s")
+          f"{time.monotonic() - killed:.1f} s after the kill, test {time.monotonic() - started:.1f} s; tansu "
+          f"workarounds fired {workarounds_fired(worker.log())}")
     assert c == {"accepted": len(ids), "notified": len(ids), "duplicates": 0, "lost": 0}, c
     assert verify_chain(rig.store.iter_log())[1] is None
     log = worker.log()
@@ -82,7 +83,8 @@ def test_rolling_restart_under_steady_load(rig: Rig, kafka_cluster: Cluster, wor
     rig.wait(rig.settled, 120, "the ledger and outbox to settle")
     c = counts(rig, ids)
     print(f"\nrolling restart on Kafka at {RATE:g}/s ({len(ids) / load_s:.1f}/s achieved over {load_s:.0f} s): "
-          f"{', '.join(restarts)}; counts {c}; test {time.monotonic() - started:.1f} s")
+          f"{', '.join(restarts)}; counts {c}; test {time.monotonic() - started:.1f} s; tansu workarounds fired "
+          f"{workarounds_fired(worker.log())}")
     assert c == {"accepted": len(ids), "notified": len(ids), "duplicates": 0, "lost": 0}, c
     assert verify_chain(rig.store.iter_log())[1] is None
     assert "the broker skipped offsets" not in worker.log()

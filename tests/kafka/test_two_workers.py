@@ -10,7 +10,7 @@ import time
 
 from pingan.handlers.audit.log_chain import verify_chain
 from tests.integration.two_workers_rig import Rig, assert_each_notified_once, kill, rebalanced_after, report
-from tests.kafka.rig import counts, notified_total, start_worker, wait_all_notified
+from tests.kafka.rig import counts, notified_total, start_worker, wait_all_notified, workarounds_fired
 
 N, KILL_AT = 1000, 200
 
@@ -45,8 +45,9 @@ def test_sigkill_one_of_two_workers_mid_burst(rig: Rig, worker_factory) -> None:
     c = counts(rig, ids)
     rebalance_s = rebalanced_after(b, rig.raw_topic, killed_wall)
     print(f"\ntwo workers on Kafka, {N} incidents: ready and sharing in {ready_s:.1f} s (partitions {parts}); SIGKILL "
-          f"{a.name} at {at_kill} notified; survivor held every partition {rebalance_s} s after the kill; all "
-          f"notified {time.monotonic() - killed:.1f} s after it; counts {c}; test {time.monotonic() - started:.1f} s")
+          f"{a.name} at {at_kill} notified; survivor held every partition {rebalance_s or 0:.1f} s after the kill; all "
+          f"notified {time.monotonic() - killed:.1f} s after it; counts {c}; test {time.monotonic() - started:.1f} s; "
+          f"tansu workarounds fired {[workarounds_fired(w.log()) for w in (a, b)]}")
     assert c == {"accepted": N, "notified": N, "duplicates": 0, "lost": 0}, c
     assert_each_notified_once(rig, ids)
     assert verify_chain(rig.store.iter_log())[1] is None
