@@ -85,7 +85,7 @@ def test_duty_officer_sees_a_new_incident_live_and_acknowledges_it(stack: Stack,
     assert page.inner_text("h1") == "登录值班台"
     shot(page, "sign-in")
     sign_in(page, stack)
-    wait_for(lambda: "on" in (page.get_attribute("#live-status", "class") or ""), 10, 0.1, "the live stream")
+    page.wait_for_selector("#live-status.on", timeout=10_000)  # the live stream said hello
     page.evaluate("window.__notReloaded = true")
 
     started = time.monotonic()

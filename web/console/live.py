@@ -52,6 +52,7 @@ class Broadcaster:
         self._seq: int | None = None
         self.closing = False
         self._hooked = False
+        self._started = asyncio.Event()  # set once the poller knows where the log stands
 
     def subscribe(self, visible: Callable[[list[str]], bool]) -> Board:
         board = Board(visible)
@@ -63,6 +64,9 @@ class Broadcaster:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._poll())
         return board
+
+    async def started(self) -> None:
+        await self._started.wait()
 
     def close_all(self) -> None:
         """End every open stream (the process is stopping)."""
@@ -98,11 +102,12 @@ class Broadcaster:
             self._task = None
 
     async def _poll(self) -> None:
-        if self._seq is None:
-            self._seq = await asyncio.to_thread(latest_seq, self.store.engine)
-            await asyncio.to_thread(self.departments, [])  # loads the plan set now, not when the first news comes
         while self.boards:
             try:
+                if self._seq is None:
+                    self._seq = await asyncio.to_thread(latest_seq, self.store.engine)
+                    self._started.set()
+                    await asyncio.to_thread(self.departments, [])  # loads the plan set now, not at the first news
                 entries = await asyncio.to_thread(entries_after, self.store.engine, self._seq)
                 if entries:
                     self._seq = entries[-1].seq
@@ -158,6 +163,9 @@ async def stream(broadcaster: Broadcaster, visible: Callable[[list[str]], bool],
     proxies keep the connection open."""
     board = broadcaster.subscribe(visible)
     try:
+        # `hello` only once the poller has read where the log stands: the board loads its rows on `hello`, so every
+        # entry after that read reaches it as an update, and none falls between the two.
+        await broadcaster.started()
         yield "retry: 1000\nevent: hello\ndata: {}\n\n"
         while True:
             try:
