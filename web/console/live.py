@@ -71,6 +71,7 @@ class Broadcaster:
     def close_all(self) -> None:
         """End every open stream (the process is stopping)."""
         self.closing = True
+        self._started.set()  # a stream still waiting to say hello goes on to read its CLOSE
         for board in list(self.boards):
             with contextlib.suppress(asyncio.QueueEmpty):
                 while board.queue.full():  # the news it has not read yet no longer matters
@@ -162,6 +163,8 @@ async def stream(broadcaster: Broadcaster, visible: Callable[[list[str]], bool],
     """The text/event-stream of one board: a `hello`, then an `update` per batch, and a comment now and then so
     proxies keep the connection open."""
     board = broadcaster.subscribe(visible)
+    if broadcaster.closing:
+        return
     try:
         # `hello` only once the poller has read where the log stands: the board loads its rows on `hello`, so every
         # entry after that read reaches it as an update, and none falls between the two.
