@@ -61,9 +61,10 @@ def _describe(bootstrap: str, timeout_s: float) -> tuple[str, int]:
     """(cluster id, number of brokers), retried until timeout_s: the broker may still be starting."""
     deadline = time.monotonic() + timeout_s
     while True:
+        wait_ms = max(100, min(5000, int((deadline - time.monotonic()) * 1000)))
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="pingan-probe",
-                                     bootstrap_timeout_ms=5000, request_timeout_ms=5000,
+                                     bootstrap_timeout_ms=wait_ms, request_timeout_ms=5000,
                                      reconnect_backoff_max_ms=1000)
             try:
                 cluster = admin.describe_cluster()

@@ -78,7 +78,10 @@ def ensure_topics(
         from pingan.streams.broker_profile import resolved
 
         # The broker at `bootstrap`: `pingan up` passes the embedded broker's address, which settings do not hold.
-        settings = resolved(settings.model_copy(update={"kafka_bootstrap_servers": bootstrap}), timeout_s)[0]
+        try:
+            settings = resolved(settings.model_copy(update={"kafka_bootstrap_servers": bootstrap}), timeout_s)[0]
+        except KafkaError as exc:
+            raise TopicSetupError(f"broker {bootstrap} unreachable for {timeout_s:g} s: {exc!r}") from exc
     requests = topic_requests(settings, partitions)
     deadline = time.monotonic() + timeout_s
     while True:
