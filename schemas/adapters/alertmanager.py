@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.adapters.limits import DEFAULT_LIMITS, IntakeLimits, check_alert_count, checkpoint
 from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import Attachment, IncidentReport, Location
 from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, IncidentStatus, Source, Subtype
@@ -303,9 +304,10 @@ def _source_key(group_key: str, ident: str, starts_at: str, status: str) -> str:
     return key
 
 
-def parse_alertmanager(data: bytes, mapping: AlertmanagerMapping | None = None,
-                       source_name: str = "body") -> list[IntakeItem]:
-    """One IntakeItem per alert of an Alertmanager webhook notification; IntakeError for anything we cannot read."""
+def parse_alertmanager(data: bytes, mapping: AlertmanagerMapping | None = None, source_name: str = "body",
+                       limits: IntakeLimits = DEFAULT_LIMITS) -> list[IntakeItem]:
+    """One IntakeItem per alert of an Alertmanager webhook notification; IntakeError for anything we cannot read,
+    IntakeTooLarge for more alerts than `limits` allow (counted before any alert is validated)."""
     m = mapping or DEFAULT_MAPPING
     try:
         raw = json.loads(data)
@@ -313,6 +315,7 @@ def parse_alertmanager(data: bytes, mapping: AlertmanagerMapping | None = None,
         raise IntakeError(f"invalid JSON: {exc.msg}", line=exc.lineno, col=exc.colno, source=source_name) from None
     except UnicodeDecodeError:
         raise IntakeError("body is not UTF-8 JSON", source=source_name) from None
+    check_alert_count(raw, limits, source_name)
     try:
         hook = AmWebhook.model_validate(raw)
     except ValidationError as exc:
@@ -335,6 +338,7 @@ def parse_alertmanager(data: bytes, mapping: AlertmanagerMapping | None = None,
 
     items: list[IntakeItem] = []
     for i, alert in enumerate(hook.alerts):
+        checkpoint()  # the parse's CPU budget (limits.py)
         where = f"alerts[{i}]"
         status = alert.status or hook.status
         if status is None:

@@ -50,6 +50,7 @@ from pingan.schemas.adapters.cap_rules import (
 )
 from pingan.schemas.adapters.cap_xml import CAP11_NS, CAP12_NS, CAP_NAMESPACES, safe_parse
 from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.adapters.limits import DEFAULT_LIMITS, IntakeLimits, check_cap_limits, checkpoint
 from pingan.schemas.areas import MAX_ALERT_AREAS, AlertArea, Circle, Geocode
 from pingan.schemas.events import MAX_REFERENCES, IntakeItem, RawKind
 from pingan.schemas.incident import Attachment, IncidentReport, Location, Reporter
@@ -74,11 +75,13 @@ def cap_dedup_key(sender: str, identifier: str) -> str:
     return _bounded_key(f"cap:{sender}:{identifier}", 256)
 
 
-def parse_cap(data: bytes, mapping: CapMapping | None = None, source_name: str = "body") -> list[IntakeItem]:
+def parse_cap(data: bytes, mapping: CapMapping | None = None, source_name: str = "body",
+              limits: IntakeLimits = DEFAULT_LIMITS) -> list[IntakeItem]:
     """A CAP 1.1/1.2 message (its bytes, so its XML declaration decides the encoding) -> IntakeItems.
 
     Raises IntakeError for anything it will not accept: unsafe or malformed XML, another namespace, a message
-    that breaks the CAP rules or schema (CapValidationError, listing every problem), Draft, Ack, Error.
+    over a count limit (IntakeTooLarge, before any rule is checked), a message that breaks the CAP rules or schema
+    (CapValidationError, listing every problem), Draft, Ack, Error.
     """
     root = safe_parse(data, source_name)
     namespace = etree.QName(root).namespace
@@ -88,6 +91,7 @@ def parse_cap(data: bytes, mapping: CapMapping | None = None, source_name: str =
     if etree.QName(root).localname != "alert":
         raise IntakeError(f"the root element is <{etree.QName(root).localname}>; a CAP message is an <alert>",
                           field="alert", line=root.sourceline, source=source_name)
+    check_cap_limits(root, namespace, limits, source_name)
     problems = check_alert(root, namespace, source_name) or xsd_problems(root, namespace, source_name)
     if problems:
         raise CapValidationError.from_problems(problems)
@@ -226,6 +230,7 @@ def _areas(infos: list[etree._Element], ns: str) -> list[AlertArea]:
     """Every <area> of every info, whole. Malformed shapes were refused by the checks; empty ones are absent."""
     out: list[AlertArea] = []
     for area in (a for i in infos for a in children(i, ns, "area")):
+        checkpoint()
         polygons = [p for p in (parse_polygon(el.text or "") for el in children(area, ns, "polygon") if text(el))
                     if isinstance(p, list)]
         circles = [Circle(lat=c[0], lon=c[1], radius_km=min(c[2], 20_100))
@@ -275,6 +280,7 @@ def _attachment(info: etree._Element, ns: str) -> Attachment:
     def t(name: str) -> str | None:
         return text(child(info, ns, name))
 
+    checkpoint()
     areas = children(info, ns, "area")
     data: dict[str, object] = {
         "event": t("event"),

@@ -28,6 +28,7 @@ from lxml import etree
 
 from pingan.schemas.adapters.cap_xml import xsd_errors
 from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.adapters.limits import checkpoint
 
 MAX_PROBLEMS = 50
 
@@ -93,17 +94,44 @@ def text(el: etree._Element | None) -> str | None:
     return value or None
 
 
-def field_path(el: etree._Element) -> str:
-    parts: list[str] = []
-    node: etree._Element | None = el
-    while node is not None:
-        name = etree.QName(node).localname
-        if name in REPEATABLE:
-            index = sum(1 for s in node.itersiblings(preceding=True) if s.tag == node.tag)
-            name = f"{name}[{index}]"
-        parts.append(name)
-        node = node.getparent()
-    return ".".join(reversed(parts))
+class FieldPaths:
+    """Field paths such as "alert.info[3].area[0]", with each parent's children numbered once.
+
+    Counting an element's preceding siblings on every call made a message of n <info> cost n² (50,000 empty infos
+    stalled the API for minutes); here the first lookup under a parent numbers all its children, and the rest are
+    dictionary hits. lxml keeps one proxy per node while it is referenced, so the elements are stable keys."""
+
+    def __init__(self) -> None:
+        self._index: dict[etree._Element, int] = {}
+
+    def __call__(self, el: etree._Element) -> str:
+        parts: list[str] = []
+        node: etree._Element | None = el
+        while node is not None:
+            name = etree.QName(node).localname
+            if name in REPEATABLE:
+                name = f"{name}[{self._position(node)}]"
+            parts.append(name)
+            node = node.getparent()
+        return ".".join(reversed(parts))
+
+    def _position(self, node: etree._Element) -> int:
+        found = self._index.get(node)
+        if found is None:
+            parent = node.getparent()
+            if parent is None:
+                return 0
+            seen: dict[object, int] = {}
+            for sibling in parent:
+                self._index[sibling] = seen.get(sibling.tag, 0)
+                seen[sibling.tag] = self._index[sibling] + 1
+            found = self._index[node]
+        return found
+
+
+def field_path(el: etree._Element, paths: FieldPaths | None = None) -> str:
+    """One element's field path; pass one FieldPaths for all the paths of a document."""
+    return (paths or FieldPaths())(el)
 
 
 def parse_point(pair: str) -> tuple[float, float] | str:
@@ -186,25 +214,28 @@ class _Problems:
     def __init__(self, source: str) -> None:
         self.source = source
         self.items: list[IntakeError] = []
+        self.path = FieldPaths()
 
-    def add(self, message: str, field_name: str, el: etree._Element | None) -> None:
+    def add(self, message: str, where: str | etree._Element, el: etree._Element | None, suffix: str = "") -> None:
+        """Note a problem at a field path, or at an element's path plus `suffix`: built only for a problem that is
+        kept (a message of 50,000 bad infos has 250,000 problems, and MAX_PROBLEMS are reported)."""
         if len(self.items) < MAX_PROBLEMS:
-            self.items.append(IntakeError(message, field_name, el.sourceline if el is not None else None, None,
+            name = where if isinstance(where, str) else self.path(where) + suffix
+            self.items.append(IntakeError(message, name, el.sourceline if el is not None else None, None,
                                           self.source))
 
     def required(self, parent: etree._Element, ns: str, name: str) -> str | None:
         """The value of a required, single element, noting the problem when it is missing, empty or not allowed."""
         el = child(parent, ns, name)
-        where = f"{field_path(parent)}.{name}"
         if el is None:
-            self.add(f"required element <{name}> is missing", where, parent)
+            self.add(f"required element <{name}> is missing", parent, parent, f".{name}")
             return None
         value = text(el)
         if value is None:
-            self.add(f"<{name}> must not be empty", where, el)
+            self.add(f"<{name}> must not be empty", parent, el, f".{name}")
             return None
         if name in ENUMS and value not in ENUMS[name]:
-            self.add(f"<{name}> {value!r} is not one of {', '.join(ENUMS[name])}", where, el)
+            self.add(f"<{name}> {value!r} is not one of {', '.join(ENUMS[name])}", parent, el, f".{name}")
             return None
         return value
 
@@ -240,6 +271,7 @@ def check_alert(root: etree._Element, ns: str, source: str) -> list[IntakeError]
         p.add(f"msgType {values['msgType']} needs <references> naming the message it changes", "alert.references",
               child(root, ns, "msgType"))
     for info in children(root, ns, "info"):
+        checkpoint()  # the parse's CPU budget (limits.py), once per info, area and shape
         _check_info(p, info, ns)
     return sorted(p.items, key=lambda e: e.line if e.line is not None else 1 << 30)
 
@@ -247,32 +279,34 @@ def check_alert(root: etree._Element, ns: str, source: str) -> list[IntakeError]
 def _check_info(p: _Problems, info: etree._Element, ns: str) -> None:
     categories = children(info, ns, "category")
     if not categories:
-        p.add("required element <category> is missing", f"{field_path(info)}.category", info)
+        p.add("required element <category> is missing", info, info, ".category")
     for category in categories:
         value = text(category)
         if value not in ENUMS["category"]:
-            p.add(f"<category> {value or ''!r} is not one of {', '.join(ENUMS['category'])}", field_path(category),
-                  category)
+            p.add(f"<category> {value or ''!r} is not one of {', '.join(ENUMS['category'])}", category, category)
     for name in INFO_REQUIRED:
         p.required(info, ns, name)
     for name in TIME_ELEMENTS:
         el = child(info, ns, name)
         if (value := text(el)) and (problem := time_problem(value)):
-            p.add(problem, f"{field_path(info)}.{name}", el)
+            p.add(problem, info, el, f".{name}")
     for area in children(info, ns, "area"):
+        checkpoint()
         p.required(area, ns, "areaDesc")
         for polygon in children(area, ns, "polygon"):
+            checkpoint()
             if text(polygon) and isinstance(problem := parse_polygon(polygon.text or ""), str):
-                p.add(problem, field_path(polygon), polygon)
+                p.add(problem, polygon, polygon)
         for circle in children(area, ns, "circle"):
             if text(circle) and isinstance(problem := parse_circle(circle.text or ""), str):
-                p.add(problem, field_path(circle), circle)
+                p.add(problem, circle, circle)
 
 
 def xsd_problems(root: etree._Element, ns: str, source: str) -> list[IntakeError]:
     """The schema's complaints as IntakeErrors, each with the field path of the element it is about."""
     problems: list[IntakeError] = []
     tree = root.getroottree()
+    paths = FieldPaths()
     for line, col, path, message in xsd_errors(root, ns)[:MAX_PROBLEMS]:
         where = "alert"
         try:
@@ -280,7 +314,7 @@ def xsd_problems(root: etree._Element, ns: str, source: str) -> list[IntakeError
             prefixes = {prefix: ns for prefix in re.findall(r"([A-Za-z_][\w.-]*):", path)}
             found = tree.xpath(path, namespaces=prefixes) if path else []
             if isinstance(found, list) and found and isinstance(found[0], etree._Element):
-                where = field_path(found[0])
+                where = paths(found[0])
         except etree.XPathError:
             pass
         problems.append(IntakeError(message.replace(f"{{{ns}}}", ""), where, line, col, source))
