@@ -76,6 +76,27 @@ class Settings(BaseSettings):
     )
     intake_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Larger bodies get 413")
     intake_rate_per_minute: int = Field(default=6000, ge=1, description="Per source; more gets 429 with Retry-After")
+    # Issue 14: no request may stall the API. Counted right after the XML/JSON parser, before any Python check.
+    intake_unauthenticated_rate_per_minute: int = Field(
+        default=60, ge=1, description="Requests that fail authentication (token, Twilio signature) per client "
+        "address a minute; more gets 429. They never use up a source's own allowance")
+    cap_max_infos: int = Field(default=100, ge=1, description="<info> blocks in one CAP message; more gets 413")
+    cap_max_areas_per_info: int = Field(default=500, ge=1, description="<area> blocks in one <info>; more gets 413")
+    cap_max_polygon_points: int = Field(default=10_000, ge=4, description="Points of one CAP <polygon>; more: 413")
+    alertmanager_max_alerts: int = Field(
+        default=1000, ge=1, description="Alerts in one Alertmanager webhook; more gets 413 (set max_alerts in the "
+        "receiver's webhook_config below it)")
+    intake_parse_cpu_budget_s: float = Field(
+        default=2.0, gt=0, description="CPU seconds one CAP, Alertmanager or large JSON body may take to parse (off "
+        "the event loop); more gets 413")
+    supervisor_health_interval_s: float = Field(
+        default=2.0, ge=0, description="`pingan up` asks the API's /healthz this often; 0: only a part that exits "
+        "is restarted")
+    supervisor_health_timeout_s: float = Field(default=2.0, gt=0, description="A /healthz slower than this failed")
+    supervisor_health_failures: int = Field(
+        default=3, ge=1, description="Failed /healthz in a row after which `pingan up` restarts the API")
+    supervisor_health_grace_s: float = Field(
+        default=60.0, ge=0, description="How long a (re)started API may take to answer /healthz the first time")
     intake_config: Path | None = Field(
         default=None, description="YAML with intake mappings: sms keywords, areas, CAP and Alertmanager tables"
     )

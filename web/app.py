@@ -52,6 +52,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
         for poller in pollers:
             poller.stop()
         intake.committer.stop()
+        intake.parser.stop()
         if watchdog is not None:
             watchdog.stop()
 
@@ -63,8 +64,8 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     install_docs(api, settings.public_docs)
     api.include_router(intake_router(
         intake,
-        parse_cap=lambda body: parse_cap(body, config.cap),
-        parse_alertmanager=lambda body: parse_alertmanager(body, config.alertmanager),
+        parse_cap=lambda body: parse_cap(body, config.cap, limits=intake.limits),
+        parse_alertmanager=lambda body: parse_alertmanager(body, config.alertmanager, limits=intake.limits),
     ))
     api.include_router(twilio_router(intake, config))
     api.include_router(reports_router(intake))  # before the generic /{verb} route of commands

@@ -14,6 +14,7 @@ from pingan.handlers.plans.load import load_plans
 from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.adapters.limits import IntakeLimits, IntakeTooLarge
 from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import IncidentReport
 from pingan.settings import Settings
@@ -24,6 +25,7 @@ from pingan.streams.cap_feed import CapFeedPoller
 from pingan.streams.plan_reload import fingerprint
 from pingan.web.group_commit import GroupCommitter
 from pingan.web.guards import RateLimiter, check_bearer, read_body
+from pingan.web.offload import OFFLOAD_BYTES, ParsePool
 
 if TYPE_CHECKING:
     from pingan.web.auth import Principal
@@ -55,6 +57,11 @@ class Intake:
         self.store = store
         self.tokens = tokens
         self.limiter = RateLimiter(settings.intake_rate_per_minute)
+        self.limits = IntakeLimits(cap_max_infos=settings.cap_max_infos,
+                                   cap_max_areas_per_info=settings.cap_max_areas_per_info,
+                                   cap_max_polygon_points=settings.cap_max_polygon_points,
+                                   alertmanager_max_alerts=settings.alertmanager_max_alerts)
+        self.parser = ParsePool(settings.intake_parse_cpu_budget_s)
         self.raw_topic = settings.topic(topics.RAW)
         self._plans: tuple[str, PlanSet] | None = None
         self.committer = GroupCommitter(store, self.raw_topic)
@@ -123,9 +130,10 @@ def start_cap_feeds(intake: Intake, config: IntakeConfig) -> list[CapFeedPoller]
 
 
 def rejected(source: str, exc: IntakeError) -> JSONResponse:
-    log.warning("intake %s: 422 %s", source, exc)
-    metrics.intake(source, "rejected")
-    return JSONResponse(status_code=422, content=exc.as_dict())
+    status = 413 if isinstance(exc, IntakeTooLarge) else 422  # over a limit: the sender must send less
+    log.warning("intake %s: %d %s", source, status, exc)
+    metrics.intake(source, "too_large" if status == 413 else "rejected")
+    return JSONResponse(status_code=status, content=exc.as_dict())
 
 
 def validation_to_intake_error(exc: ValidationError) -> IntakeError:
@@ -148,7 +156,10 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
         reporter = await _reporting_person(request, intake)
         body = await intake.guarded_body(request, "api", checked=reporter is not None)
         try:
-            report = IncidentReport.model_validate_json(body)
+            if len(body) > OFFLOAD_BYTES:
+                report = await intake.parser.run("api", IncidentReport.model_validate_json, body)
+            else:
+                report = IncidentReport.model_validate_json(body)
         except ValidationError as exc:
             error = validation_to_intake_error(exc)
             errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
@@ -167,7 +178,7 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
     async def post_alertmanager(request: Request) -> BatchAcceptedOut | JSONResponse:
         body = await intake.guarded_body(request, "alertmanager")
         try:
-            items = parse_alertmanager(body)
+            items = await intake.parser.run("alertmanager", parse_alertmanager, body)
         except IntakeError as exc:
             return rejected("alertmanager", exc)
         return BatchAcceptedOut(accepted=[accepted_out(a) for a in await intake.commit("alertmanager", items)])
@@ -176,7 +187,7 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
     async def post_cap(request: Request) -> BatchAcceptedOut | JSONResponse:
         body = await intake.guarded_body(request, "cap")
         try:
-            items = parse_cap(body)
+            items = await intake.parser.run("cap", parse_cap, body)
         except IntakeError as exc:
             return rejected("cap", exc)
         return BatchAcceptedOut(accepted=[accepted_out(a) for a in await intake.commit("cap", items)])

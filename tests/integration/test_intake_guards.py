@@ -77,3 +77,63 @@ def test_generated_tokens_are_kept_in_the_data_dir(tmp_path: Path, sqlite_url: s
     configured = load_tokens(Settings(data_dir=tmp_path, intake_tokens="api=abc"))
     assert configured["api"] == "abc" and configured["cap"] == first["cap"]
     assert load_tokens(Settings(data_dir=tmp_path, metrics_token="scrape"))["metrics"] == "scrape"
+
+
+# ── Issue 14: nothing one request sends can stall the API ──────────────────────────────────────────────────────────
+
+CAP_HEAD = ('<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{ident}</identifier>'
+            "<sender>limits@example.org</sender><sent>2026-08-01T08:00:00+08:00</sent><status>Actual</status>"
+            "<msgType>Alert</msgType><scope>Public</scope>")
+SQUARE = "22.30,113.50 22.30,113.60 22.40,113.60 22.40,113.50 22.30,113.50"  # 5 points, closed
+
+
+def cap_message(infos: int = 1, areas: int = 1, polygon: str = SQUARE, ident: str = "lim-1") -> bytes:
+    area = f"<area><areaDesc>唐家湾</areaDesc><polygon>{polygon}</polygon></area>"
+    info = ("<info><category>Met</category><event>Typhoon</event><urgency>Immediate</urgency>"
+            f"<severity>Severe</severity><certainty>Observed</certainty>{area * areas}</info>")
+    return (CAP_HEAD.format(ident=ident) + info * infos + "</alert>").encode()
+
+
+def webhook(alerts: int) -> dict[str, object]:
+    return {"version": "4", "groupKey": f"limits-{alerts}", "status": "firing",
+            "alerts": [{"labels": {"alertname": "DiskFull", "i": str(i)}} for i in range(alerts)]}
+
+
+def test_cap_and_alertmanager_over_a_count_limit_are_413_naming_the_setting(tmp_path: Path, sqlite_url: str) -> None:
+    client, store = client_for(tmp_path, sqlite_url, cap_max_infos=2, cap_max_areas_per_info=2,
+                               cap_max_polygon_points=5, alertmanager_max_alerts=3)
+    cases = [
+        (cap_message(infos=3), "alert.info", "PINGAN_CAP_MAX_INFOS", 2, 3),
+        (cap_message(areas=3), "alert.info[0].area", "PINGAN_CAP_MAX_AREAS_PER_INFO", 2, 3),
+        (cap_message(polygon=SQUARE.replace("22.30,113.50 22.30,113.60", "22.30,113.50 22.29,113.55 22.30,113.60")),
+         "alert.info.area.polygon", "PINGAN_CAP_MAX_POLYGON_POINTS", 5, 6),
+    ]
+    for body, field, setting, limit, count in cases:
+        response = client.post("/v1/intake/cap", content=body, headers=auth("cap"))
+        assert response.status_code == 413, response.text
+        error = response.json()
+        assert (error["field"], error["setting"], error["limit"], error["count"]) == (field, setting, limit, count)
+        assert setting in error["error"] and f"over the limit of {limit}" in error["error"]
+    within = client.post("/v1/intake/cap", content=cap_message(infos=2, areas=2), headers=auth("cap"))
+    assert within.status_code == 202, within.text
+
+    over = client.post("/v1/intake/alertmanager", json=webhook(4), headers=auth("alertmanager"))
+    assert over.status_code == 413
+    assert over.json()["setting"] == "PINGAN_ALERTMANAGER_MAX_ALERTS" and "max_alerts" in over.json()["error"]
+    assert client.post("/v1/intake/alertmanager", json=webhook(3), headers=auth("alertmanager")).status_code == 202
+    assert len(store.unpublished()) == 1 + 3  # nothing of the refused bodies was kept
+
+
+def test_a_parse_over_its_cpu_budget_is_413_naming_the_setting(tmp_path: Path, sqlite_url: str) -> None:
+    # Limits raised out of the way: the budget is what stops these. 3,000 infos take ~20 ms of CPU to check.
+    client, store = client_for(tmp_path, sqlite_url, cap_max_infos=100_000, alertmanager_max_alerts=100_000,
+                               intake_parse_cpu_budget_s=0.001)
+    empty_infos = (CAP_HEAD.format(ident="budget") + "<info/>" * 3000 + "</alert>").encode()
+    response = client.post("/v1/intake/cap", content=empty_infos, headers=auth("cap"))
+    assert response.status_code == 413, response.text[:300]
+    assert response.json()["setting"] == "PINGAN_INTAKE_PARSE_CPU_BUDGET_S"
+    assert "took more than 0.001 s of CPU" in response.json()["error"]
+    many = client.post("/v1/intake/alertmanager", json=webhook(2000), headers=auth("alertmanager"))
+    assert many.status_code == 413 and many.json()["setting"] == "PINGAN_INTAKE_PARSE_CPU_BUDGET_S"
+    assert store.unpublished() == []
+
