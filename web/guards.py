@@ -80,26 +80,57 @@ def check_metrics_token(request: Request, tokens: dict[str, str]) -> None:
 
 @dataclass
 class RateLimiter:
-    """A token bucket per source: a burst of one minute's allowance, refilled continuously."""
+    """A token bucket per key (a source, or a client address): a burst of one minute's allowance, refilled
+    continuously. `setting` is named in the 429, so the operator knows what to raise."""
 
     per_minute: int
+    setting: str = "PINGAN_INTAKE_RATE_PER_MINUTE"
+    max_keys: int = 10_000  # client addresses are many: full buckets are dropped beyond this (see _prune)
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def check(self, source: str, now: float | None = None) -> None:
+    def take(self, key: str, now: float | None = None) -> int | None:
+        """Use one request of `key`'s allowance: None when there was one, else the seconds until there is."""
         now = time.monotonic() if now is None else now
         rate = self.per_minute / 60.0
         with self._lock:
-            tokens, last = self._buckets.get(source, (float(self.per_minute), now))
+            tokens, last = self._buckets.get(key, (float(self.per_minute), now))
             tokens = min(float(self.per_minute), tokens + (now - last) * rate)
             if tokens < 1.0:
-                retry_after = max(1, int((1.0 - tokens) / rate + 0.999))
-                self._buckets[source] = (tokens, now)
-                log.warning("intake %s: 429 rate limit (%d/min)", source, self.per_minute)
-                metrics.intake(source, "rate_limited")
-                raise HTTPException(429, f"{source}: more than {self.per_minute} requests a minute",
-                                    headers={"Retry-After": str(retry_after)})
-            self._buckets[source] = (tokens - 1.0, now)
+                self._buckets[key] = (tokens, now)
+                return max(1, int((1.0 - tokens) / rate + 0.999))
+            self._buckets[key] = (tokens - 1.0, now)
+            if len(self._buckets) > self.max_keys:
+                self._prune(now, rate)
+        return None
+
+    def _prune(self, now: float, rate: float) -> None:
+        # A bucket that has refilled is the same as no bucket; if every one is still in use, the oldest go.
+        full = [k for k, (tokens, last) in self._buckets.items() if tokens + (now - last) * rate >= self.per_minute]
+        for key in full or sorted(self._buckets, key=lambda k: self._buckets[k][1])[: len(self._buckets) // 2]:
+            del self._buckets[key]
+
+    def check(self, source: str, now: float | None = None) -> None:
+        """A source's own allowance (only requests that proved who they are use it); 429 when it is used up."""
+        retry_after = self.take(source, now)
+        if retry_after is not None:
+            log.warning("intake %s: 429 rate limit (%d/min)", source, self.per_minute)
+            metrics.intake(source, "rate_limited")
+            raise HTTPException(429, f"{source}: more than {self.per_minute} requests a minute ({self.setting})",
+                                headers={"Retry-After": str(retry_after)})
+
+
+def charge_unauthenticated(limiter: RateLimiter, request: Request, source: str) -> None:
+    """A request that failed authentication uses its client address's budget, never the source's allowance (junk
+    must not starve the real sender); 429 once the address has used it up, else the caller refuses it as usual."""
+    address = request.client.host if request.client else "?"
+    retry_after = limiter.take(address)
+    if retry_after is not None:
+        log.warning("intake %s: 429 unauthenticated requests from %s over %d/min", source, address,
+                    limiter.per_minute)
+        metrics.intake(source, "rate_limited")
+        raise HTTPException(429, f"{source}: more than {limiter.per_minute} unauthenticated requests a minute from "
+                            f"{address} ({limiter.setting})", headers={"Retry-After": str(retry_after)})
 
 
 async def read_body(request: Request, source: str, limit: int) -> bytes:

@@ -24,7 +24,7 @@ from pingan.streams import topics
 from pingan.streams.cap_feed import CapFeedPoller
 from pingan.streams.plan_reload import fingerprint
 from pingan.web.group_commit import GroupCommitter
-from pingan.web.guards import RateLimiter, check_bearer, read_body
+from pingan.web.guards import RateLimiter, charge_unauthenticated, check_bearer, read_body
 from pingan.web.offload import OFFLOAD_BYTES, ParsePool
 
 if TYPE_CHECKING:
@@ -57,6 +57,9 @@ class Intake:
         self.store = store
         self.tokens = tokens
         self.limiter = RateLimiter(settings.intake_rate_per_minute)
+        # Junk (a wrong token, a bad signature) is counted per client address, apart from the sources' allowances.
+        self.unauthenticated = RateLimiter(settings.intake_unauthenticated_rate_per_minute,
+                                           setting="PINGAN_INTAKE_UNAUTHENTICATED_RATE_PER_MINUTE")
         self.limits = IntakeLimits(cap_max_infos=settings.cap_max_infos,
                                    cap_max_areas_per_info=settings.cap_max_areas_per_info,
                                    cap_max_polygon_points=settings.cap_max_polygon_points,
@@ -96,8 +99,13 @@ class Intake:
     async def guarded_body(self, request: Request, source: str, checked: bool = False) -> bytes:
         """The body once the caller is known (`checked`: a person already authenticated) and within the limits."""
         if not checked:
-            check_bearer(request, source, self.tokens)
-        self.limiter.check(source)
+            try:
+                check_bearer(request, source, self.tokens)
+            except HTTPException as exc:
+                if exc.status_code == 401:
+                    charge_unauthenticated(self.unauthenticated, request, source)
+                raise
+        self.limiter.check(source)  # after authentication: only the real sender uses its allowance
         return await read_body(request, source, self.settings.intake_max_body_bytes)
 
 

@@ -4,6 +4,7 @@ import logging
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
 from pingan import metrics
@@ -19,7 +20,7 @@ from pingan.schemas.adapters.twilio_forms import (
     voice_menu,
     voice_recording,
 )
-from pingan.web.guards import read_body
+from pingan.web.guards import charge_unauthenticated, read_body
 from pingan.web.intake import Intake, rejected
 from pingan.web.twilio_commands import sms_command, status_callback, voice_ack
 
@@ -41,19 +42,23 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
         return base + request.url.path + query
 
     async def signed_form(request: Request, source: str) -> dict[str, str]:
-        intake.limiter.check(source)
+        """The form of a request Twilio signed. The hotline's allowance is used only after the signature is checked,
+        so unsigned junk cannot use it up; junk uses its client address's budget instead (429 once spent)."""
         body = await read_body(request, source, settings.intake_max_body_bytes)
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         signature = request.headers.get("x-twilio-signature", "")
         if validator is None:
+            charge_unauthenticated(intake.unauthenticated, request, source)
             log.warning("intake %s: 403 PINGAN_TWILIO_AUTH_TOKEN is not set, so no signature can be checked", source)
             metrics.intake(source, "unauthorized")
             raise HTTPException(403, "twilio intake is not configured (PINGAN_TWILIO_AUTH_TOKEN)")
         if not signature or not validator.validate(public_url(request), form, signature):
+            charge_unauthenticated(intake.unauthenticated, request, source)
             log.warning("intake %s: 403 %s X-Twilio-Signature for %s", source, "missing" if not signature else "bad",
                         public_url(request))
             metrics.intake(source, "unauthorized")
             raise HTTPException(403, "invalid X-Twilio-Signature")
+        intake.limiter.check(source)
         return form
 
     router = APIRouter()
@@ -61,11 +66,12 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
     @router.post(BASE + "/sms")
     async def sms(request: Request) -> Response:
         form = await signed_form(request, "hotline_sms")
-        command_reply = sms_command(intake, form, detect_lang(form.get("Body", "")))
+        # Store reads and writes, and the classifier's tokenizer: in a thread, so the event loop keeps answering.
+        command_reply = await run_in_threadpool(sms_command, intake, form, detect_lang(form.get("Body", "")))
         if command_reply is not None:
             return Response(command_reply, media_type=TWIML)
         try:
-            outcome = sms_to_item(form, config.sms_keywords, config.areas)
+            outcome = await run_in_threadpool(sms_to_item, form, config.sms_keywords, config.areas)
         except IntakeError as exc:
             return rejected("hotline_sms", exc)
         if outcome.item is None:
@@ -96,7 +102,7 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
     async def voice_message(request: Request) -> Response:
         form = await signed_form(request, "hotline_voice")
         try:
-            outcome = voice_recording(form, config.sms_keywords)
+            outcome = await run_in_threadpool(voice_recording, form, config.sms_keywords)
         except IntakeError as exc:
             return rejected("hotline_voice", exc)
         if outcome.item is not None:
@@ -106,12 +112,13 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
     @router.post(BASE + "/voice/ack")
     async def voice_keypress(request: Request) -> Response:
         form = await signed_form(request, "hotline_voice")
-        return Response(voice_ack(intake, request.query_params.get("key", ""), form), media_type=TWIML)
+        reply = await run_in_threadpool(voice_ack, intake, request.query_params.get("key", ""), form)
+        return Response(reply, media_type=TWIML)
 
     @router.post(BASE + "/status")
     async def delivery_status(request: Request) -> Response:
         form = await signed_form(request, "twilio_status")
-        status_callback(intake, form)
+        await run_in_threadpool(status_callback, intake, form)
         return Response("", status_code=204)
 
     return router

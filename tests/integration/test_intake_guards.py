@@ -1,10 +1,12 @@
 """The intake guards in-process, on a real store: tokens, limits, 503 when the store cannot commit, idempotency."""
 
+import secrets
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
+from twilio.request_validator import RequestValidator
 
 from pingan.settings import Settings
 from pingan.store.repository import Store
@@ -79,8 +81,10 @@ def test_generated_tokens_are_kept_in_the_data_dir(tmp_path: Path, sqlite_url: s
     assert load_tokens(Settings(data_dir=tmp_path, metrics_token="scrape"))["metrics"] == "scrape"
 
 
-# ── Issue 14: nothing one request sends can stall the API ──────────────────────────────────────────────────────────
+# ── Issue 14: nothing one request sends can stall the API; junk cannot use up a sender's allowance ───────────────
 
+TWILIO_TOKEN = "t-twilio-" + "x" * 16
+SMS = "/v1/intake/twilio/sms"
 CAP_HEAD = ('<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{ident}</identifier>'
             "<sender>limits@example.org</sender><sent>2026-08-01T08:00:00+08:00</sent><status>Actual</status>"
             "<msgType>Alert</msgType><scope>Public</scope>")
@@ -137,3 +141,41 @@ def test_a_parse_over_its_cpu_budget_is_413_naming_the_setting(tmp_path: Path, s
     assert many.status_code == 413 and many.json()["setting"] == "PINGAN_INTAKE_PARSE_CPU_BUDGET_S"
     assert store.unpublished() == []
 
+
+def sms_form(text: str = "唐家社区仓库着火了，有浓烟") -> dict[str, str]:
+    return {"MessageSid": "SM" + secrets.token_hex(16), "AccountSid": "AC" + "b" * 32, "From": "+8613900000001",
+            "To": "+8612345", "Body": text, "NumMedia": "0"}
+
+
+def signed(form: dict[str, str]) -> dict[str, str]:
+    return {"X-Twilio-Signature": RequestValidator(TWILIO_TOKEN).compute_signature("http://testserver" + SMS, form)}
+
+
+def test_unsigned_junk_cannot_use_up_the_sms_hotline(tmp_path: Path, sqlite_url: str) -> None:
+    client, _ = client_for(tmp_path, sqlite_url, intake_rate_per_minute=5, intake_unauthenticated_rate_per_minute=3,
+                           twilio_auth_token=TWILIO_TOKEN)
+    # Unsigned and forged requests from one address, more than the hotline's whole allowance.
+    junk = [client.post(SMS, data=sms_form(), headers={"X-Twilio-Signature": "forged"}).status_code
+            for _ in range(10)]
+    slowed = client.post(SMS, data=sms_form())
+    # Real SMS still get through: the hotline's allowance was not touched by any of that.
+    real = [client.post(SMS, data=form, headers=signed(form)) for form in (sms_form() for _ in range(5))]
+    assert [r.status_code for r in real] == [200] * 5, [r.text for r in real]
+    assert all("INC-" in r.text for r in real)
+    # The junk was refused, and once past its own budget its address was slowed down.
+    assert junk == [403] * 3 + [429] * 7
+    assert slowed.status_code == 429 and "PINGAN_INTAKE_UNAUTHENTICATED_RATE_PER_MINUTE" in slowed.text
+    assert int(slowed.headers["Retry-After"]) >= 1
+    # The hotline's own allowance still holds, counted on signed requests only.
+    sixth = sms_form()
+    over = client.post(SMS, data=sixth, headers=signed(sixth))
+    assert over.status_code == 429 and "PINGAN_INTAKE_RATE_PER_MINUTE" in over.text
+
+
+def test_wrong_tokens_do_not_use_up_a_sources_allowance(tmp_path: Path, sqlite_url: str) -> None:
+    client, _ = client_for(tmp_path, sqlite_url, intake_rate_per_minute=3, intake_unauthenticated_rate_per_minute=2)
+    wrong = [client.post("/v1/incidents", json=REPORT, headers={"Authorization": "Bearer nope"}).status_code
+             for _ in range(5)]
+    assert wrong == [401, 401, 429, 429, 429]
+    right = [client.post("/v1/incidents", json=REPORT, headers=auth()).status_code for _ in range(4)]
+    assert right == [202, 202, 202, 429]

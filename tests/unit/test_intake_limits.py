@@ -1,5 +1,5 @@
 """Issue 14, finding 1 without I/O: the CAP checks are linear, the count limits refuse before them, the CPU budget
-stops a parse."""
+stops a parse, and the rate limiter's per-address buckets stay bounded."""
 
 import time
 
@@ -11,6 +11,7 @@ from pingan.schemas.adapters.cap import parse_cap
 from pingan.schemas.adapters.cap_rules import FieldPaths, check_alert, field_path
 from pingan.schemas.adapters.cap_xml import CAP12_NS, safe_parse
 from pingan.schemas.adapters.limits import IntakeLimits, IntakeTooLarge, checkpoint, cpu_budget
+from pingan.web.guards import RateLimiter
 
 HEAD = (f'<alert xmlns="{CAP12_NS}"><identifier>u-1</identifier><sender>unit@example.org</sender>'
         "<sent>2026-08-01T08:00:00+08:00</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope>")
@@ -84,3 +85,13 @@ def test_cpu_budget_stops_a_parse_at_its_next_checkpoint() -> None:
     with cpu_budget(0.001), pytest.raises(IntakeTooLarge):
         parse_cap(empty_infos(3000), limits=IntakeLimits(cap_max_infos=100_000))
 
+
+def test_rate_limiter_keeps_per_key_buckets_and_stays_bounded() -> None:
+    limiter = RateLimiter(per_minute=2, max_keys=100)
+    assert [limiter.take("a", now=0.0), limiter.take("a", now=0.0)] == [None, None]
+    assert limiter.take("a", now=0.0) == 30  # one request every 30 s
+    assert limiter.take("b", now=0.0) is None  # another key has its own bucket
+    assert limiter.take("a", now=30.0) is None
+    for i in range(1000):
+        limiter.take(f"10.0.{i // 256}.{i % 256}", now=100.0 + i)
+    assert len(limiter._buckets) <= 101
