@@ -1,11 +1,14 @@
-"""`pingan up`: the whole stack in one process tree, restarted part by part when a part dies."""
+"""`pingan up`: the whole stack in one process tree, restarted part by part when a part dies, and the API also when
+it is alive but no longer answers its health check (a blocked event loop answers nothing, yet never exits)."""
 
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +51,76 @@ class Child:
             self.proc.wait()
 
 
+@dataclass
+class HealthWatch:
+    """When a part that is alive must be restarted: `failures` health checks in a row failed, counted once it has
+    answered once or its start-up grace is over (a slow start is not a hang). Pure, so it is tested without one."""
+
+    failures: int
+    grace_s: float
+    started_at: float = 0.0
+    answered: bool = False
+    failed_in_row: int = 0
+
+    def started(self, now: float) -> None:
+        self.started_at, self.answered, self.failed_in_row = now, False, 0
+
+    def record(self, ok: bool, now: float) -> bool:
+        """One check's result; True when the part should be restarted now."""
+        if ok:
+            self.answered, self.failed_in_row = True, 0
+            return False
+        if not self.answered and now - self.started_at < self.grace_s:
+            return False
+        self.failed_in_row += 1
+        return self.failed_in_row >= self.failures
+
+
+class HealthProbe:
+    """Asks a URL every `interval_s` in a thread of its own (a hung part must not hold up the supervisor's loop), and
+    sets `hung` once the watch says so; the supervisor restarts the part and calls `restarted`."""
+
+    def __init__(self, url: str, interval_s: float, timeout_s: float, watch: HealthWatch) -> None:
+        self.url, self.interval_s, self.timeout_s, self.watch = url, interval_s, timeout_s, watch
+        self.hung = threading.Event()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        # No proxy: the part is on this machine, whatever http_proxy says.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._thread = threading.Thread(target=self._run, name="health-probe", daemon=True)
+
+    def start(self) -> None:
+        self.restarted()
+        self._thread.start()
+
+    def restarted(self) -> None:
+        with self._lock:
+            self.watch.started(time.monotonic())
+            self.hung.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _check(self) -> bool:
+        try:
+            with self._opener.open(self.url, timeout=self.timeout_s) as response:
+                return bool(response.status == 200)
+        except (OSError, ValueError):  # refused, timed out, reset: all "did not answer"
+            return False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            ok = self._check()
+            with self._lock:
+                if not self.hung.is_set() and self.watch.record(ok, time.monotonic()):
+                    self.hung.set()
+
+
+def _health_url(settings: Settings) -> str:
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(settings.http_host, settings.http_host)
+    return f"http://{host}:{settings.http_port}/healthz"
+
+
 def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-untyped-def]
     from pingan.streams.broker import EmbeddedBroker
     from pingan.streams.topics import ensure_topics
@@ -76,6 +149,13 @@ def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-un
     ]
     for child in children:
         child.start()
+    api = children[1]
+    probe: HealthProbe | None = None
+    if settings.supervisor_health_interval_s > 0:
+        probe = HealthProbe(_health_url(settings), settings.supervisor_health_interval_s,
+                            settings.supervisor_health_timeout_s,
+                            HealthWatch(settings.supervisor_health_failures, settings.supervisor_health_grace_s))
+        probe.start()
     print(f"pingan up: broker   {bootstrap}" + (" (embedded tansu)" if broker else " (external)"), file=out)
     print(f"pingan up: http     http://{settings.http_host}:{settings.http_port}", file=out)
     worker_metrics = f"http://{settings.http_host}:{settings.metrics_port}/metrics" if settings.metrics_port else "off"
@@ -105,6 +185,16 @@ def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-un
                 # The worker's start-up recovery re-publishes everything accepted but unfinished.
                 children[0].stop()
                 children[0].start()
+            if probe is not None and probe.hung.is_set() and not stopping:
+                api.restarts += 1
+                message = (f"api did not answer {probe.url} {settings.supervisor_health_failures} times in a row "
+                           f"(every {settings.supervisor_health_interval_s:g} s, timeout "
+                           f"{settings.supervisor_health_timeout_s:g} s); restart #{api.restarts}")
+                log.warning(message)
+                print(f"pingan up: {message}", file=out, flush=True)
+                api.stop(timeout_s=5)  # a blocked event loop never runs its SIGTERM handler: SIGKILL after 5 s
+                api.start()
+                probe.restarted()
             for child in children:
                 if not child.alive() and not stopping:
                     code = child.proc.returncode if child.proc else None
@@ -113,7 +203,11 @@ def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-un
                           file=out, flush=True)
                     time.sleep(min(child.restarts, 5))
                     child.start()
+                    if child is api and probe is not None:
+                        probe.restarted()
     finally:
+        if probe is not None:
+            probe.stop()
         for child in reversed(children):
             child.stop()
         if broker is not None:

@@ -1,0 +1,68 @@
+"""Issue 14, finding 1: `pingan up` restarts an API that is alive but answers nothing. A blocked event loop never
+exits, so a supervisor that restarts only parts that exit left the API hung for minutes; SIGSTOP makes the same
+kind of API here: the process is there, /healthz is not."""
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import httpx
+
+from tests.fixtures.stack import Stack, wait_for
+
+
+def api_pid(stack: Stack) -> int | None:
+    """The `pingan api` child of this stack's `pingan up`, from /proc."""
+    assert stack.proc is not None
+    parent = stack.proc.popen.pid
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        try:
+            stat = (proc_dir / "stat").read_text()
+            cmdline = (proc_dir / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"pingan.cli.main" in cmdline and b"api" in cmdline:
+            return int(proc_dir.name)
+    return None
+
+
+def answers(stack: Stack) -> bool:
+    try:
+        return httpx.get(stack.url + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_an_api_that_stops_answering_healthz_is_restarted(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, PINGAN_SUPERVISOR_HEALTH_INTERVAL_S="0.5", PINGAN_SUPERVISOR_HEALTH_TIMEOUT_S="1",
+                  PINGAN_SUPERVISOR_HEALTH_FAILURES="3")
+    stack.up()
+    hung = None
+    try:
+        hung = wait_for(lambda: api_pid(stack), 10, 0.1, "the api process")
+        os.kill(hung, signal.SIGSTOP)  # alive, and deaf
+        assert not answers(stack)
+        restarted = wait_for(lambda: (pid := api_pid(stack)) and pid != hung and answers(stack) and pid, 60, 0.2,
+                             "a new api answering /healthz")
+        assert restarted != hung
+        assert stack.proc is not None
+        log = stack.proc.log_tail(200)
+        assert "api did not answer" in log and "3 times in a row" in log and "restart #1" in log, log
+        # The old one is gone, not left stopped beside the new one.
+        assert wait_for(lambda: not Path(f"/proc/{hung}").exists() or "Z" in _state(hung), 10, 0.2, "old api gone")
+    finally:
+        if hung is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung, signal.SIGKILL)
+        stack.stop()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
