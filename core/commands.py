@@ -4,6 +4,7 @@ four-eyes approval, logged in the same chain."""
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from pingan import metrics
 from pingan.handlers.incidents.escalation import Command, CommandRefused, decide_command
 from pingan.handlers.incidents.merge import SPLIT_OUT, decide_merge, decide_split
 from pingan.handlers.plans.approval import approval_refusal, approved_yaml
+from pingan.handlers.plans.directory import on_duty
 from pingan.handlers.plans.load import load_plans
 from pingan.handlers.plans.planset import PlanSet
 from pingan.handlers.plans.problems import PlanLoadError
@@ -18,7 +20,9 @@ from pingan.schemas.action import Action, ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
 from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import Incident
+from pingan.schemas.notification import DeliveryState
 from pingan.schemas.plan import Plan
+from pingan.schemas.taxonomy import Grade
 from pingan.store.merges import apply_merge, apply_split, first_event_id, reports_of
 from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
@@ -132,22 +136,80 @@ def parse_sms_command(body: str) -> tuple[str, Command] | None:
     return None
 
 
-def chain_member(store: Store, incident_id: str, phone: str) -> str | None:
-    """The person id behind `phone` if the incident told them anything (its chain), else None."""
-    for entry in store.ledger_for(incident_id):
-        if entry.notification.recipient.address == phone:
-            return entry.notification.recipient.id
+# A notification that reached the phone: Twilio took it (sent) or confirmed it (delivered). Not one still waiting,
+# nor one that failed: a number the incident never reached has no business commanding it.
+_REACHED = (DeliveryState.sent, DeliveryState.delivered)
+
+
+@dataclass(frozen=True)
+class PhoneSender:
+    person: str | None  # who may command the incident from this number, or None
+    why_not: str = ""  # for the refusal's log entry
+
+
+def phone_sender(store: Store, incident_id: str, phone: str, plans: PlanSet | None = None,
+                 at: datetime | None = None) -> PhoneSender:
+    """Who `phone` is for this incident: a person the incident's notifications reached at that number, or a person
+    on duty now on a roster its active plan level names (directly, through a department or through a role)."""
+    tried = [e for e in store.ledger_for(incident_id) if e.notification.recipient.address == phone]
+    reached = next((e for e in tried if e.state in _REACHED), None)
+    if reached is not None:
+        return PhoneSender(reached.notification.recipient.id)
+    if plans is not None and (person := _on_duty_for(store, plans, incident_id, phone, at or utcnow())):
+        return PhoneSender(person)
+    if tried:
+        states = ", ".join(sorted({e.state.value for e in tried}))
+        return PhoneSender(None, f"{phone} was not reached for {incident_id} (its notifications: {states}); only a "
+                                 "number the incident reached, or on duty on one of its rosters, may command it")
+    return PhoneSender(None, f"{phone} is not in the chain of {incident_id}")
+
+
+def _on_duty_for(store: Store, plans: PlanSet, incident_id: str, phone: str, at: datetime) -> str | None:
+    incident = store.get_incident(incident_id)
+    plan = plans.get(store.response_plan(incident_id) or "")
+    if incident is None or plan is None:
+        return None
+    level = plan.level(Grade(ResponseStore(store).response_grade(incident_id) or incident.grade.value))
+    if level is None:
+        return None
+    directory = plans.directory
+    rosters: set[str] = set()
+    targets = [t for step in level.notify for t in step.targets] + list(level.command.values())
+    seen: set[str] = set()
+    while targets:
+        target = targets.pop()
+        if target.key() in seen:
+            continue
+        seen.add(target.key())
+        department = directory.departments.get(target.department or "")
+        if target.roster:
+            rosters.add(target.roster)
+        elif department is not None and department.duty_roster:
+            rosters.add(department.duty_roster)
+        elif target.role is not None and target.role in level.command:
+            targets.append(level.command[target.role])
+    for roster_id in rosters:
+        roster = directory.rosters.get(roster_id)
+        person = directory.people.get(on_duty(roster, at)) if roster else None
+        if person is not None and phone in (person.contacts.sms, person.contacts.voice):
+            return person.id
     return None
 
 
-def refuse(store: Store, incident_id: str | None, actor: str, why: str) -> None:
-    """A refused command is logged too: the attempt is part of the record."""
+def chain_member(store: Store, incident_id: str, phone: str, plans: PlanSet | None = None) -> str | None:
+    """The person id behind `phone` if the incident reached them there (or they are on duty on its rosters)."""
+    return phone_sender(store, incident_id, phone, plans).person
+
+
+def refuse(store: Store, incident_id: str | None, actor: str, why: str, key: str | None = None) -> None:
+    """A refused command is logged too: the attempt is part of the record. `key` (the message's) logs it once."""
     from pingan.store.engine import write_tx
     from pingan.store.log import append_actions
 
     with write_tx(store.engine) as conn:
         append_actions(conn, [ActionDraft(incident_id=incident_id or "-", at=utcnow(), actor=actor,
-                                          kind=ActionKind.refused, details={"reason": why})])
+                                          kind=ActionKind.refused, details={"reason": why},
+                                          idempotency_key=f"refused:{key}" if key else None)])
 
 
 class ApprovalRefused(Exception):

@@ -281,3 +281,14 @@ one_time_codes = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
 )
+
+# SMS and voice commands by the sender's message or call (Twilio's MessageSid / CallSid, store/phone_commands.py): a
+# re-posted command finds its first answer here and runs nothing again (issue 14).
+phone_commands = Table(
+    "phone_commands",
+    metadata,
+    Column("key", String(80), primary_key=True),  # "sms:<MessageSid>" or "voice:<CallSid>"
+    Column("phone", String(64), nullable=False),
+    Column("reply", Text, nullable=True),  # the first answer, once it is made
+    Column("at", UtcDateTime, nullable=False),
+)

@@ -1,18 +1,20 @@
 """Commands by phone: SMS replies (`<ref> 1`, `ACK <ref>`, `确认 <ref>`), voice keypresses, Twilio status callbacks."""
 
 import logging
+from collections.abc import Callable
 
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from pingan import metrics
-from pingan.commands import chain_member, parse_sms_command, refuse, run_command
+from pingan.commands import parse_sms_command, phone_sender, refuse, run_command
 from pingan.handlers.channels.twilio_voice import keypress_command
 from pingan.handlers.incidents.delivery import ACTOR as NOTIFIER
 from pingan.handlers.incidents.escalation import Command, CommandRefused
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
 from pingan.schemas.notification import DeliveryState, Notification
+from pingan.store.phone_commands import PhoneCommands
 from pingan.web.intake import Intake
 
 log = logging.getLogger("pingan.intake")
@@ -24,6 +26,7 @@ REPLIES = {
     "failed": {"zh": "【平安】指令未执行：{why}", "en": "[Pingan] Not done: {why}"},
     "already": {"zh": "【平安】事件 {ref} 已被确认，无需重复。",
                 "en": "[Pingan] {ref} is already acknowledged; nothing changed."},
+    "pending": {"zh": "【平安】指令已收到，正在处理。", "en": "[Pingan] Command received; it is being carried out."},
     "usage": {"zh": "【平安】没有待确认的点名。回复“编号 1”确认、“编号 2”升级、“编号 3”关闭；报警请直接描述情况。",
               "en": "[Pingan] No roll call is waiting. Reply '<ref> 1' to acknowledge, '<ref> 2' to escalate, "
                     "'<ref> 3' to close; to report, describe what is happening."},
@@ -38,30 +41,61 @@ def _sms(text: str) -> str:
     return str(reply)
 
 
+def once(intake: Intake, key: str | None, phone: str, run: Callable[[], str], pending: str) -> str:
+    """`run()`'s answer, run once per message or call (`key`): a re-posted copy gets the first answer and runs and
+    logs nothing (store/phone_commands.py); `pending` if the first copy is still running after a few seconds."""
+    if key is None:  # Twilio always sends a MessageSid or CallSid; without one there is nothing to key on
+        return run()
+    commands = PhoneCommands(intake.store)
+    mine, first = commands.claim(key, phone)
+    if not mine:
+        log.info("intake: %s from %s again; answered as the first time, nothing run", key, phone)
+        return first if first is not None else pending
+    try:
+        reply = run()
+    except BaseException:
+        commands.release(key)  # nothing was answered: a retry of this message may run it
+        raise
+    commands.answered(key, reply)
+    return reply
+
+
 def sms_command(intake: Intake, form: dict[str, str], lang: str) -> str | None:
-    """TwiML answering an SMS command, or None when the text is not a command (then it is a report)."""
+    """TwiML answering an SMS command, or None when the text is not a command (then it is a report). Once per
+    MessageSid: the same message posted again is answered as the first time and changes nothing."""
     body = form.get("Body", "").strip()
-    if body == "1":  # a bare "1" answers the newest roll call (点名) sent to this number, and is never a report
+    parsed = parse_sms_command(body)
+    if body != "1" and parsed is None:
+        return None
+    key = f"sms:{form['MessageSid']}" if form.get("MessageSid") else None
+    return once(intake, key, form.get("From", ""), lambda: _sms_command(intake, form, lang, parsed, key),
+                _sms(REPLIES["pending"][lang]))
+
+
+def _sms_command(intake: Intake, form: dict[str, str], lang: str, parsed: tuple[str, Command] | None,
+                 key: str | None) -> str:
+    if parsed is None:  # a bare "1" answers the newest roll call (点名) sent to this number, and is never a report
         for entry in intake.store.latest_to(form.get("From", "")):
             n = entry.notification
             if confirm_roll_calls(intake, n.incident_id, n.recipient.id) or _had_roll_call(intake, n):
                 return _sms(REPLIES["done"][lang].format(verb=VERBS[Command.confirm][lang], ref=n.incident_id))
         return _sms(REPLIES["usage"][lang])
-    parsed = parse_sms_command(body)
-    if parsed is None:
-        return None
     ref, command = parsed
     phone = form.get("From", "")
     store = intake.store
-    incident_id = store.resolve_incident_id(ref)
-    person = chain_member(store, incident_id, phone) if incident_id else None
-    if person is None:
-        # Only someone this incident told may command it; the attempt itself goes in the log.
-        refuse(store, incident_id, f"sms:{phone}", f"{phone} is not in the chain of {ref}")
-        log.warning("intake hotline_sms: refused command %s %s from %s", ref, command.value, phone)
-        return _sms(REPLIES["refused"][lang].format(ref=ref))
     plans = intake.plans()
+    incident_id = store.resolve_incident_id(ref)
+    sender = phone_sender(store, incident_id, phone, plans) if incident_id else None
+    person = sender.person if sender else None
+    if person is None:
+        # Only a number this incident reached (or on duty on its rosters) may command it; the attempt is logged.
+        why = sender.why_not if sender else f"{phone} is not in the chain of {ref}"
+        refuse(store, incident_id, f"sms:{phone}", why, key=key)
+        log.warning("intake hotline_sms: refused command %s %s from %s: %s", ref, command.value, phone, why)
+        return _sms(REPLIES["refused"][lang].format(ref=ref))
     details = {"via": "sms", "reason": "closed by SMS reply"} if command is Command.close else {"via": "sms"}
+    if form.get("MessageSid"):
+        details["message_sid"] = form["MessageSid"]
     try:
         confirmed = command is Command.acknowledge and incident_id and confirm_roll_calls(intake, incident_id, person)
         incident = store.get_incident(incident_id) if incident_id else None
@@ -105,7 +139,15 @@ def confirm_roll_calls(intake: Intake, incident_id: str, person: str, via: str =
 
 
 def voice_ack(intake: Intake, key: str, form: dict[str, str]) -> str:
-    """The keypress on a notification call: 4 acknowledges, 5 escalates, 6 closes."""
+    """The keypress on a notification call: 4 acknowledges, 5 escalates, 6 closes. Once per CallSid."""
+    call = f"voice:{form['CallSid']}" if form.get("CallSid") else None
+    pending = VoiceResponse()
+    pending.say("已收到。Received.", language="zh-CN")
+    pending.hangup()
+    return once(intake, call, form.get("From", ""), lambda: _voice_ack(intake, key, form), str(pending))
+
+
+def _voice_ack(intake: Intake, key: str, form: dict[str, str]) -> str:
     response = VoiceResponse()
     entry = intake.store.ledger_entry(key)
     command = keypress_command(form.get("Digits", ""))

@@ -32,10 +32,11 @@ def kinds(body: dict[str, Any]) -> list[str]:
     return [a["kind"] for a in body["timeline"]]
 
 
-def send_sms(stack: Stack, twilio: FakeTwilio, sender: str, text: str) -> httpx.Response:
-    """An inbound SMS as Twilio posts it: form-encoded and signed over PINGAN_PUBLIC_URL + path."""
+def send_sms(stack: Stack, twilio: FakeTwilio, sender: str, text: str, sid: str | None = None) -> httpx.Response:
+    """An inbound SMS as Twilio posts it: form-encoded and signed over PINGAN_PUBLIC_URL + path. `sid`: the same
+    message posted again (a retry, or a replay of a captured request)."""
     url = stack.env["PINGAN_PUBLIC_URL"] + SMS_PATH
-    form = {"MessageSid": "SM" + secrets.token_hex(16), "AccountSid": twilio.account_sid, "From": sender,
+    form = {"MessageSid": sid or "SM" + secrets.token_hex(16), "AccountSid": twilio.account_sid, "From": sender,
             "To": twilio.from_number, "Body": text, "NumMedia": "0", "NumSegments": "1"}
     signature = RequestValidator(twilio.auth_token).compute_signature(url, form)
     return httpx.post(stack.url + SMS_PATH, data=form, headers={"X-Twilio-Signature": signature}, timeout=30)
@@ -151,5 +152,89 @@ def test_sms_reply_from_a_stranger_is_refused_and_from_the_officer_acknowledges(
         assert [a for a in later if a["kind"] == "notified"
                 and a["details"].get("step") == "duty-officer-sms"] == []
         assert after["incident"]["state"] == "acknowledged"
+    finally:
+        stack.stop()
+
+
+
+def _typhoon_stack(tmp_path, twilio_server) -> tuple[Stack, str]:  # type: ignore[no-untyped-def]
+    """A stack at real time (no escalation of the plan's own runs during a test), and a grade II typhoon incident
+    whose t+0 SMS have gone out to the on-duty officer and to ke-weiming."""
+    stack = Stack(tmp_path, PINGAN_TWILIO_ACCOUNT_SID=twilio_server.account_sid,
+                  PINGAN_TWILIO_AUTH_TOKEN=twilio_server.auth_token,
+                  PINGAN_TWILIO_FROM_NUMBER=twilio_server.from_number,
+                  PINGAN_TWILIO_API_BASE_URL=twilio_server.base_url)
+    stack.env["PINGAN_PUBLIC_URL"] = stack.url
+    stack.up()
+    try:
+        response = stack.post("/v1/incidents", json={
+            "category": "natural_disaster", "subtype": "meteorological", "hazard": "typhoon", "grade": "II",
+            "title": "台风“海葵”登陆", "location": {"area_name": "东湖街道"}})
+        assert response.status_code == 202, response.text
+        incident_id = response.json()["id"]
+        for person in (OFFICER, GEOLOGIST):
+            wait_for(lambda p=person: any(m["to"] == p.contacts.sms and incident_id in m["body"]
+                                          for m in twilio_server.messages), 60, 0.2, f"the t+0 SMS to {person.id}")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack, incident_id
+
+
+OFFICER = PEOPLE.people[on_duty(PEOPLE.rosters["duty-officer"], utcnow())]
+# The natural-resources department's contact: told by the grade II typhoon plan's t+0 SMS, and on no roster.
+GEOLOGIST = PEOPLE.people["ke-weiming"]
+
+
+def test_a_number_whose_sms_failed_may_not_command_and_is_logged(tmp_path, twilio_server) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14, finding 3: Twilio reports the SMS to ke-weiming undelivered; a command from that number is refused."""
+    stack, incident_id = _typhoon_stack(tmp_path, twilio_server)
+    try:
+        sent = next(m for m in twilio_server.messages if m["to"] == GEOLOGIST.contacts.sms and incident_id in m["body"])
+        status_url = stack.env["PINGAN_PUBLIC_URL"] + "/v1/intake/twilio/status"
+        report = {"MessageSid": sent["sid"], "MessageStatus": "undelivered", "ErrorCode": "30003",
+                  "AccountSid": twilio_server.account_sid, "From": twilio_server.from_number,
+                  "To": GEOLOGIST.contacts.sms}
+        signature = RequestValidator(twilio_server.auth_token).compute_signature(status_url, report)
+        callback = httpx.post(stack.url + "/v1/intake/twilio/status", data=report,
+                              headers={"X-Twilio-Signature": signature}, timeout=30)
+        assert callback.status_code == 204, callback.text
+        wait_for(lambda: (b := stack.incident(incident_id)) and any(
+            a["kind"] == "failed" and a["details"].get("recipient") == GEOLOGIST.id for a in b["timeline"]),
+            30, 0.2, "the geologist's SMS recorded as failed")
+
+        reply = twiml_message(send_sms(stack, twilio_server, GEOLOGIST.contacts.sms, f"{incident_id} 2"))  # type: ignore[arg-type]
+        assert "Sorry" in reply and "not carried out" in reply, reply
+        body = stack.incident(incident_id)
+        assert body is not None
+        refused = [a for a in body["timeline"] if a["kind"] == "refused"]
+        assert [a["actor"] for a in refused] == [f"sms:{GEOLOGIST.contacts.sms}"]
+        assert "was not reached" in refused[0]["details"]["reason"] and "failed" in refused[0]["details"]["reason"]
+        assert "escalated" not in kinds(body)
+        # The officer, whose SMS went out, still may.
+        reply = twiml_message(send_sms(stack, twilio_server, OFFICER.contacts.sms, f"{incident_id} 1"))  # type: ignore[arg-type]
+        assert "Acknowledged" in reply, reply
+    finally:
+        stack.stop()
+
+
+def test_one_sms_command_posted_three_times_escalates_once(tmp_path, twilio_server) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14, finding 3: the officer's `<ref> 2`, one message (one MessageSid) posted three times: one escalation,
+    three identical answers, nothing logged by the repeats."""
+    stack, incident_id = _typhoon_stack(tmp_path, twilio_server)
+    try:
+        sid = "SM" + secrets.token_hex(16)
+        replies = [twiml_message(send_sms(stack, twilio_server, OFFICER.contacts.sms, f"{incident_id} 2", sid))  # type: ignore[arg-type]
+                   for _ in range(3)]
+        assert "Escalated" in replies[0] and incident_id in replies[0]
+        assert replies[1] == replies[0] and replies[2] == replies[0]
+        time.sleep(2)  # anything a repeat had started would be in the log by now
+        body = stack.incident(incident_id)
+        assert body is not None
+        escalated = [a for a in body["timeline"] if a["kind"] == "escalated"]
+        assert len(escalated) == 1, kinds(body)
+        assert escalated[0]["actor"] == OFFICER.id and escalated[0]["details"]["via"] == "sms"
+        assert escalated[0]["details"]["message_sid"] == sid
+        assert [a for a in body["timeline"] if a["kind"] == "refused"] == []
     finally:
         stack.stop()
