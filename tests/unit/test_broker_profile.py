@@ -46,3 +46,14 @@ def test_explicit_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (p.replication_factor, p.fetch_wait_ms, p.takeover_republish) == (2, 50, True)
     stub(monkeypatch, "abc", 1)
     assert profile(settings(broker_kind="tansu")).kind == "tansu"
+
+
+def test_faust_agents_produce_idempotently_on_kafka_only() -> None:
+    from pingan.streams.faust_app import create_app
+
+    kafka = create_app(settings(broker_kind="kafka", topic_replication_factor=3, consumer_fetch_wait_ms=500))
+    assert kafka.producer._settings_extra() == {"acks": "all", "enable_idempotence": True}
+    assert kafka.consumer_fetch_wait_ms == 500
+    tansu = create_app(settings(broker_kind="tansu"))
+    assert tansu.producer._settings_extra() == {}
+    assert tansu.consumer_fetch_wait_ms == 20  # unresolved settings fall back to tansu's, never to faust's 1500
