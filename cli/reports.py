@@ -1,21 +1,17 @@
 """An incident's reports (警情), and the duty officer's corrections: merge two incidents, split a report out."""
 
-import getpass
 import re
 from typing import Annotated
 
 import typer
 
 from pingan.cli import runtime
+from pingan.cli.response import _by
 
 
 def _printable(text: str) -> str:
     """Control characters shown escaped: a newline in a citizen's text must not forge a line of output."""
     return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def _by(by: str | None) -> str:
-    return by or f"cli:{getpass.getuser()}"
 
 
 def reports(incident_id: Annotated[str, typer.Argument(help="Incident id")]) -> None:

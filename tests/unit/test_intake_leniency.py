@@ -65,7 +65,8 @@ def test_an_expires_with_z_is_explained_too() -> None:
 def test_an_unknown_category_becomes_other_general_not_a_guessed_hazard() -> None:
     # Once it was natural_disaster/meteorological: a blood-stock notice started the rainstorm plan at level III.
     data = cap_message(category="Other", event="Blood Stock Notice", headline="Blood stocks are low")
-    data = data.replace(b"<value>SVR</value>", b"<value>XXX</value>")  # the SAME code would say thunderstorm
+    # An event code no table knows (SAME "SVR" would say thunderstorm).
+    data = data.replace(b"<value>SVR</value>", b"<value>ZZQ</value>")
     [item] = parse_cap(data)
     report = item.report
     assert (report.category, report.subtype, report.hazard) == (Category.other, Subtype.general, None)
