@@ -19,9 +19,6 @@ from typing import Annotated
 
 import typer
 
-from pingan.drill_runner import DrillRefused, DrillRun, stack_problem
-from pingan.schemas.drill import load_scenario
-
 drill_app = typer.Typer(help="Drills (演练): scripted incidents replayed through the live system, scored.",
                         no_args_is_help=True)
 
@@ -61,6 +58,9 @@ def run(
 ) -> None:
     """Replay SCENARIO through the stack's intake, simulate the responders, score it, write the reports."""
     from pydantic import ValidationError
+
+    from pingan.drill_runner import DrillRefused, DrillRun, stack_problem
+    from pingan.schemas.drill import load_scenario
 
     try:
         scenario = load_scenario(scenario_path)
@@ -126,6 +126,7 @@ def replay(
     from pingan.cli.runtime import fail, store
     from pingan.drill_replay import IncidentNotFound
     from pingan.drill_replay import replay as run_replay
+    from pingan.drill_runner import DrillRefused
     from pingan.handlers.drills.replay import NothingToReplay
 
     try:

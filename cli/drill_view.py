@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from pingan.drill_runner import DrillRun
+if TYPE_CHECKING:
+    from pingan.drill_runner import DrillRun
 
 CHANGE_LABEL = {"same": "=", "earlier": "EARLIER", "later": "LATER", "only_original": "GONE", "only_replay": "NEW"}
 

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from pingan.cli import runtime
-from pingan.schemas.adapters.by_kind import InputKind
 from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.adapters.input_kind import InputKind
 
 intake_app = typer.Typer(help="Intake adapters (CAP, Alertmanager, Twilio, JSON), offline.", no_args_is_help=True)
 

@@ -1,21 +1,34 @@
 """What CLI commands share: settings, the store, the broker address, and output formatting."""
 
+from __future__ import annotations
+
 import logging
 import os
 from functools import cache
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from pydantic import ValidationError
 
-from pingan.schemas.action import Action
-from pingan.schemas.common import describe_validation
-from pingan.settings import Settings
-from pingan.store.repository import Store
+if TYPE_CHECKING:  # imported where used: `pingan --help` must not pay for pydantic models or SQLAlchemy
+    from pydantic import ValidationError
+
+    from pingan.schemas.action import Action
+    from pingan.settings import Settings
+    from pingan.store.repository import Store
+
+
+def describe_validation(exc: ValidationError) -> str:
+    from pingan.schemas.common import describe_validation as describe
+
+    return describe(exc)
 
 
 @cache
 def settings() -> Settings:
+    from pydantic import ValidationError
+
+    from pingan.settings import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
@@ -24,6 +37,8 @@ def settings() -> Settings:
 
 @cache
 def store() -> Store:
+    from pingan.store.repository import Store
+
     s = settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
     return Store(s.resolved_database_url)

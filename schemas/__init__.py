@@ -1,36 +1,35 @@
-"""The pydantic models: the single source of every data shape, and the adapters from external formats."""
+"""The pydantic models: the single source of every data shape, and the adapters from external formats.
 
-from pingan.schemas.action import Action, ActionDraft, ActionKind
-from pingan.schemas.directory import Directory
-from pingan.schemas.events import IncidentEvent, RawEvent, TriageOutcome
-from pingan.schemas.incident import Incident, IncidentReport, Location, Reporter
-from pingan.schemas.notification import Channel, DeliveryState, Notification, Recipient
-from pingan.schemas.plan import Plan
-from pingan.schemas.taxonomy import (
-    Category,
-    Grade,
-    IncidentState,
-    IncidentStatus,
-    Source,
-    Subtype,
-    WarningColour,
-)
+Names are imported on first use (PEP 562), so importing one light module (pingan.schemas.taxonomy, as the CLI's
+option types do) does not build every model: `pingan --help` must start fast."""
 
-# Every model whose JSON Schema `pingan schema export` writes.
-PUBLIC_MODELS = {
-    "incident": Incident,
-    "incident_report": IncidentReport,
-    "action": Action,
-    "notification": Notification,
-    "plan": Plan,
-    "directory": Directory,
-    "raw_event": RawEvent,
-    "incident_event": IncidentEvent,
+from importlib import import_module
+from typing import Any
+
+_HOME = {
+    "Action": "action", "ActionDraft": "action", "ActionKind": "action",
+    "Directory": "directory",
+    "IncidentEvent": "events", "RawEvent": "events", "TriageOutcome": "events",
+    "Incident": "incident", "IncidentReport": "incident", "Location": "incident", "Reporter": "incident",
+    "Channel": "notification", "DeliveryState": "notification", "Notification": "notification",
+    "Recipient": "notification",
+    "Plan": "plan",
+    "Category": "taxonomy", "Grade": "taxonomy", "IncidentState": "taxonomy", "IncidentStatus": "taxonomy",
+    "Source": "taxonomy", "Subtype": "taxonomy", "WarningColour": "taxonomy",
 }
 
-__all__ = [
-    "PUBLIC_MODELS", "Action", "ActionDraft", "ActionKind", "Category", "Channel", "Directory", "DeliveryState",
-    "Grade",
-    "Incident", "IncidentEvent", "IncidentReport", "IncidentState", "IncidentStatus", "Location", "Notification",
-    "Plan", "RawEvent", "Recipient", "Reporter", "Source", "Subtype", "TriageOutcome", "WarningColour",
-]
+# Every model whose JSON Schema `pingan schema export` writes: name → model name.
+_PUBLIC = {"incident": "Incident", "incident_report": "IncidentReport", "action": "Action",
+           "notification": "Notification", "plan": "Plan", "directory": "Directory", "raw_event": "RawEvent",
+           "incident_event": "IncidentEvent"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PUBLIC_MODELS":
+        return {key: __getattr__(model) for key, model in _PUBLIC.items()}
+    if name in _HOME:
+        return getattr(import_module(f"pingan.schemas.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'pingan.schemas' has no attribute {name!r}")
+
+
+__all__ = ["PUBLIC_MODELS", *sorted(_HOME)]

@@ -9,8 +9,9 @@ from typing import Any
 
 from pingan.handlers.plans.load import load_plans
 from pingan.handlers.plans.matching import match_plan
-from pingan.schemas.adapters.by_kind import InputKind, detect, parse
+from pingan.schemas.adapters.by_kind import parse
 from pingan.schemas.adapters.config import IntakeConfig
+from pingan.schemas.adapters.input_kind import InputKind, detect
 
 
 @dataclass(frozen=True)

@@ -3,39 +3,14 @@ detected from its first bytes, through the same adapter as its live endpoint: `p
 
 from __future__ import annotations
 
-import json
-from enum import StrEnum
 from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
 
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
+from pingan.schemas.adapters.input_kind import InputKind
 from pingan.schemas.events import IntakeItem
-
-
-class InputKind(StrEnum):
-    auto = "auto"
-    cap = "cap"
-    alertmanager = "alertmanager"
-    incident = "incident"
-    twilio_sms = "twilio-sms"
-    twilio_voice = "twilio-voice"
-
-
-def detect(data: bytes) -> InputKind:
-    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    if head == b"<":
-        return InputKind.cap
-    if head == b"{":
-        try:
-            parsed = json.loads(data)
-        except ValueError:
-            return InputKind.incident  # the incident parser reports the JSON error with its position
-        return InputKind.alertmanager if isinstance(parsed, dict) and "alerts" in parsed else InputKind.incident
-    if b"CallSid=" in data:
-        return InputKind.twilio_voice
-    return InputKind.twilio_sms
 
 
 def parse(data: bytes, kind: InputKind, name: str, config: IntakeConfig) -> list[IntakeItem]:
