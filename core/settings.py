@@ -17,6 +17,10 @@ from pingan.plans import PLANS_DIR
 
 # In the data dir: where `pingan up` writes its embedded broker's address, so CLI commands (tail) can find it.
 BROKER_ADDRESS_FILE = "broker.address"
+# Sends in flight at once per channel. Twilio's REST API takes concurrent requests (its 429 says when not), and a
+# webhook or mail server a few; the console writes one file, so it stays serial.
+NOTIFY_CONCURRENCY: dict[str, int] = {"twilio_sms": 50, "twilio_voice": 20, "webhook": 20, "email": 10,
+                                      "console": 1, "sandbox": 1}
 
 
 class Settings(BaseSettings):
@@ -121,6 +125,21 @@ class Settings(BaseSettings):
     escalation_time_scale: float = Field(
         default=1.0, gt=0, description="Plan minutes run this many times faster (drills and tests fast-forward)"
     )
+    notify_concurrency: dict[str, int] = Field(
+        default_factory=dict,
+        description="Sends in flight at once per channel, over NOTIFY_CONCURRENCY's defaults (twilio_sms 50, "
+        "twilio_voice 20, webhook 20, email 10, console and sandbox 1); JSON, e.g. {\"twilio_sms\": 100}. "
+        "One recipient's messages always go one after the other, in order",
+    )
+    twilio_sender_mps: float | None = Field(
+        default=None, gt=0,
+        description="Messages per second each Twilio sender number may start (a token bucket; beyond it sends "
+        "queue, they never fail); unset: no local limit, Twilio's 429 alone paces the notifier",
+    )
+    notify_batch_size: int = Field(
+        default=500, ge=1, description="Notification orders the notifier takes from its topic at once and claims "
+        "in one transaction",
+    )
     webhook_secret: str | None = Field(default=None, description="HMAC key for the webhook channel's signature")
     smtp_host: str | None = None
     smtp_port: int | None = None
@@ -208,6 +227,10 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
             return url
         return f"sqlite:///{(self.data_dir / 'pingan.db').resolve()}"
+
+    def notify_limit(self, channel: str) -> int:
+        """Concurrent sends allowed on `channel` (notify_concurrency over NOTIFY_CONCURRENCY)."""
+        return max(1, int(self.notify_concurrency.get(channel, NOTIFY_CONCURRENCY.get(channel, 8))))
 
     @property
     def heartbeat_threshold_s(self) -> float:
