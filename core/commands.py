@@ -11,6 +11,7 @@ from typing import Any
 from pingan import metrics
 from pingan.handlers.incidents.escalation import Command, CommandRefused, decide_command
 from pingan.handlers.incidents.merge import SPLIT_OUT, decide_merge, decide_split
+from pingan.handlers.incidents.tasks import tasks_done
 from pingan.handlers.plans.approval import approval_refusal, approved_yaml
 from pingan.handlers.plans.directory import on_duty
 from pingan.handlers.plans.load import load_plans
@@ -51,7 +52,7 @@ def run_command(store: Store, plans: PlanSet, incident_id: str, command: Command
         details["from"] = ResponseStore(store).role_holders(incident.id).get(role) or _plan_holder(
             store, plans, incident, role)
     if command is Command.task_done:
-        _check_task(store, plans, incident, str(details.get("task") or ""))
+        details["level"] = _check_task(store, plans, incident, str(details.get("task") or ""))
     steps_pending = command is not Command.escalate or any(
         row.kind in ("step", "escalate") for row in ResponseStore(store).pending(incident.id))
     decision = decide_command(incident, command, actor, utcnow(), details, steps_pending)
@@ -100,15 +101,18 @@ def _incident(store: Store, some_id: str) -> Incident:
     return incident
 
 
-def _check_task(store: Store, plans: PlanSet, incident: Incident, task: str) -> None:
-    """Only a task of the level in force can be done, and only once."""
+def _check_task(store: Store, plans: PlanSet, incident: Incident, task: str) -> str:
+    """Only a task of the level in force can be done, once per level (a level's task has its own deadline, so
+    report-city done at grade III is due again at grade II); returns that level's grade."""
     plan = plans.get(store.response_plan(incident.id) or "")
     level = plan.level(incident.grade) if plan else None
     known = [t.id for t in level.tasks] if level else []
     if task not in known:
         raise CommandRefused(f"{task!r} is not a task of this incident's plan level; one of {', '.join(known) or '-'}")
-    if any(a.kind is ActionKind.task_done and a.details.get("task") == task for a in store.timeline(incident.id)):
-        raise CommandRefused(f"task {task} is already done")
+    grade = incident.grade.value
+    if (grade, task) in tasks_done((a.kind.value, a.details) for a in store.timeline(incident.id)):
+        raise CommandRefused(f"task {task} is already done at grade {grade}")
+    return grade
 
 
 def _plan_holder(store: Store, plans: PlanSet, incident: Incident, role: str) -> str | None:

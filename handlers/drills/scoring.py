@@ -218,7 +218,10 @@ def _score_level(plan: Plan, level: Level, start: datetime, end: datetime, entri
                            "check_min": sched.window_end if sched.window_end is not None else sched.fires})
     tasks = []
     for k, t in enumerate(level.tasks):
-        done = next((a for a in entries if a["kind"] == "task_done" and a["details"].get("task") == t.id), None)
+        # This level's own report of the task (one done at another level is that level's); an entry without a
+        # level is the level it was logged under, i.e. this epoch's.
+        done = next((a for a in entries if a["kind"] == "task_done" and a["details"].get("task") == t.id
+                     and a["details"].get("level", level.grade.value) == level.grade.value), None)
         actual = rel[id(done)] if done else None
         if actual is not None:
             result = "met" if actual <= t.deadline_min + tolerance else "late"

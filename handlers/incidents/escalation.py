@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from pingan.handlers.incidents.tasks import task_key
 from pingan.handlers.plans.timeline import step_schedule
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.incident import Incident
@@ -99,8 +100,11 @@ def decide_command(incident: Incident, command: Command, actor: str, at: datetim
     if command is Command.escalate and not steps_pending:
         raise CommandRefused(f"nothing left to escalate to in {incident.id}: every step of its plan level has run "
                              "(regrade it to bring in the next level)")
+    # A task is done once per level: the key makes a second report of it (two officers at once) log nothing.
+    key = task_key(incident.id, str(details["level"]), str(details["task"])) \
+        if command is Command.task_done and details.get("level") else None
     action = ActionDraft(incident_id=incident.id, at=at, actor=actor, kind=_KINDS[command],
-                         details={k: v for k, v in details.items() if v is not None})
+                         details={k: v for k, v in details.items() if v is not None}, idempotency_key=key)
     if command is Command.acknowledge:
         return CommandDecision(IncidentState.acknowledged, [action], "ack")
     if command is Command.close:

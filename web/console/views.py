@@ -6,6 +6,7 @@ from typing import Any
 
 from pingan.handlers.access.permissions import Permission, sees_incident
 from pingan.handlers.incidents.escalation import due_at
+from pingan.handlers.incidents.tasks import tasks_done
 from pingan.handlers.plans.directory import resolve
 from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.action import Action, ActionKind
@@ -109,7 +110,9 @@ def incident_view(store: Store, plans: PlanSet, incident: Incident, person: Prin
                                                                    if p in confirmed],
                                     "missing": [view.people.get(p, p) for p in called if p not in confirmed]})
         activated = _activated_at(timeline, grade)
-        done = {a.details.get("task"): a for a in timeline if a.kind is ActionKind.task_done}
+        # This level's reports only: a task done at another grade is due again at this one.
+        indexed = tasks_done((a.kind.value, a.details) for a in timeline)
+        done = {task: timeline[i] for (at, task), i in indexed.items() if at == level.grade.value}
         for task in level.tasks:
             deadline = due_at(activated, task.deadline_min, time_scale) if activated else None
             finished = done.get(task.id)
