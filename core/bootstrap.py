@@ -43,7 +43,8 @@ def build_channels(settings: Settings) -> dict[str, ChannelAdapter]:
     optional: dict[str, ChannelAdapter | None] = {
         "twilio_sms": twilio_channel_from_settings(settings),
         "twilio_voice": twilio_voice_from_settings(settings),
-        "webhook": WebhookChannel(settings.webhook_secret) if settings.webhook_secret else None,
+        "webhook": WebhookChannel(settings.webhook_secret, pool_size=settings.notify_limit("webhook"))
+        if settings.webhook_secret else None,
         "email": email_channel_from_env(settings),
     }
     for name, channel in optional.items():

@@ -53,6 +53,7 @@ def read_sink(path: Path) -> list[dict[str, Any]]:
 
 class ConsoleChannel:
     name = "console"
+    guarantee = "exactly_once"  # reconcile reads the sink: a line written is found, never written twice
 
     def __init__(self, sink_path: Path, stream: TextIO | None = None) -> None:
         self.sink_path = Path(sink_path)

@@ -4,6 +4,10 @@ A 250 after DATA means the server took responsibility for the message, not that 
 send is "accepted"; no bounce or DSN is tracked afterwards. Each message's Message-ID is derived from the
 notification's idempotency key, so a retry after an ambiguous failure (a connection lost after the final dot)
 carries the same Message-ID and a receiving system can drop the duplicate.
+
+E-mail is at-least-once: a 4xx, a lost connection or a worker killed mid-send is sent again (with backoff, up to
+the notifier's attempt limit) with the same Message-ID and X-Pingan-Idempotency-Key, never written off as
+"cannot tell". A 5xx is permanent.
 """
 
 import hashlib
@@ -40,9 +44,11 @@ def message_id(idempotency_key: str) -> str:
 
 
 class EmailChannel:
-    """reconcile() says unknown: SMTP has no way to ask a server whether it accepted a message earlier."""
+    """reconcile() says not_sent: SMTP has no way to ask a server whether it accepted a message earlier, so a
+    message in doubt goes again with the same Message-ID (at-least-once), for the receiving side to drop."""
 
     name = "email"
+    guarantee = "at_least_once"
 
     def __init__(self, host: str, port: int, sender: str, username: str | None = None, password: str | None = None,
                  starttls: bool = False, timeout_s: float = 10) -> None:
@@ -96,7 +102,8 @@ class EmailChannel:
                           extra={"smtp_host": self.host, "to": to})
 
     def reconcile(self, notification: Notification) -> ReconcileResult:
-        return ReconcileResult(ReconcileOutcome.unknown, detail="an SMTP server cannot be asked what it accepted")
+        return ReconcileResult(ReconcileOutcome.not_sent, detail="at-least-once: an SMTP server cannot be asked, "
+                               "so it is sent again with the same Message-ID")
 
 
 def _quit(smtp: smtplib.SMTP) -> None:

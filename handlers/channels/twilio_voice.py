@@ -11,11 +11,16 @@ from urllib.parse import urlencode
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from pingan.handlers.channels.twilio_sms import E164, RECONCILE_LIMIT, RECONCILE_SLACK, _rest_failure
+from pingan.handlers.channels.twilio_sms import (
+    DEFAULT_POOL_SIZE,
+    E164,
+    RECONCILE_LIMIT,
+    RECONCILE_SLACK,
+    _rest_failure,
+    build_client,
+)
 from pingan.schemas.delivery import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
 from pingan.schemas.notification import Notification
 
@@ -64,18 +69,19 @@ def voice_ack_twiml(text: str, lang: str, action_url: str) -> str:
 
 class TwilioVoiceChannel:
     name = "twilio_voice"
+    # reconcile finds any call to the person since the intent: a call in doubt is not placed again (it may
+    # have been another intent's call, which errs towards not ringing twice).
+    guarantee = "at_most_once"
 
     def __init__(self, account_sid: str, auth_token: str, from_number: str, public_url: str,
-                 api_base_url: str | None = None, timeout_s: float = 10, status_callback: str | None = None) -> None:
+                 api_base_url: str | None = None, timeout_s: float = 10, status_callback: str | None = None,
+                 pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.from_number = from_number
+        self.sender = from_number
         self.public_url = public_url.rstrip("/")
         self.status_callback = status_callback
-        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout_s))
-        if api_base_url:
-            # As in twilio_sms: Calls live on the "api" Domain, whose base_url every request (and paging) uses.
-            self.client.api.base_url = api_base_url.rstrip("/")
-            self.client.edge = None
-            self.client.region = None
+        # As in twilio_sms: one client per channel over a pooled session; Calls live on the "api" Domain.
+        self.client, self._http = build_client(account_sid, auth_token, api_base_url, timeout_s, pool_size)
 
     def send(self, notification: Notification) -> SendResult:
         n = notification
@@ -94,7 +100,8 @@ class TwilioVoiceChannel:
         try:
             call = self.client.calls.create(**kwargs)
         except (TwilioRestException, TwilioServiceException) as e:
-            return _rest_failure(e)  # 429/5xx transient; other 4xx (21215, 21217 bad number...) permanent
+            # 429/5xx transient (429 throttled, with its Retry-After); other 4xx (21215, 21217...) permanent
+            return _rest_failure(e, self._http.last_header("Retry-After"))
         except (requests.RequestException, TwilioException) as e:
             # As for SMS: a read timeout may hide a call Twilio placed, so a retry can ring twice. Ringing twice
             # is the lesser harm for an emergency call than not ringing at all.
@@ -145,4 +152,5 @@ def twilio_voice_from_settings(settings: "Settings") -> TwilioVoiceChannel | Non
             and settings.public_url):
         return None
     return TwilioVoiceChannel(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from_number,
-                              public_url=settings.public_url, api_base_url=settings.twilio_api_base_url)
+                              public_url=settings.public_url, api_base_url=settings.twilio_api_base_url,
+                              pool_size=settings.notify_limit("twilio_voice"))

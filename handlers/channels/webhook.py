@@ -5,6 +5,11 @@ Signing works like Stripe's: X-Pingan-Timestamp carries the Unix time in seconds
 timestamp into the MAC lets a receiver refuse replays of an old request (verify(), tolerance 5 minutes), and
 signing the raw bytes means the receiver must check them before parsing. Every retry carries the same
 Idempotency-Key header (the notification's key), so a receiver that remembers keys sees each notification once.
+
+Webhooks are at-least-once: a timeout, a 5xx, a lost connection or a worker killed mid-request is sent again
+(with backoff, up to the notifier's attempt limit), never written off as "cannot tell". A receiver that acts on
+a request must drop a repeated Idempotency-Key. One pooled httpx.Client per channel carries every request, so
+concurrent sends to one receiver reuse its keep-alive connections.
 """
 
 import hashlib
@@ -68,22 +73,28 @@ def payload(n: Notification) -> dict[str, Any]:
 
 
 class WebhookChannel:
-    """POSTs each notification once per send().
+    """POSTs each notification once per send(), over one pooled client.
 
-    reconcile() says unknown: a webhook endpoint cannot be asked whether it got a request, and a receiver that
-    does not dedupe on Idempotency-Key would act twice on a resend. Only when every receiver is known to dedupe
-    (receivers_dedupe=True) is a resend harmless, and reconcile then answers not_sent so the notification goes
-    out again rather than being written off.
+    reconcile() answers not_sent: a webhook endpoint cannot be asked whether it got a request, so a request in
+    doubt is sent again with the same Idempotency-Key, which is the receiver's to drop (at-least-once). Leaving
+    it "unknown" wrote real alerts off after 30 attempts (issue 15).
     """
 
     name = "webhook"
+    guarantee = "at_least_once"
 
-    def __init__(self, secret: str, timeout_s: float = 10, receivers_dedupe: bool = False) -> None:
+    def __init__(self, secret: str, timeout_s: float = 10, pool_size: int = 20) -> None:
         if not secret:
             raise ValueError("a webhook secret is required: receivers could not tell our requests from forgeries")
         self._secret = secret
         self.timeout_s = timeout_s
-        self.receivers_dedupe = receivers_dedupe
+        # Redirects are not followed, so the signed body only ever goes to the URL the plan names. httpx.Client is
+        # thread-safe; its pool is sized for the notifier's concurrency on this channel.
+        self._client = httpx.Client(timeout=timeout_s, follow_redirects=False, limits=httpx.Limits(
+            max_connections=max(1, pool_size), max_keepalive_connections=max(1, pool_size)))
+
+    def close(self) -> None:
+        self._client.close()
 
     def send(self, notification: Notification) -> SendResult:
         n = notification
@@ -101,10 +112,7 @@ class WebhookChannel:
             "User-Agent": "pingan-webhook/1",
         }
         try:
-            # A client per send: no pool to close, and webhooks are few. Redirects are not followed, so the
-            # signed body only ever goes to the URL the plan names.
-            with httpx.Client(timeout=self.timeout_s, follow_redirects=False) as client:
-                response = client.post(url, content=body, headers=headers)
+            response = self._client.post(url, content=body, headers=headers)
         except httpx.TimeoutException as e:
             # The receiver may have acted before we gave up; the retry repeats the Idempotency-Key for it.
             return SendResult(SendOutcome.transient_failure, detail=f"webhook timed out: {type(e).__name__}: {e}")
@@ -115,10 +123,8 @@ class WebhookChannel:
         return _classify(response)
 
     def reconcile(self, notification: Notification) -> ReconcileResult:
-        if self.receivers_dedupe:
-            return ReconcileResult(ReconcileOutcome.not_sent,
-                                   detail="webhook cannot be asked; receivers dedupe on Idempotency-Key, so resend")
-        return ReconcileResult(ReconcileOutcome.unknown, detail="a webhook endpoint cannot be asked what it received")
+        return ReconcileResult(ReconcileOutcome.not_sent, detail="at-least-once: a webhook endpoint cannot be "
+                               "asked, so it is sent again with the same Idempotency-Key")
 
 
 def _classify(response: httpx.Response) -> SendResult:

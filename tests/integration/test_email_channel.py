@@ -13,7 +13,9 @@ from aiosmtpd.controller import Controller
 
 from pingan.handlers.channels.email import EmailChannel, email_channel_from_env, message_id, subject_for
 from pingan.schemas.delivery import ReconcileOutcome, SendOutcome
-from pingan.schemas.notification import Channel, Notification, Recipient
+from pingan.schemas.notification import Channel, DeliveryState, Notification, Recipient
+from pingan.store.repository import Store
+from pingan.streams.stages import notify_stage
 
 SENDER = "pingan@district.example.org"
 TO = "duty@district.example.org"
@@ -134,9 +136,27 @@ def test_bad_addresses_fail_permanently_without_connecting(address: str) -> None
     assert result.outcome is SendOutcome.permanent_failure and "not an email address" in result.detail
 
 
-def test_reconcile_is_unknown() -> None:
+def test_reconcile_says_send_again_at_least_once() -> None:
     channel = EmailChannel("127.0.0.1", 25, SENDER)
-    assert channel.reconcile(make_notification()).outcome is ReconcileOutcome.unknown
+    assert channel.reconcile(make_notification()).outcome is ReconcileOutcome.not_sent
+
+
+def test_a_4xx_is_sent_again_by_the_notifier_with_the_same_message_id(smtp: tuple[Mailbox, int],
+                                                                     store: Store) -> None:
+    """Issue 15: the retry asked reconcile, got "cannot tell" and never sent again until failed at 30."""
+    mailbox, port = smtp
+    n = make_notification()
+    store.apply_response(n.incident_id, None, None, [n], [])
+    channels = {"email": EmailChannel("127.0.0.1", port, SENDER, timeout_s=5)}
+    mailbox.data_reply = "451 Try again later"
+    notify_stage(store, channels, n)
+    assert store.ledger_entry(n.idempotency_key).state is DeliveryState.intended  # type: ignore[union-attr]
+    mailbox.data_reply = None
+    notify_stage(store, channels, n)  # what the scheduler's retry runs
+    entry = store.ledger_entry(n.idempotency_key)
+    assert entry is not None and entry.state is DeliveryState.sent, entry
+    [(_, got)] = mailbox.received
+    assert got["Message-ID"] == message_id(n.idempotency_key)
 
 
 def test_subject_is_the_first_line_cut_at_78_characters() -> None:

@@ -14,7 +14,9 @@ import pytest
 
 from pingan.handlers.channels.webhook import WebhookChannel, sign, verify
 from pingan.schemas.delivery import ReconcileOutcome, SendOutcome
-from pingan.schemas.notification import Channel, Notification, Recipient
+from pingan.schemas.notification import Channel, DeliveryState, Notification, Recipient
+from pingan.store.repository import Store
+from pingan.streams.stages import notify_stage
 
 SECRET = "whsec-test-0123456789"
 TEXT = "化工厂泄漏：请立即到指挥所报到\nChemical leak at plant 3"
@@ -31,6 +33,8 @@ class Receiver:
 
 def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real receivers: the channel's pool is then visible
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             # What a real receiver does first: check the raw bytes before trusting or parsing them.
@@ -38,7 +42,7 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                            self.headers.get("X-Pingan-Signature", ""))
             with receiver.lock:
                 receiver.received.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                          "valid": valid})
+                                          "valid": valid, "client_port": self.client_address[1]})
                 status = receiver.statuses.pop(0) if receiver.statuses else (200 if valid else 401)
             if receiver.delay_s:
                 time.sleep(receiver.delay_s)
@@ -180,10 +184,41 @@ def test_sign_is_hmac_sha256_over_timestamp_dot_body() -> None:
     assert sign(SECRET, "1700000000", b'{"a":1}') == "sha256=" + expected
 
 
-def test_reconcile_is_unknown_unless_receivers_dedupe() -> None:
+def test_reconcile_says_send_again_at_least_once() -> None:
     n = make_notification("https://example.org/hook")
-    assert WebhookChannel(SECRET).reconcile(n).outcome is ReconcileOutcome.unknown
-    assert WebhookChannel(SECRET, receivers_dedupe=True).reconcile(n).outcome is ReconcileOutcome.not_sent
+    assert WebhookChannel(SECRET).reconcile(n).outcome is ReconcileOutcome.not_sent
+
+
+@pytest.mark.parametrize("first", [503, "timeout"])
+def test_a_5xx_or_timeout_is_sent_again_by_the_notifier_with_the_same_key(receiver: Receiver, store: Store,
+                                                                          first: object) -> None:
+    """Issue 15: the second attempt asked reconcile, got "cannot tell" and never sent again, 29 times over."""
+    n = make_notification(receiver.url, key="feedc0de" * 4)
+    store.apply_response(n.incident_id, None, None, [n], [])
+    channel = WebhookChannel(SECRET, timeout_s=0.5)
+    if first == "timeout":
+        receiver.delay_s = 1.0
+    else:
+        receiver.statuses = [503]
+    notify_stage(store, {"webhook": channel}, n)
+    assert store.ledger_entry(n.idempotency_key).state is DeliveryState.intended  # type: ignore[union-attr]
+    receiver.delay_s = 0.0
+    notify_stage(store, {"webhook": channel}, n)  # what the scheduler's retry runs
+    entry = store.ledger_entry(n.idempotency_key)
+    assert entry is not None and entry.state is DeliveryState.delivered, entry
+    keys = [r["headers"]["Idempotency-Key"] for r in receiver.received]
+    assert keys == [n.idempotency_key] * 2 and all(r["valid"] for r in receiver.received)
+    notify_stage(store, {"webhook": channel}, n)
+    assert len(receiver.received) == 2  # settled: never again
+
+
+def test_one_pooled_connection_carries_successive_sends(receiver: Receiver) -> None:
+    channel = WebhookChannel(SECRET)
+    for i in range(3):
+        assert channel.send(make_notification(receiver.url, key=f"{i:032x}")).outcome is SendOutcome.delivered
+    ports = {r["client_port"] for r in receiver.received}
+    assert len(ports) == 1, ports  # keep-alive: one connection, not one per send
+    channel.close()
 
 
 def test_an_empty_secret_is_refused_at_construction() -> None:
