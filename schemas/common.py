@@ -10,7 +10,12 @@ def _aware_utc(value: datetime) -> datetime:
     # Naive datetimes are ambiguous in a system that spans time zones: reject them rather than guess.
     if value.tzinfo is None:
         raise ValueError("datetime must carry a time zone offset, e.g. 2026-11-25T08:00:00+08:00")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is a valid ISO 8601 time whose UTC instant is before year 1: a field error, not
+        # a crash (pydantic turns only ValueError into one).
+        raise ValueError("datetime is out of range once converted to UTC (years 1 to 9999)") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]

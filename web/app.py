@@ -22,6 +22,7 @@ from pingan.web.commands import commands_router
 from pingan.web.console import install_console
 from pingan.web.docs import install_docs
 from pingan.web.drills import drills_router
+from pingan.web.errors import install_error_ids
 from pingan.web.guards import check_metrics_token, load_tokens
 from pingan.web.intake import Intake, intake_router, start_cap_feeds
 from pingan.web.reads import reads_router
@@ -73,6 +74,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     api.include_router(commands_router(intake))
     api.include_router(drills_router(intake))
     install_console(api, intake)  # the duty console's pages under /console
+    install_error_ids(api)  # a bug is a 500 with an error id in the log, never a stack trace (web/errors.py)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

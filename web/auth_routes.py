@@ -134,8 +134,8 @@ async def _asked(request: Request) -> _Asked:
         return _Asked(False, {})
     try:
         data = json.loads(body)
-    except ValueError:
-        raise HTTPException(422, "body: not JSON (send application/json, or a form)") from None
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser recurses
+        raise HTTPException(422, "body: not JSON, or nested too deep (send application/json, or a form)") from None
     if not isinstance(data, dict):
         raise HTTPException(422, "body: a JSON object is expected")
     return _Asked(False, data)

@@ -3,7 +3,7 @@ its timeline). Both need a person with incidents.read (web/auth.py); phone numbe
 phones.read, and a department liaison sees only incidents whose active plan level involves their department (any
 other is 404, as if it did not exist)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -18,6 +18,8 @@ from pingan.schemas.taxonomy import Category, IncidentStatus, Source
 from pingan.store.access import incidents_involving
 from pingan.store.repository import Store
 from pingan.web.auth import Principal, require, sees, shown
+
+MAX_OFFSET = 2**31 - 1
 
 
 class IncidentOut(BaseModel):
@@ -65,12 +67,19 @@ def reads_router(store: Store) -> APIRouter:
         source: Source | None = None,
         since: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        # Bounded: the databases take a signed 64-bit OFFSET, and no page is ever this far down anyway.
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         person: Principal = Depends(reader),
     ) -> JSONResponse:
         if since is not None and since.tzinfo is None:
             raise RequestValidationError([{"loc": ("query", "since"), "type": "timezone_aware",
                                            "msg": "since must carry a time zone offset"}])
+        if since is not None:
+            try:
+                since = since.astimezone(UTC)  # the store compares UTC times
+            except OverflowError:
+                raise RequestValidationError([{"loc": ("query", "since"), "type": "datetime_range",
+                                               "msg": "since is out of range once converted to UTC"}]) from None
         only = incidents_involving(store.engine, person.departments) if scoped(person.roles) else None
         page = store.list_incidents(
             status=status.value if status else None, category=category.value if category else None,

@@ -33,7 +33,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from pingan.schemas.adapters.errors import IntakeError
-from pingan.schemas.adapters.limits import DEFAULT_LIMITS, IntakeLimits, check_alert_count, checkpoint
+from pingan.schemas.adapters.limits import (
+    DEFAULT_LIMITS,
+    IntakeLimits,
+    check_alert_count,
+    check_json_depth,
+    checkpoint,
+)
 from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import Attachment, IncidentReport, Location
 from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, IncidentStatus, Source, Subtype
@@ -309,6 +315,7 @@ def parse_alertmanager(data: bytes, mapping: AlertmanagerMapping | None = None, 
     """One IntakeItem per alert of an Alertmanager webhook notification; IntakeError for anything we cannot read,
     IntakeTooLarge for more alerts than `limits` allow (counted before any alert is validated)."""
     m = mapping or DEFAULT_MAPPING
+    check_json_depth(data, source_name)
     try:
         raw = json.loads(data)
     except json.JSONDecodeError as exc:

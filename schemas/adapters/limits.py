@@ -11,6 +11,7 @@ cooperative (a C call such as the XSD validation is not interrupted), so it boun
 the time went; the count limits bound the C calls.
 """
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -91,6 +92,28 @@ def check_alert_count(raw: object, limits: IntakeLimits, source: str = "body") -
                       limits.alertmanager_max_alerts, "alerts", None, source)
         error.message += "; set max_alerts in the receiver's webhook_config to stay under it"
         raise error
+
+
+MAX_JSON_DEPTH = 32  # an Alertmanager webhook is 4 deep (notification, alerts, alert, labels); 32 leaves room
+# A JSON string (escapes included) or one bracket: brackets inside strings are skipped with the string.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def check_json_depth(data: bytes, source: str = "body", limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON nested deeper than `limit` before it is parsed: json.loads recurses once a level, so 1,000 levels
+    of `[` raised RecursionError (a 500) in the parser, and pydantic would recurse again. The scan is one regex
+    pass in C over strings and brackets; malformed JSON is left to the parser to describe."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                line = data.count(b"\n", 0, match.start()) + 1
+                raise IntakeError(f"JSON nested more than {limit} levels deep", field="body", line=line,
+                                  source=source)
+        elif token in (b"]", b"}"):
+            depth -= 1
 
 
 # ---- the CPU budget of one parse ------------------------------------------------------------------------------

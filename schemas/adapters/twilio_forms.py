@@ -7,6 +7,7 @@ IncidentReport's automatic key (category, subtype, hazard, area or title), and s
 of one MessageSid/CallSid idempotent.
 """
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,11 @@ _COMMANDS: dict[str, Command] = {
 }
 _TITLE_CHARS = 60
 _MAX_MEDIA = 10  # Twilio delivers at most 10 media per message
+# Field limits of the models (schemas/incident.py, schemas/events.py) that a signed form can still exceed.
+_PHONE_MAX = 32  # Reporter.phone
+_URL_MAX = 2_000  # Attachment.url
+_SOURCE_KEY_MAX = 300  # IntakeItem.source_key
+_RAW_MAX = 256  # what a label keeps of a raw value
 
 
 def detect_lang(text: str) -> Lang:
@@ -70,6 +76,30 @@ def _required(form: Mapping[str, str], name: str) -> str:
     if value is None or (name != "Body" and not value.strip()):
         raise IntakeError(f"missing {name}", field=name, source="form")
     return value.strip()
+
+
+def _caller(raw: str | None) -> tuple[Reporter | None, str, dict[str, str]]:
+    """The sender as the report's reporter, as shown in a title, and labels. Twilio's From is E.164 for phones but
+    may be `whatsapp:+…`, `client:…`, a SIP URI or anything else a signed request carries: one longer than the phone
+    field is kept whole (to _RAW_MAX) in the `twilio_from` label, and the reporter has no phone, rather than the
+    citizen's report being refused or lost over the sender's format."""
+    value = (raw or "").strip()
+    if not value:
+        return None, "", {}
+    if len(value) <= _PHONE_MAX:
+        return Reporter(phone=value), value, {}
+    return None, value[:_PHONE_MAX] + "…", {"twilio_from": value[:_RAW_MAX]}
+
+
+def _media(kind: str, url: str, data: dict[str, object]) -> Attachment | None:
+    """An attachment, or None for a URL longer than an attachment holds (nobody could open a cut one)."""
+    return Attachment(kind=kind, url=url, data=data) if len(url) <= _URL_MAX else None
+
+
+def _source_key(prefix: str, sid: str) -> str:
+    # Twilio's SIDs are 34 characters; a longer one still makes one key per message, within IntakeItem's limit.
+    key = prefix + sid
+    return key if len(key) <= _SOURCE_KEY_MAX else prefix + "sha256:" + hashlib.sha256(sid.encode()).hexdigest()
 
 
 def _item(build: dict[str, object], source_key: str) -> IntakeItem:
@@ -119,9 +149,10 @@ def sms_to_item(form: Mapping[str, str], keywords: Lexicon = DEFAULT_LEXICON,
         num_media = int(form.get("NumMedia") or 0)
     except ValueError:
         raise IntakeError("NumMedia is not a number", field="NumMedia", source="form") from None
-    media = [Attachment(kind="media", url=url, data={"content_type": form.get(f"MediaContentType{i}", "")})
-             for i in range(min(max(num_media, 0), _MAX_MEDIA)) if (url := form.get(f"MediaUrl{i}"))]
-    if command or (not body and not media):
+    urls = [(i, url) for i in range(min(max(num_media, 0), _MAX_MEDIA)) if (url := form.get(f"MediaUrl{i}"))]
+    media = [a for i, url in urls
+             if (a := _media("media", url, {"content_type": form.get(f"MediaContentType{i}", "")[:_RAW_MAX]}))]
+    if command or (not body and not urls):
         return SmsOutcome(item=None, command=command or "help", lang=lang)  # an empty text gets the usage
 
     fields, labels, text = _labels(body, keywords, areas) if body else (
@@ -129,14 +160,18 @@ def sms_to_item(form: Mapping[str, str], keywords: Lexicon = DEFAULT_LEXICON,
     # Title and description carry the cleaned text: control characters (ANSI escapes…) have no place on a console.
     flat = " ".join(text.split())
     if not flat:
-        title = ("彩信报告" if lang == "zh" else "Picture message") if media else "无法识别的短信 / unreadable text"
+        title = ("彩信报告" if lang == "zh" else "Picture message") if urls else "无法识别的短信 / unreadable text"
     else:
         title = flat if len(flat) <= _TITLE_CHARS else flat[:_TITLE_CHARS] + "…"
+    reporter, _, from_labels = _caller(sender)
+    if len(media) < len(urls):
+        from_labels["twilio_media_dropped"] = str(len(urls) - len(media))
     item = _item({
         "source": Source.hotline_sms, "grade": Grade.IV, "title": title, "description": text[:20_000],
-        "reporter": Reporter(phone=sender), "labels": {"twilio_message_sid": sid, "sms_lang": lang, **labels},
+        "reporter": reporter,
+        "labels": {"twilio_message_sid": sid[:_RAW_MAX], "sms_lang": lang, **labels, **from_labels},
         "attachments": media, **fields,
-    }, "twilio:sms:" + sid)
+    }, _source_key("twilio:sms:", sid))
     return SmsOutcome(item=item, command=None, lang=lang)
 
 
@@ -281,12 +316,13 @@ def voice_choice(form: Mapping[str, str], record_action_url: str) -> VoiceOutcom
     if digits not in _IVR:
         return VoiceOutcome(item=None, twiml=_menu_again(record_action_url, invalid=bool(digits)))
     zh, en, category, subtype = _IVR[digits]
+    reporter, shown, from_labels = _caller(caller)
     item = _item({
         "source": Source.hotline_voice, "category": category, "subtype": subtype, "grade": Grade.IV,
         # The caller's number in the title keeps the automatic dedup_key apart for different callers.
-        "title": f"电话报警：{zh}（{caller}）", "description": f"IVR choice {digits}: {en}",
-        "reporter": Reporter(phone=caller), "labels": {"twilio_call_sid": call_sid, "ivr_digit": digits},
-    }, "twilio:voice:" + call_sid)
+        "title": f"电话报警：{zh}（{shown}）", "description": f"IVR choice {digits}: {en}",
+        "reporter": reporter, "labels": {"twilio_call_sid": call_sid[:_RAW_MAX], "ivr_digit": digits, **from_labels},
+    }, _source_key("twilio:voice:", call_sid))
     response = VoiceResponse()
     _say(response, "ok", ("zh", "en"), what={"zh": zh, "en": en})
     response.hangup()
@@ -298,18 +334,20 @@ def voice_recording(form: Mapping[str, str], keywords: Lexicon = DEFAULT_LEXICON
     someone listens to it (nobody has read what the caller said)."""
     del keywords  # nothing to classify yet: a recording has no text
     call_sid, url = _required(form, "CallSid"), _required(form, "RecordingUrl")
-    caller = (form.get("From") or "").strip() or None
-    labels = {"twilio_call_sid": call_sid, "pingan_unclassified": "true"}
+    reporter, shown, from_labels = _caller(form.get("From"))
+    labels = {"twilio_call_sid": call_sid[:_RAW_MAX], "pingan_unclassified": "true", **from_labels}
     if form.get("RecordingSid"):
-        labels["twilio_recording_sid"] = form["RecordingSid"]
-    data = {k: form[k] for k in ("RecordingSid", "RecordingDuration") if form.get(k)}
+        labels["twilio_recording_sid"] = form["RecordingSid"][:_RAW_MAX]
+    data = {k: form[k][:_RAW_MAX] for k in ("RecordingSid", "RecordingDuration") if form.get(k)}
+    recording = _media("recording", url, data)
+    if recording is None:
+        labels["twilio_recording_url"] = url[:_RAW_MAX] + "…"  # the start of it, for whoever looks it up at Twilio
     item = _item({
         "source": Source.hotline_voice, "category": UNCLASSIFIED_CATEGORY, "subtype": UNCLASSIFIED_SUBTYPE,
-        "grade": Grade.IV, "title": f"电话留言（{caller or '未知号码'}）",
+        "grade": Grade.IV, "title": f"电话留言（{shown or '未知号码'}）",
         "description": "Voice message; listen to the recording.",
-        "reporter": Reporter(phone=caller) if caller else None, "labels": labels,
-        "attachments": [Attachment(kind="recording", url=url, data=data)],
-    }, "twilio:voice:" + call_sid + ":rec")
+        "reporter": reporter, "labels": labels, "attachments": [recording] if recording else [],
+    }, _source_key("twilio:voice:", call_sid + ":rec"))
     response = VoiceResponse()
     _say(response, "thanks", ("zh", "en"))
     response.hangup()
