@@ -220,11 +220,11 @@ class ApprovalRefused(Exception):
     """The plan cannot be approved (the set does not load, no such plan, or four eyes say no); the message says why."""
 
 
-def approve_plan(open_store: Callable[[], Store], plans_dir: Path, plan_id: str, by: str,
-                 approvers: str | None) -> Plan:
+def approve_plan(open_store: Callable[[], Store], plans_dir: Path, plan_id: str, by: str) -> Plan:
     """Approve `plan_id` in its file (status approved, `by` added to approved_by) and log `plan_approved` with the
-    approved content's hash; returns the plan as it was. `approvers` is PINGAN_PLAN_APPROVERS (comma-separated; set,
-    it enables four eyes). The store is opened only once the file is approved, so a refusal touches no database."""
+    approved content's hash; returns the plan as it was. Four eyes always: `by` must hold the directory's
+    plan_approver role and must not be the plan's last editor (handlers/plans/approval.py). The store is opened
+    only once the file is approved, so a refusal touches no database."""
     from pingan.store.engine import write_tx
     from pingan.store.log import append_actions
 
@@ -235,8 +235,7 @@ def approve_plan(open_store: Callable[[], Store], plans_dir: Path, plan_id: str,
     plan = plans.get(plan_id)
     if plan is None:
         raise ApprovalRefused(f"no plan {plan_id!r} in {plans_dir}")
-    allowed = {a.strip() for a in approvers.split(",") if a.strip()} if approvers else None
-    refusal = approval_refusal(plan, by, allowed, set(plans.directory.people))
+    refusal = approval_refusal(plan, by, plans.directory.people)
     if refusal:
         raise ApprovalRefused(refusal)
     path = Path(plans.sources[plan.id])

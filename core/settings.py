@@ -114,9 +114,6 @@ class Settings(BaseSettings):
     cap_feeds: str | None = Field(default=None, description="Comma-separated Atom/RSS feed URLs of CAP messages")
     cap_feed_interval_s: float = Field(default=60.0, gt=0, description="How often each CAP feed is polled")
     plan_reload_interval_s: float = Field(default=1.0, gt=0, description="How often the worker checks plans_dir")
-    plan_approvers: str | None = Field(
-        default=None, description="Comma-separated person ids allowed to approve plans (enables four eyes)"
-    )
     sending_lease_s: float = Field(
         default=60.0, gt=0,
         description="A notification left `sending` longer than this lost its worker (killed between claim and "

@@ -20,6 +20,12 @@ class Contacts(Model):
     console: str | None = Field(default=None, max_length=100, description="A console seat, e.g. duty-room")
 
 
+class DirectoryRole(StrEnum):
+    """What the directory itself says a person may do. (Accounts' roles, for signing in, are handlers/access.)"""
+
+    plan_approver = "plan_approver"  # 预案审批: may approve a response plan (four eyes: never one they last edited)
+
+
 class Person(Model):
     id: str = Field(pattern=ID_PATTERN, max_length=64)
     name: str = Field(min_length=1, max_length=100)
@@ -27,6 +33,7 @@ class Person(Model):
     department: str | None = Field(default=None, description="Department id")
     lang: str = Field(default="zh", pattern=r"^(zh|en)$")
     contacts: Contacts = Field(default_factory=Contacts)
+    roles: list[DirectoryRole] = Field(default_factory=list, description="e.g. [plan_approver]")
 
 
 class Department(Model):

@@ -25,8 +25,9 @@ WARNINGS (reported, never fatal):
   channels (the step misses them on their shift); a task owner no step of the level notifies; an
   `ack_timeout_min` whose only use is escalating (no repeat, no roll call) that never escalates (the next
   step is already due, or nothing follows); a roll call without a timeout; an approved plan without
-  approvers or approved by its last editor; an expired plan; escalate_grade.raise_to or release grades
-  with no level in the plan; an override that covers a non-member.
+  approvers, approved by its last editor or by someone without the directory's plan_approver role; a directory
+  where no one holds plan_approver (then no plan can be approved); an expired plan; escalate_grade.raise_to or
+  release grades with no level in the plan; an override that covers a non-member.
 COVERAGE (handlers.plans.lint_coverage): more than one catch-all plan is an error; no catch-all, a catch-all
   not approved, and each category's cells only the catch-all covers are warnings (without a catch-all: a
   category and grade with no plan at all).
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pingan.handlers.plans.approval import plan_approvers
 from pingan.handlers.plans.cells import dates_overlap, equal_specificity
 from pingan.handlers.plans.directory import DirectoryIndex, recipient_for
 from pingan.handlers.plans.lint_coverage import coverage_problems
@@ -51,7 +53,7 @@ from pingan.handlers.plans.problems import PlanProblem, Severity
 from pingan.handlers.plans.reader import PlansRead, read_plans
 from pingan.handlers.plans.timeline import format_minute, step_schedule
 from pingan.handlers.plans.yaml_source import Loc, SourceDoc, format_loc
-from pingan.schemas.directory import Person
+from pingan.schemas.directory import DirectoryRole, Person
 from pingan.schemas.plan import Level, MatchOp, Plan, PlanStatus, Target
 from pingan.schemas.taxonomy import Grade
 
@@ -115,6 +117,8 @@ class _Checker:
     # ── the directory ────────────────────────────────────────────────────────
     def _directory(self) -> None:
         d = self.dir
+        if not plan_approvers(d.people):
+            self._no_approver()
         for (kind, ident), entry in self.read.entries.items():
             doc, base = entry.doc, entry.loc
             if kind == "people":
@@ -141,6 +145,15 @@ class _Checker:
                         self.warn(doc, (*base, "overrides", i, "covers"),
                                   f"{override.covers!r} is not a member of roster {roster.id!r}: never applies")
 
+    def _no_approver(self) -> None:
+        message = ("no person holds the directory role plan_approver: no plan can be approved "
+                   "(add `roles: [plan_approver]` to the people who approve plans)")
+        people = [entry for (kind, _), entry in self.read.entries.items() if kind == "people"]
+        if people:
+            self.warn(people[0].doc, people[0].loc, message)
+        else:
+            self.warnings.append(PlanProblem(str(self.read.directory_path), 0, 0, message, Severity.warning))
+
     # ── one plan ─────────────────────────────────────────────────────────────
     def _plan(self, plan: Plan, doc: SourceDoc) -> None:
         d = self.dir
@@ -154,6 +167,9 @@ class _Checker:
                 self.warn(doc, ("status",), "approved, but approved_by is empty (`pingan plans approve` sets it)")
             elif plan.last_editor in plan.approved_by:
                 self.warn(doc, ("last_editor",), f"{plan.last_editor!r} edited and approved this version (four eyes)")
+            for i, person in enumerate(plan.approved_by):
+                if person in d.people and DirectoryRole.plan_approver not in d.people[person].roles:
+                    self.warn(doc, ("approved_by", i), f"{person!r} does not hold the directory role plan_approver")
             if plan.effective_to and plan.effective_to < self.today:
                 self.warn(doc, ("effective_to",), f"expired on {plan.effective_to}: actual incidents no longer match")
         for i, matcher in enumerate(plan.applies_to.matchers):

@@ -160,20 +160,25 @@ def test_diff_between_git_revisions(tmp_path: Path) -> None:
 
 
 def test_approve_is_four_eyes_and_logged(tmp_path: Path) -> None:
+    """No setting is needed: the last editor is refused, and so is anyone without the directory's plan_approver
+    role; an approver from the directory approves, logged."""
     plans = tmp_path / "plans"
     shutil.copytree(PLANS_DIR, plans, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     typhoon = plans / "typhoon.yaml"
     text = typhoon.read_text(encoding="utf-8")
     typhoon.write_text(text.replace("status: approved", "status: draft", 1), encoding="utf-8")
-    env = {**os.environ, "PINGAN_DATA_DIR": str(tmp_path / "var"), "PINGAN_PLANS_DIR": str(plans),
-           "PINGAN_PLAN_APPROVERS": "huang-liping,xu-jing"}
+    env = {k: v for k, v in os.environ.items() if k != "PINGAN_PLAN_APPROVERS"}
+    env.update(PINGAN_DATA_DIR=str(tmp_path / "var"), PINGAN_PLANS_DIR=str(plans))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "pingan.cli.main", *args], env=env, capture_output=True,
                               text=True, timeout=60)
 
     refused = run("plans", "approve", "typhoon", "--by", "xu-jing")  # xu-jing is the last editor
-    assert refused.returncode == 1 and "four eyes" in refused.stderr
+    assert refused.returncode == 1 and "four eyes" in refused.stderr, refused.stdout + refused.stderr
+    assert "status: draft" in typhoon.read_text(encoding="utf-8")
+    refused = run("plans", "approve", "typhoon", "--by", "zhang-qiming")  # in the directory, not an approver
+    assert refused.returncode == 1 and "plan_approver" in refused.stderr, refused.stdout + refused.stderr
     assert "status: draft" in typhoon.read_text(encoding="utf-8")
     ok = run("plans", "approve", "typhoon", "--by", "huang-liping")
     assert ok.returncode == 0, ok.stderr

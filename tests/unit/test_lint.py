@@ -297,3 +297,16 @@ def test_unusable_file_means_no_planset(plans: Path) -> None:
     (plans / "typhoon.yaml").write_text("id: [\n", encoding="utf-8")
     report = lint_plans(plans)
     assert report.planset is None and not report.ok
+
+
+def test_approvers_come_from_the_directory_role(plans: Path) -> None:
+    assert not [w for w in lint_plans(plans).warnings if "plan_approver" in w.message]  # the shipped set
+    people = plans / "directory" / "people.yaml"
+    text = people.read_text(encoding="utf-8")
+    people.write_text(text.replace("    roles: [plan_approver]\n", ""), encoding="utf-8")
+    warnings = [str(w) for w in lint_plans(plans).warnings if "plan_approver" in w.message]
+    line, col = position(text, "- id: chen-jianhua")
+    assert f"{people}:{line}:{col + 2}: warning: people[0]: no person holds the directory role plan_approver: " \
+           "no plan can be approved (add `roles: [plan_approver]` to the people who approve plans)" in warnings
+    # Every shipped approval now names someone without the role: one warning at each approved_by entry.
+    assert sum("does not hold the directory role plan_approver" in w for w in warnings) >= 8
