@@ -71,7 +71,8 @@ NOTIFICATIONS = Counter("pingan_notifications", "Notification send attempts by c
                         ["channel", "outcome"])
 RETRIES = Counter("pingan_notification_retries", "Intents re-published for another attempt (transient failure) "
                   "or because their message was lost", ["channel", "reason"])
-THROTTLED = Counter("pingan_notification_throttled", "Sends the provider throttled (HTTP 429)", ["channel"])
+THROTTLED = Counter("pingan_notification_throttled", "Sends the provider throttled (HTTP 429, Twilio 20429); the "
+                    "notifier queues them again after Retry-After", ["channel"])
 ESCALATIONS = Counter("pingan_escalations", "Escalation deadlines fired, and manual escalations, by kind", ["kind"])
 PLAN_RELOADS = Counter("pingan_plan_reloads", "Plan sets reloaded by the worker")
 # Drill and test traffic (status exercise or test) stays out of the operational series above (latency, sends,
@@ -150,7 +151,8 @@ def send_result(channel: str, n: Any, result: Any) -> None:
         EXERCISE_NOTIFICATIONS.labels(_bounded(outcome, SEND_OUTCOMES)).inc()
         return
     notification(channel, outcome)
-    if outcome == "transient_failure" and (result.extra.get("http_status") == 429 or "HTTP 429" in result.detail):
+    if outcome == "transient_failure" and (result.extra.get("throttled") or result.extra.get("http_status") == 429
+                                           or "HTTP 429" in result.detail):
         throttled(channel)
     if outcome in ("delivered", "accepted"):
         stage_latency("match_to_notified", seconds_since(n.created_at))

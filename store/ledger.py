@@ -1,10 +1,15 @@
-"""The notification ledger: one row per intent, claimed before the channel is called, so each is sent once."""
+"""The notification ledger: one row per intent, claimed before the channel is called, so each is sent once.
+
+The concurrent notifier (streams/notifier.py) works in batches: claim_many() takes a batch of intents in one
+transaction, renew() keeps the claims of sends still waiting (a throttled one) younger than the sending lease,
+and settle() writes the batch's results, releases and log entries in one transaction.
+"""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, bindparam, select, update
 
 from pingan.schemas.action import Action, ActionDraft
 from pingan.schemas.common import utcnow
@@ -12,6 +17,21 @@ from pingan.schemas.notification import DeliveryState, Notification
 from pingan.store.engine import write_tx
 from pingan.store.log import append_actions
 from pingan.store.tables import notifications
+
+CHUNK = 500  # keys per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """One intent's end of an attempt: `state` intended releases it for a retry (`unclaim`: it was never tried,
+    so the attempt is given back); any other state records the result and `drafts` are logged."""
+
+    key: str
+    state: DeliveryState
+    detail: str
+    provider_id: str | None = None
+    drafts: Sequence[ActionDraft] = ()
+    unclaim: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +114,53 @@ class LedgerStore:
                 .values(state="sending", attempts=notifications.c.attempts + 1, updated_at=utcnow())
             )
         return result.rowcount == 1
+
+    def claim_many(self, keys: Sequence[str]) -> dict[str, int]:
+        """claim() for a batch in one transaction: key -> its attempt number, for the keys still `intended`
+        (the others are sent, sending or finished already and are left alone)."""
+        claimed: dict[str, int] = {}
+        unique = list(dict.fromkeys(keys))
+        with self.engine.begin() as conn:
+            for i in range(0, len(unique), CHUNK):
+                rows = conn.execute(
+                    update(notifications)
+                    .where(and_(notifications.c.idempotency_key.in_(unique[i:i + CHUNK]),
+                                notifications.c.state == "intended"))
+                    .values(state="sending", attempts=notifications.c.attempts + 1, updated_at=utcnow())
+                    .returning(notifications.c.idempotency_key, notifications.c.attempts))
+                claimed.update({r[0]: r[1] for r in rows})
+        return claimed
+
+    def renew(self, keys: Sequence[str]) -> None:
+        """Keep claims that are still being worked on (a send waiting out Retry-After) inside the sending lease,
+        so that no scheduler takes them for a lost worker's."""
+        with self.engine.begin() as conn:
+            for i in range(0, len(keys), CHUNK):
+                conn.execute(update(notifications).where(and_(
+                    notifications.c.idempotency_key.in_(list(keys[i:i + CHUNK])),
+                    notifications.c.state == "sending")).values(updated_at=utcnow()))
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[Action]:
+        """Every result of a batch in one transaction: releases (sending -> intended) and results, then the log."""
+        if not settlements:
+            return []
+        now = utcnow()
+        key = bindparam("k")
+        with write_tx(self.engine) as conn:
+            releases = [{"k": s.key, "d": s.detail, "u": 1 if s.unclaim else 0} for s in settlements
+                        if s.state is DeliveryState.intended]
+            if releases:
+                conn.execute(update(notifications).where(and_(notifications.c.idempotency_key == key,
+                                                              notifications.c.state == "sending"))
+                             .values(state="intended", detail=bindparam("d"), updated_at=now,
+                                     attempts=notifications.c.attempts - bindparam("u")), releases)
+            results = [{"k": s.key, "s": s.state.value, "p": s.provider_id, "d": s.detail} for s in settlements
+                       if s.state is not DeliveryState.intended]
+            if results:
+                conn.execute(update(notifications).where(notifications.c.idempotency_key == key)
+                             .values(state=bindparam("s"), provider_id=bindparam("p"), detail=bindparam("d"),
+                                     updated_at=now), results)
+            return append_actions(conn, [d for s in settlements for d in s.drafts])
 
     def release(self, key: str, detail: str) -> None:
         """sending -> intended: reconciliation proved it never went out, so it may be sent."""

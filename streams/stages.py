@@ -13,7 +13,7 @@ from pingan import metrics
 from pingan.handlers.channels.base import ChannelAdapter
 from pingan.handlers.incidents.areas import AreaVerdict, DistrictCheck, area_draft, needs_area_check
 from pingan.handlers.incidents.correlation import best_fit, causes, joinable
-from pingan.handlers.incidents.delivery import MAX_TRANSIENT_ATTEMPTS, after_send
+from pingan.handlers.incidents.delivery import after_send
 from pingan.handlers.incidents.escalation import deadlines, grade_raise
 from pingan.handlers.incidents.response import respond
 from pingan.handlers.incidents.triage import needs_window, triage
@@ -30,6 +30,7 @@ from pingan.store.ledger import LedgerEntry
 from pingan.store.message_keys import MessageKeys
 from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
+from pingan.streams.attempt import Tried, settlement, try_once
 
 log = logging.getLogger(__name__)
 
@@ -202,44 +203,25 @@ def _live_for(store: Store, n: Notification, configured: frozenset[str] | None) 
 
 def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notification,
                  live_participants: frozenset[str] | None = None) -> StageOutput:
-    """Send one intent at most once. A transient failure goes back to `intended`; the scheduler retries it
-    with backoff, and every retry first asks the channel whether an earlier attempt went out after all."""
+    """Send one intent at most once (the concurrent notifier, streams/notifier.py, does the same in batches).
+    A transient failure goes back to `intended`; the scheduler retries it with backoff, and every retry first
+    asks the channel whether an earlier attempt went out after all (streams/attempt.py)."""
     if not store.claim(n.idempotency_key):
         return StageOutput()  # sent, sending or finished already: at most once
     entry = store.ledger_entry(n.idempotency_key)
     attempt = entry.attempts if entry else 1
     chosen = channel_for(n, channels, _live_for(store, n, live_participants))
-    channel = None if isinstance(chosen, str) else chosen
-    if channel is None:
-        result = SendResult(SendOutcome.permanent_failure, detail=str(chosen))
+    if isinstance(chosen, str):
+        tried = Tried(SendResult(SendOutcome.permanent_failure, detail=chosen), True)
+        via = None
     else:
-        if attempt > 1:
-            verdict = channel.reconcile(n)
-            if verdict.outcome is ReconcileOutcome.sent:
-                outcome = SendOutcome.delivered if channel.name in ("console", "sandbox") else SendOutcome.accepted
-                result = SendResult(outcome, provider_id=verdict.provider_id, detail="found on retry")
-                decision = after_send(n, result, attempt, utcnow(), channel.name if channel else None)
-                return StageOutput(actions=store.record_result(n.idempotency_key, decision.state, result.provider_id,
-                                                               result.detail, decision.actions))
-            if verdict.outcome is ReconcileOutcome.unknown:
-                if attempt < MAX_TRANSIENT_ATTEMPTS:
-                    store.release(n.idempotency_key, f"retry {attempt}: cannot tell whether it went out; later")
-                    return StageOutput()
-                # Still unknowable after every attempt: at most once means we record the doubt, not resend.
-                result = SendResult(SendOutcome.permanent_failure, detail=f"outcome unknown after {attempt} attempts")
-                decision = after_send(n, result, attempt, utcnow(), channel.name if channel else None)
-                return StageOutput(actions=store.record_result(n.idempotency_key, decision.state, None,
-                                                               result.detail, decision.actions))
-        result = channel.send(n)
-    metrics.send_result(channel.name if channel else n.channel.value, n, result)
-    decision = after_send(n, result, attempt, utcnow(), channel.name if channel else None)
-    if decision.retry:
-        log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt, result.detail)
-        store.release(n.idempotency_key, f"transient, attempt {attempt}: {result.detail}")
-        return StageOutput()
-    logged = store.record_result(n.idempotency_key, decision.state, result.provider_id, result.detail,
-                                 decision.actions)
-    return StageOutput(actions=logged)
+        tried, via = try_once(chosen, n, attempt), chosen.name
+    if tried.sent and tried.result is not None:
+        metrics.send_result(via or n.channel.value, n, tried.result)
+    settled = settlement(n, tried, attempt, via)
+    if settled.state is DeliveryState.intended and tried.result is not None:
+        log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt, tried.result.detail)
+    return StageOutput(actions=store.settle([settled]))
 
 
 def reconcile_sending(store: Store, channels: dict[str, ChannelAdapter],

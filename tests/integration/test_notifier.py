@@ -1,0 +1,118 @@
+"""The concurrent notifier (streams/notifier.py) against the local Twilio-compatible server made slow and throttling,
+with the real twilio client and the real store (SQLite and PostgreSQL).
+
+Issue 15: sends ran one after the other, so with a real provider (200-500 ms each) a grade I activation took
+minutes. Here 1,000 intents to 200 recipients (5 each) go through a server that answers after 100 ms and
+throttles (HTTP 429, error 20429, Retry-After) beyond 25 requests in flight: every text goes out once, each
+recipient's in order, and the throttled answers show in pingan_notification_throttled.
+"""
+
+import asyncio
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import REGISTRY
+
+from pingan.handlers.channels.console import ConsoleChannel
+from pingan.handlers.channels.twilio_sms import TwilioSmsChannel
+from pingan.schemas.notification import Channel, DeliveryState, Notification, Recipient
+from pingan.settings import Settings
+from pingan.store.repository import Store
+from pingan.streams.notifier import Dispatcher, TokenBucket
+from tests.fixtures.twilio_server import FakeTwilio
+
+RECIPIENTS, EACH = 200, 5
+T0 = datetime.now(UTC) - timedelta(seconds=5)
+
+
+def number(r: int) -> str:
+    return f"+1202556{r:04d}"
+
+
+def orders(incident: str, recipients: int = RECIPIENTS, each: int = EACH) -> list[Notification]:
+    """Interleaved as a plan's fan-out arrives: every recipient's first message, then every second one..."""
+    return [Notification(
+        idempotency_key=f"{incident}-{r:04d}-{k}".ljust(16, "0"), incident_id=incident, plan_id="p", plan_version=1,
+        step=f"s{k}", recipient=Recipient(id=f"p{r}", name=f"人{r}", channel=Channel.twilio_sms, address=number(r)),
+        channel=Channel.twilio_sms, text=f"{incident} 第{k}条 to {r}", created_at=T0 + timedelta(milliseconds=k))
+        for k in range(each) for r in range(recipients)]
+
+
+def throttled_total() -> float:
+    return REGISTRY.get_sample_value("pingan_notification_throttled_total", {"channel": "twilio_sms"}) or 0.0
+
+
+def twilio(server: FakeTwilio, pool: int) -> TwilioSmsChannel:
+    return TwilioSmsChannel(server.account_sid, server.auth_token, server.from_number, api_base_url=server.base_url,
+                            pool_size=pool)
+
+
+def test_1000_intents_through_a_slow_throttling_twilio_all_once_in_order(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = FakeTwilio(delay_s=0.1, max_concurrent=25, retry_after_s=0.2).start()
+    try:
+        notes = orders("INC-BULK")
+        store.apply_response("INC-BULK", "p", 1, notes, [])
+        settings = Settings(data_dir=tmp_path, notify_concurrency={"twilio_sms": 40})
+        channels = {"twilio_sms": twilio(server, 40), "console": ConsoleChannel(tmp_path / "console.log")}
+        before = throttled_total()
+        dispatcher = Dispatcher(store, channels, settings)
+        # The agent hands over what it took from its topic: here two batches, and the second repeats 100 orders
+        # of the first (a re-published intent), which must not be sent again.
+        out = asyncio.run(_run(dispatcher, [notes[:600], notes[500:]]))
+        dispatcher.close()
+
+        messages = server.messages
+        bodies = [m["body"] for m in messages]
+        assert len(bodies) == len(notes) and set(bodies) == {n.text for n in notes}  # every one, none twice
+        by_to: dict[str, list[str]] = defaultdict(list)
+        for m in messages:
+            by_to[m["to"]].append(m["body"])
+        for r in range(RECIPIENTS):
+            assert by_to[number(r)] == [f"INC-BULK 第{k}条 to {r}" for k in range(EACH)], r  # in order
+        states = {store.ledger_entry(n.idempotency_key).state for n in notes}  # type: ignore[union-attr]
+        assert states == {DeliveryState.sent}
+        assert len([a for a in out if a.kind.value == "notified"]) == len(notes)
+        assert server.throttled > 0, "the server never throttled: the test did not exercise back-pressure"
+        assert throttled_total() - before == server.throttled
+        assert dispatcher.throttled == server.throttled
+        print(f"\n{len(notes)} texts, {server.throttled} throttled answers")
+    finally:
+        server.stop()
+
+
+async def _run(dispatcher: Dispatcher, batches: list[list[Notification]]) -> list:  # type: ignore[type-arg]
+    actions = []
+    for batch in batches:
+        actions += (await dispatcher.run(batch)).actions
+    return actions
+
+
+def test_a_transient_failure_keeps_the_recipients_later_messages_back(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = FakeTwilio().start()
+    try:
+        notes = orders("INC-ORDER", recipients=1, each=3)
+        store.apply_response("INC-ORDER", "p", 1, notes, [])
+        server.fail_next(1, status=503)
+        dispatcher = Dispatcher(store, {"twilio_sms": twilio(server, 4)}, Settings(data_dir=tmp_path))
+        asyncio.run(dispatcher.run(notes))
+        assert server.messages == []
+        entries = [store.ledger_entry(n.idempotency_key) for n in notes]
+        assert [(e.state, e.attempts) for e in entries] == [(DeliveryState.intended, 1), (DeliveryState.intended, 0),  # type: ignore[union-attr]
+                                                             (DeliveryState.intended, 0)]
+        asyncio.run(dispatcher.run(notes))  # the scheduler's retry re-publishes them, in order
+        assert [m["body"] for m in server.messages] == [n.text for n in notes]
+        dispatcher.close()
+    finally:
+        server.stop()
+
+
+def test_token_bucket_paces_a_sender() -> None:
+    async def go() -> float:
+        bucket = TokenBucket(rate=50.0)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for _ in range(11):
+            await bucket.take()
+        return loop.time() - start
+
+    assert asyncio.run(go()) >= 0.19  # one at once, then ten more at 50/s
