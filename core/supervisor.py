@@ -121,10 +121,32 @@ def _health_url(settings: Settings) -> str:
     return f"http://{host}:{settings.http_port}/healthz"
 
 
+def announce_ready(url: str, out, started: float, stop: threading.Event) -> threading.Thread:  # type: ignore[no-untyped-def]
+    """Print one "ready" line the first time /readyz answers 200 (the worker holds its partitions and a heartbeat made
+    the round trip): what a script or a person starting `pingan up` waits for before sending the first report."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def _wait() -> None:
+        while not stop.wait(0.1):
+            try:
+                with opener.open(url, timeout=2) as response:
+                    if response.status == 200:
+                        print(f"pingan up: ready    in {time.monotonic() - started:.1f} s ({url})", file=out,
+                              flush=True)
+                        return
+            except (OSError, ValueError):
+                pass  # 503 (urllib raises HTTPError, an OSError) or not listening yet
+
+    thread = threading.Thread(target=_wait, name="ready-announcer", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-untyped-def]
     from pingan.streams.broker import EmbeddedBroker
     from pingan.streams.topics import ensure_topics
 
+    started = time.monotonic()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = data_dir / "logs"
@@ -165,6 +187,8 @@ def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-un
     print(f"pingan up: console  {settings.console_sink_path.resolve()}", file=out)
     print(f"pingan up: logs     {logs}", file=out)
     print("pingan up: Ctrl-C stops everything", file=out, flush=True)
+    announcing = threading.Event()  # set: stop waiting for "ready"
+    announce_ready(_health_url(settings).removesuffix("/healthz") + "/readyz", out, started, announcing)
 
     stopping = False
 
@@ -206,6 +230,7 @@ def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-un
                     if child is api and probe is not None:
                         probe.restarted()
     finally:
+        announcing.set()
         if probe is not None:
             probe.stop()
         for child in reversed(children):

@@ -19,6 +19,7 @@ from pingan.store.repository import Store
 from pingan.store.tables import UtcDateTime, heartbeat_monitor, heartbeats, outbox
 
 MONITOR = "pipeline"
+ASSIGNED = "worker-assigned"  # when a worker last got its partitions: /readyz waits for a round trip after it
 STAMPS = {"triaged": heartbeats.c.triaged_at, "responded": heartbeats.c.responded_at,
           "arrived": heartbeats.c.arrived_at}
 _BEATS_IN_OUTBOX = outbox.c.event_id.like(BEAT_PREFIX + "%")
@@ -40,15 +41,52 @@ class HeartbeatStore:
                                .where(heartbeat_monitor.c.name == MONITOR).with_for_update())
             if last is not None and (now - last).total_seconds() < interval_s * 0.9:
                 return 0
-            for partition, key in enumerate(keys):
-                beat_id = BEAT_PREFIX + uuid.uuid4().hex
-                conn.execute(outbox.insert().values(
-                    event_id=beat_id, proposed_incident_id=key, source_key=None, topic=raw_topic, key=key,
-                    payload=beat_event(beat_id, key, now).model_dump_json(), accepted_at=now))
-                conn.execute(heartbeats.insert().values(beat_id=beat_id, partition_no=partition, sent_at=now))
+            _insert_beats(conn, now, dict(enumerate(keys)), raw_topic)
             conn.execute(update(heartbeat_monitor).where(heartbeat_monitor.c.name == MONITOR)
                          .values(last_sent_at=now))
         return len(keys)
+
+    # ---- readiness (/readyz): the worker holds its partitions and a beat made the round trip since --------------
+
+    def mark_assigned(self, now: datetime) -> None:
+        """A worker got its partitions now: readiness starts over until beats sent from now on arrive."""
+        mark = update(heartbeat_monitor).where(heartbeat_monitor.c.name == ASSIGNED).values(changed_at=now)
+        with self.engine.begin() as conn:
+            if conn.execute(mark).rowcount:
+                return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(heartbeat_monitor.insert().values(name=ASSIGNED, state="assigned", changed_at=now,
+                                                               last_sent_at=None))
+        except IntegrityError:  # another worker inserted it between our update and insert
+            with self.engine.begin() as conn:
+                conn.execute(mark)
+
+    def send_readiness_beats(self, now: datetime, keys: list[str], raw_topic: str) -> int:
+        """Beats for the partitions that have not made the round trip since the assignment, whatever the
+        heartbeat's interval (a readiness probe, not the dead-man's switch). Returns how many were committed."""
+        with self.engine.begin() as conn:
+            assigned = conn.scalar(select(heartbeat_monitor.c.changed_at).where(heartbeat_monitor.c.name == ASSIGNED))
+            if assigned is None:
+                return 0
+            done = _arrived_since(conn, assigned)
+            missing = {p: key for p, key in enumerate(keys) if p not in done}
+            _insert_beats(conn, now, missing, raw_topic)
+        return len(missing)
+
+    def readiness(self, partitions: int) -> tuple[bool, str]:
+        """(ready, why): a worker has been assigned its partitions, and a beat on every raw partition sent since
+        then went through triage, response and the notifier."""
+        with self.engine.connect() as conn:
+            assigned = conn.scalar(select(heartbeat_monitor.c.changed_at).where(heartbeat_monitor.c.name == ASSIGNED))
+            if assigned is None:
+                return False, "no worker holds the pipeline's partitions yet"
+            done = _arrived_since(conn, assigned)
+        waiting = sorted(set(range(partitions)) - done)
+        if waiting:
+            return False, (f"worker assigned at {assigned.isoformat(timespec='seconds')}; waiting for a heartbeat "
+                           f"round trip on partition(s) {', '.join(map(str, waiting))}")
+        return True, f"worker assigned at {assigned.isoformat(timespec='seconds')}; heartbeats made the round trip"
 
     def tracks(self, partitions: int) -> list[PartitionTrack]:
         completed = func.max(case((heartbeats.c.arrived_at.is_not(None), heartbeats.c.sent_at)), type_=UtcDateTime())
@@ -117,6 +155,20 @@ class HeartbeatStore:
             if stage == "triaged":
                 conn.execute(delete(outbox).where(outbox.c.event_id == beat_id))
         return result.rowcount == 1
+
+
+def _insert_beats(conn: Connection, now: datetime, keys: dict[int, str], raw_topic: str) -> None:
+    for partition, key in keys.items():
+        beat_id = BEAT_PREFIX + uuid.uuid4().hex
+        conn.execute(outbox.insert().values(
+            event_id=beat_id, proposed_incident_id=key, source_key=None, topic=raw_topic, key=key,
+            payload=beat_event(beat_id, key, now).model_dump_json(), accepted_at=now))
+        conn.execute(heartbeats.insert().values(beat_id=beat_id, partition_no=partition, sent_at=now))
+
+
+def _arrived_since(conn: Connection, since: datetime) -> set[int]:
+    return set(conn.scalars(select(heartbeats.c.partition_no).distinct().where(and_(
+        heartbeats.c.sent_at >= since, heartbeats.c.arrived_at.is_not(None)))).all())
 
 
 def _insert_state(conn: Connection, now: datetime) -> None:

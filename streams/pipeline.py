@@ -22,6 +22,7 @@ from pingan.schemas.notification import Notification
 from pingan.streams import topics
 from pingan.streams.faust_app import app_topics, create_app
 from pingan.streams.heartbeat import arrive_beat, respond_beat, triage_beat
+from pingan.streams.readiness import prove_ready_on_assignment
 from pingan.streams.stages import StageOutput, notify_stage, response_stage, triage_stage
 from pingan.streams.sweep import sweep_lost_work
 from pingan.streams.takeover import resume_on_assignment
@@ -59,6 +60,7 @@ def build_pipeline(services: Services) -> faust.App:
         # records fetched before faust's seek); Apache Kafka does not (tests/kafka/test_failover.py: off, 0 lost).
         resume_on_assignment(app, services)
     sweep_lost_work(app, services)  # and whatever our consumer passed without doing, once it has read to the end
+    prove_ready_on_assignment(app, services)  # /readyz: a heartbeat round trip after every assignment
     t = app_topics(app, settings)
     # status:dedup_key -> the open incident id: a cache in front of the store's index, never the only copy.
     # A plain bounded dict, not a faust Table: the store decides every correlation, and a Table's changelog

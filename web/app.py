@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from pingan import __version__, metrics
 from pingan.bootstrap import build_channels
@@ -15,6 +16,7 @@ from pingan.schemas.adapters.alertmanager import parse_alertmanager
 from pingan.schemas.adapters.cap import parse_cap
 from pingan.schemas.adapters.config import load_intake_config
 from pingan.settings import Settings
+from pingan.store.heartbeat import HeartbeatStore
 from pingan.store.repository import Store
 from pingan.watchdog import Watchdog, raw_partitions
 from pingan.web.auth_routes import install_auth
@@ -97,5 +99,18 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     def healthz() -> dict[str, str]:
         store.list_incidents(limit=1)  # the store answers, or this raises and the check fails
         return {"status": "ok", "version": __version__}
+
+    readiness = HeartbeatStore(store)
+
+    @api.get("/readyz", responses={503: {"description": "Not ready yet; `reason` says what it waits for"}})
+    def readyz() -> JSONResponse:
+        """200 once the whole pipeline is ready: a worker holds its partitions and a heartbeat sent since then went
+        through triage, response and the notifier. /healthz says only that this process is alive."""
+        try:
+            ready, reason = readiness.readiness(raw_partitions())
+        except SQLAlchemyError as exc:
+            ready, reason = False, f"the store does not answer ({exc.__class__.__name__})"
+        return JSONResponse(status_code=200 if ready else 503,
+                            content={"status": "ready" if ready else "not ready", "reason": reason})
 
     return api

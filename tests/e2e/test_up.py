@@ -4,6 +4,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pingan.handlers.channels.console import read_sink
@@ -51,6 +52,18 @@ def test_http_report_and_422(stack: Stack) -> None:
     assert "grade" in bad.json()["error"]
     listing = stack.get("/v1/incidents", params={"category": "accident_disaster"}).json()
     assert listing["total"] >= 1 and listing["items"][0]["id"] == incident_id
+
+
+def test_up_says_ready_once_and_readyz_agrees(stack: Stack) -> None:
+    assert stack.proc is not None
+    log = stack.proc.log_path
+    ready = wait_for(lambda: [line for line in log.read_text().splitlines() if line.startswith("pingan up: ready")],
+                     60, 0.1, "pingan up's ready line")
+    assert "/readyz" in ready[0]
+    assert httpx.get(stack.url + "/readyz", timeout=5).json()["status"] == "ready"
+    incident_id = stack.post("/v1/incidents", json=FIRE).json()["id"]
+    wait_for(lambda: stack.delivered(incident_id), 30, 0.2, "delivered after ready")
+    assert [line for line in log.read_text().splitlines() if line.startswith("pingan up: ready")] == ready
 
 
 def test_sigkill_after_202_still_delivers_exactly_once(stack: Stack) -> None:
