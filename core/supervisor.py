@@ -15,6 +15,10 @@ from pathlib import Path
 from pingan.settings import Settings
 
 log = logging.getLogger(__name__)
+# A worker whose broker died cannot commit or leave its group, and its stop can hang on that; the store has all its
+# work, so it gets this long (a send in flight finishes) before SIGKILL. A send still unsettled then is settled by
+# the next worker once PINGAN_SENDING_LEASE_S has passed since its claim.
+WORKER_STOP_S = 5.0
 
 
 @dataclass
@@ -202,12 +206,15 @@ def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-un
         while not stopping:
             time.sleep(0.5)
             if broker is not None and not broker.is_alive():
-                print("pingan up: broker died; restarting it, then the worker (which re-publishes)",
-                      file=out, flush=True)
+                print("pingan up: broker died; stopping the worker, restarting the broker, then a new worker "
+                      "(which re-publishes)", file=out, flush=True)
+                # The worker goes before the broker comes back. Left running, it reconnected to the new broker by
+                # itself, joined the new consumer group and relayed there: the new worker's join then took two
+                # rebalances, and the backlog went out two or three times (issue 14, finding 8).
+                children[0].stop(timeout_s=WORKER_STOP_S)
                 broker.restart()
                 ensure_topics(bootstrap, settings)
-                # The worker's start-up recovery re-publishes everything accepted but unfinished.
-                children[0].stop()
+                # Its first assignment re-publishes everything accepted but unfinished, once (streams/takeover.py).
                 children[0].start()
             if probe is not None and probe.hung.is_set() and not stopping:
                 api.restarts += 1

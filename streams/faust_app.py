@@ -15,6 +15,7 @@ has tansu's faults):
 
 import asyncio
 import logging
+import threading
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
@@ -82,6 +83,7 @@ class PinganApp(faust.App):
     consumer_fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS
     gap_filler: GapFiller | None = None
     idempotent_producer: bool = False
+    resumed_once: threading.Event | None = None  # the first assignment's re-publish is over (streams/takeover.py)
 
     def _new_transport(self) -> TransportT:
         # The agents' producer is made by this transport too (App._new_producer), so both sides are ours.

@@ -36,14 +36,17 @@ class ResumeReport:
 
 
 def resume(store: Store, channels: dict[str, ChannelAdapter], producer: KafkaProducer, settings: Settings,
-           partitions: Mapping[str, set[int]] | None = None) -> ResumeReport:
+           partitions: Mapping[str, set[int]] | None = None, publish: bool = True) -> ResumeReport:
     """Every consumer is idempotent, so re-publishing something already done costs a lookup, nothing more.
 
     `partitions` (logical topic name -> partition numbers): only the work whose key falls there, for a worker that
     was just given those partitions. None: everything, for a worker that starts; it also settles notifications
     left `sending` for longer than the lease (younger ones may belong to another worker that is sending them now,
-    and the scheduler settles them once the lease has passed)."""
+    and the scheduler settles them once the lease has passed). `publish=False`: settle only, publish nothing, for
+    a worker whose first assignment re-publishes (streams/takeover.py): a copy sent before it would be a second."""
     def mine(name: str, key: str) -> bool:
+        if not publish:
+            return False
         return partitions is None or partition_of(producer, settings.topic(name), key) in partitions.get(name, set())
 
     raw = [r for r in store.untriaged_events() if mine(topics.RAW, r.key)]
@@ -63,6 +66,9 @@ def resume(store: Store, channels: dict[str, ChannelAdapter], producer: KafkaPro
                 if mine(topics.NOTIFICATIONS, e.notification.incident_id)]
     publish_all(producer, ((settings.topic(topics.NOTIFICATIONS), n.incident_id, n.model_dump_json().encode())
                            for n in intended))
+    # Just ordered: the scheduler's lost-order re-publishing counts its wait from now, not from before the outage
+    # (it would otherwise send the same backlog of intents a second time right behind this copy).
+    ResponseStore(store).touch([n.idempotency_key for n in intended])
     report = ResumeReport(len(raw), len(pending), reconciled, len(intended))
     log.info("resume%s: %s", "" if partitions is None else f" {dict(partitions)}", report)
     return report

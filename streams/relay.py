@@ -3,10 +3,15 @@
 Every worker runs one, and one at a time relays (a lease in the store, store/lease.py): two relays would publish
 every event twice, and each copy costs a triage replay and its downstream re-emits (measured with two workers:
 2.5-3.3 records per incident on each topic). A relay whose worker dies loses the lease after LEASE_S.
+
+Given `after`, the relay publishes nothing until it is set: a starting worker's first assignment re-publishes the
+unfinished work, unpublished rows included (streams/takeover.py), and a relay running before it sent the rows
+accepted during a broker outage a second time (issue 14, finding 8).
 """
 
 import logging
 import threading
+import time
 import uuid
 
 from kafka import KafkaProducer
@@ -18,11 +23,14 @@ from pingan.streams.producer import make_producer, publish_all
 log = logging.getLogger(__name__)
 
 LEASE_S = 5.0  # a dead relay's lease runs out this long after its last renewal; the next relay takes over
+AFTER_MAX_S = 60.0  # waiting for `after` no longer than this: a worker given no partitions still relays
 
 
 class OutboxRelay(threading.Thread):
-    def __init__(self, store: Store, bootstrap: str, poll_interval_s: float = 0.05, batch: int = 500) -> None:
+    def __init__(self, store: Store, bootstrap: str, poll_interval_s: float = 0.05, batch: int = 500,
+                 after: threading.Event | None = None) -> None:
         super().__init__(name="outbox-relay", daemon=True)
+        self.after = after
         self.store = store
         self.bootstrap = bootstrap
         self.poll_interval_s = poll_interval_s
@@ -43,6 +51,13 @@ class OutboxRelay(threading.Thread):
     def run(self) -> None:
         producer: KafkaProducer | None = None
         backoff = self.poll_interval_s
+        if self.after is not None:
+            deadline = time.monotonic() + AFTER_MAX_S
+            while not self.after.wait(0.1) and not self._stop_event.is_set():
+                if time.monotonic() > deadline:
+                    log.warning("outbox relay: no re-publish after an assignment within %.0f s; relaying anyway",
+                                AFTER_MAX_S)
+                    break
         while not self._stop_event.is_set():
             try:
                 if not self.lease.hold():

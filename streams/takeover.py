@@ -6,10 +6,15 @@ partitions: records fetched before faust's seek to the committed offsets are dro
 past them, and faust does not always notice the jump (docs/architecture.md, "Several workers"). It happened on
 partitions a worker kept as well as on those it took over. The store knows what is unfinished; every consumer is
 idempotent, so a copy of work that was merely queued costs a lookup.
+
+A starting worker publishes nothing before its first assignment (streams/worker.py): that assignment's re-publish
+is the one copy of the backlog (a start-up copy in front of it was a second one, and could itself be skipped), and
+the outbox relay waits for it (`resumed_once`), so a row accepted during a broker outage is not sent twice either.
 """
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +23,7 @@ from faust.types import TP
 
 from pingan.bootstrap import Services
 from pingan.streams import topics
+from pingan.streams.faust_app import PinganApp
 from pingan.streams.producer import make_producer
 from pingan.streams.recovery import resume
 
@@ -37,26 +43,35 @@ def pipeline_partitions(assigned: set[TP], topic_name: Callable[[str], str]) -> 
     return out
 
 
-def resume_on_assignment(app: faust.App, services: Services) -> None:
-    """Connect to the app's partition assignment signal."""
+def resume_on_assignment(app: faust.App, services: Services) -> threading.Event:
+    """Connect to the app's partition assignment signal. The event is set once the first assignment's re-publish
+    is over (done, failed, or nothing of ours was assigned)."""
     tasks: set[asyncio.Task[None]] = set()
+    resumed_once = threading.Event()
 
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         mine = pipeline_partitions(set(assigned), services.settings.topic)
         if mine:
-            task = asyncio.ensure_future(_resume_later(services, mine))
+            task = asyncio.ensure_future(_resume_later(services, mine, resumed_once))
             tasks.add(task)  # keep a reference until it is done
             task.add_done_callback(tasks.discard)
+        else:
+            resumed_once.set()
 
     app.on_partitions_assigned.connect(on_assigned, weak=False)
+    if isinstance(app, PinganApp):
+        app.resumed_once = resumed_once  # for the worker's relay (streams/worker.py)
+    return resumed_once
 
 
-async def _resume_later(services: Services, partitions: dict[str, set[int]]) -> None:
+async def _resume_later(services: Services, partitions: dict[str, set[int]], done: threading.Event) -> None:
     await asyncio.sleep(SETTLE_S)
     try:
         await asyncio.to_thread(_resume, services, partitions)
     except Exception:  # the broker or the store is down: the scheduler's sweeps and the next start still recover
         log.exception("re-publishing the unfinished work of %s failed", partitions)
+    finally:
+        done.set()
 
 
 def _resume(services: Services, partitions: dict[str, set[int]]) -> None:

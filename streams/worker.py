@@ -1,6 +1,7 @@
 """`pingan worker`: recover unfinished work, relay the outbox, and run the faust agents."""
 
 import logging
+import threading
 
 import faust
 
@@ -19,8 +20,14 @@ from pingan.streams.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 
-def prepare(services: Services) -> OutboxRelay:
-    """Topics, recovery and the relay: everything the agents need before they consume."""
+def prepare(services: Services, resumed_once: threading.Event | None = None) -> OutboxRelay:
+    """Topics, recovery and the relay: everything the agents need before they consume.
+
+    With `resumed_once` (the takeover re-publish runs, streams/takeover.py), the start-up recovery only settles
+    notifications left `sending` and publishes nothing, and the relay waits for the first assignment's re-publish:
+    that one is the backlog's single copy. Publishing here as well sent a broker restart's backlog twice (and the
+    rows accepted during the outage three times, with the relay), and every copy costs a triage replay and its
+    re-emits while the incidents wait (issue 14, finding 8)."""
     settings = services.settings
     bootstrap_servers = settings.kafka_bootstrap_servers
     if not bootstrap_servers:
@@ -28,10 +35,10 @@ def prepare(services: Services) -> OutboxRelay:
     ensure_topics(bootstrap_servers, settings)
     producer = make_producer(bootstrap_servers)
     try:
-        resume(services.store, services.channels, producer, settings)
+        resume(services.store, services.channels, producer, settings, publish=resumed_once is None)
     finally:
         producer.close(timeout=5)
-    relay = OutboxRelay(services.store, bootstrap_servers, settings.relay_poll_interval_s)
+    relay = OutboxRelay(services.store, bootstrap_servers, settings.relay_poll_interval_s, after=resumed_once)
     relay.start()
     return relay
 
@@ -48,7 +55,8 @@ def run_worker(settings: Settings | None = None) -> None:
     log.info("%s", profile.describe())
     metrics.serve_worker(services.settings.metrics_port, services.settings.http_host,
                          services.settings.kafka_bootstrap_servers or "")
-    relay = prepare(services)
+    app = build_pipeline(services)  # built before it runs: its first assignment gates the relay
+    relay = prepare(services, getattr(app, "resumed_once", None))
     watcher = PlanWatcher(services.settings.plans_dir, on_reload=lambda plans: setattr(services, "plans", plans),
                           interval_s=services.settings.plan_reload_interval_s)
     watcher.start()
@@ -56,7 +64,6 @@ def run_worker(settings: Settings | None = None) -> None:
     scheduler.start()
     witness = LogWitness(services.store, services.settings)
     witness.start()
-    app = build_pipeline(services)
     if services.settings.metrics_port:
         metrics.register_partition_lag(app, services.settings.topic_prefix)
     worker = faust.Worker(app, loglevel=services.settings.log_level.lower(), quiet=True)
