@@ -1,10 +1,15 @@
-"""The response's durable state: escalation deadlines, commands, role holders, roll-call confirmations."""
+"""The response's durable state: escalation deadlines, commands, role holders, roll-call confirmations.
 
-from collections.abc import Sequence
+Whoever writes or moves a deadline in this process calls the listeners registered with `on_deadline_written` (the
+escalation scheduler's wake-up), so a timer waiting for the next due time learns of an earlier one at once.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -26,6 +31,24 @@ from pingan.store.tables import (
     role_holders,
     triage_events,
 )
+
+log = logging.getLogger(__name__)
+_listeners: list[Callable[[], None]] = []
+
+
+def on_deadline_written(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call `listener` (cheap, thread-safe: it only wakes a thread) after each commit that adds or moves a deadline
+    in this process; returns the function that unregisters it."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener) if listener in _listeners else None
+
+
+def _deadline_written() -> None:
+    for listener in list(_listeners):
+        try:
+            listener()
+        except Exception:  # a wake-up must never fail the write that was committed
+            log.exception("deadline listener failed")
 
 
 @dataclass(frozen=True)
@@ -60,7 +83,14 @@ class ResponseStore:
                     step_id=d.step_id, kind=d.kind.value, attempt=d.attempt,
                     due_at=due_at(activated_at, d.minute, time_scale), cancel_on_ack=int(d.cancel_on_ack),
                     state="pending", created_at=now).on_conflict_do_nothing().returning(escalations.c.id)).all())
+        if added:
+            _deadline_written()
         return added
+
+    def next_due(self) -> datetime | None:
+        """The earliest pending deadline's due time: what the scheduler's timer waits for."""
+        with self.engine.connect() as conn:
+            return conn.scalar(select(func.min(escalations.c.due_at)).where(escalations.c.state == "pending"))
 
     def due(self, now: datetime, limit: int = 200) -> list[DueRow]:
         with self.engine.connect() as conn:
@@ -78,15 +108,18 @@ class ResponseStore:
         return [DueRow(r.id, r.incident_id, r.plan_id, r.plan_version, r.grade, r.step_id, r.kind, r.attempt,
                        r.due_at) for r in rows]
 
-    def fire(self, row: DueRow, orders: Sequence[Notification], drafts: Sequence[ActionDraft]) -> list[Action]:
-        """pending -> fired with its intents and log entries, once; a second caller gets []."""
+    def fire(self, row: DueRow, orders: Sequence[Notification],
+             drafts: Sequence[ActionDraft]) -> list[Action] | None:
+        """pending -> fired with its intents and log entries, once: the entries written (none for a plain delayed
+        step, which logs only its sends), or None for a second caller. Not [] for both: the scheduler took "fired,
+        nothing logged" for "another worker fired it" and never published a delayed step's orders (issue 14)."""
         now = utcnow()
         with write_tx(self.engine) as conn:
             claimed = conn.execute(update(escalations).where(and_(escalations.c.id == row.id,
                                                                   escalations.c.state == "pending"))
                                    .values(state="fired")).rowcount
             if claimed != 1:
-                return []
+                return None
             known = set(conn.scalars(select(notifications.c.idempotency_key).where(
                 notifications.c.idempotency_key.in_([n.idempotency_key for n in orders]))))
             fresh = [n for n in orders if n.idempotency_key not in known]
@@ -117,7 +150,10 @@ class ResponseStore:
                 conn.execute(role_holders.delete().where(and_(role_holders.c.incident_id == incident.id,
                                                               role_holders.c.role == role)))
                 conn.execute(role_holders.insert().values(incident_id=incident.id, role=role, person_id=to, since=now))
-            return append_actions(conn, decision.actions)
+            logged = append_actions(conn, decision.actions)
+        if decision.fire_next_step:
+            _deadline_written()
+        return logged
 
     def response_grade(self, incident_id: str) -> str | None:
         with self.engine.connect() as conn:

@@ -2,11 +2,18 @@
 
 It runs beside the agents in every worker. Deadlines are rows (store/response.py), claimed one by one in a
 transaction, so two workers never fire the same row and a restart loses none.
+
+Timers, not polling: the thread sleeps until the earliest pending deadline is due (so it fires within a few
+milliseconds of it, where a 0.5 s poll fired up to half a second late), and a deadline written or moved in this
+process (the response stage, a command) wakes it at once. It also wakes every `interval_s` for the work that is not
+a deadline: intents to re-publish, sends left `sending`, and deadlines another process wrote (an `escalate` from the
+API process, another worker's response stage), which it therefore sees within that interval.
 """
 
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -22,7 +29,7 @@ from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.common import utcnow
 from pingan.schemas.notification import Notification
 from pingan.schemas.taxonomy import Grade, IncidentState
-from pingan.store.response import DueRow, ResponseStore
+from pingan.store.response import DueRow, ResponseStore, on_deadline_written
 from pingan.streams import topics
 from pingan.streams.producer import make_producer, publish_all
 from pingan.streams.stages import reconcile_sending
@@ -42,34 +49,65 @@ class Scheduler(threading.Thread):
         self.interval_s = interval_s
         self.clock = clock
         self._stop_event = threading.Event()
+        self._wake = threading.Event()
         self.fired = 0
         self.retried = 0
 
+    def wake(self) -> None:
+        """A deadline was written or moved: look again for the next due time now."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop_event.set()
+        self._wake.set()
         self.join(5)
 
     def run(self) -> None:
         producer: KafkaProducer | None = None
-        while not self._stop_event.wait(self.interval_s):
-            try:
-                producer = producer or make_producer(self.bootstrap)
-                self.tick(producer)
-            except Exception:
-                log.exception("escalation scheduler tick failed; the rows stay due")
-                if producer is not None:
-                    producer.close(timeout=1)
-                    producer = None
-        if producer is not None:
-            producer.close(timeout=2)
+        unregister = on_deadline_written(self.wake)
+        last_sweep = 0.0  # monotonic time of the last pass over retries and abandoned sends
+        wait = self.interval_s
+        try:
+            while not self._stop_event.is_set():
+                self._wake.wait(wait)
+                self._wake.clear()
+                if self._stop_event.is_set():
+                    break
+                try:
+                    producer = producer or make_producer(self.bootstrap)
+                    sweep = time.monotonic() - last_sweep >= self.interval_s
+                    self.tick(producer, sweep=sweep)
+                    if sweep:
+                        last_sweep = time.monotonic()
+                    wait = self._until_next(last_sweep)
+                except Exception:
+                    log.exception("escalation scheduler tick failed; the rows stay due")
+                    wait = self.interval_s
+                    if producer is not None:
+                        producer.close(timeout=1)
+                        producer = None
+        finally:
+            unregister()
+            if producer is not None:
+                producer.close(timeout=2)
 
-    def tick(self, producer: KafkaProducer) -> None:
+    def _until_next(self, last_sweep: float) -> float:
+        """Seconds to sleep: until the next deadline is due or the next sweep, whichever comes first."""
+        wait = max(0.0, self.interval_s - (time.monotonic() - last_sweep))
+        due = self.responses.next_due()
+        if due is not None:
+            wait = min(wait, max(0.0, (due - self.clock()).total_seconds()))
+        return wait
+
+    def tick(self, producer: KafkaProducer, sweep: bool = True) -> None:
+        """Fire what is due; with `sweep`, also re-publish intents that need it and settle abandoned sends."""
         now = self.clock()
         orders: list[Notification] = []
         for row in self.responses.due(now):
             orders += self.fire(row, now)
-        orders += self.retries(now)
-        orders += self.abandoned(now)
+        if sweep:
+            orders += self.retries(now)
+            orders += self.abandoned(now)
         if orders:
             topic = self.services.settings.topic(topics.NOTIFICATIONS)
             publish_all(producer, ((topic, n.incident_id, n.model_dump_json().encode()) for n in orders))
@@ -152,7 +190,7 @@ class Scheduler(threading.Thread):
                      "recipients": sorted({n.recipient.id for n in orders}),
                      "channels": sorted({n.channel.value for n in orders})},
             idempotency_key=f"deadline:{row.id}")]
-        if not self.responses.fire(row, orders, actions):
+        if self.responses.fire(row, orders, actions) is None:
             return []  # another worker fired it
         metrics.escalation(row.kind, incident.status)
         self.fired += 1
