@@ -14,7 +14,7 @@ grade I activation took minutes. Now the agent hands each batch it takes from it
 4. record: results, releases for retries and log entries are settled in batches while the sends go on.
 
 A transient failure (5xx, timeout) is released for the scheduler's retry with backoff, as before; the same
-recipient's later messages of the batch are given back unsent (no attempt spent), so they do not overtake it.
+recipient's later messages of the batch are released unsent with it, so they do not overtake it.
 """
 
 import asyncio
@@ -119,7 +119,9 @@ class Dispatcher:
             chosen = channel_for(n, self.channels, _live_for(self.store, n, self.settings.live_participants))
             name = chosen if isinstance(chosen, str) else chosen.name
             groups.setdefault((name, n.recipient.address), []).append((n, chosen))
-        return list(groups.values())
+        # Oldest first within a recipient: a retried message and the ones held back behind it may come back in
+        # one batch in any order. The sort is stable, so one fan-out's messages (one created_at) keep theirs.
+        return [sorted(items, key=lambda item: item[0].created_at) for items in groups.values()]
 
     async def _recipient(self, items: list[Item], attempts: dict[str, int], batch: "_Batch") -> None:
         for i, (n, chosen) in enumerate(items):
@@ -137,10 +139,11 @@ class Dispatcher:
                 if tried.result is not None:
                     log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt,
                                 tried.result.detail)
-                # Its later messages wait for it: given back unsent, no attempt spent, so they do not overtake.
+                # Its later messages wait for it rather than overtake it: released unsent with the same backoff
+                # (the attempt counts, so the scheduler re-orders them with it, not on the lost-order clock).
                 for later, _ in items[i + 1:]:
                     batch.add(Settlement(later.idempotency_key, DeliveryState.intended,
-                                         "waits for an earlier message to the same recipient", unclaim=True))
+                                         "waits for an earlier message to the same recipient"))
                 return
 
     async def _send(self, channel: ChannelAdapter, n: Notification, attempt: int) -> Tried:

@@ -23,13 +23,15 @@ from pingan.streams import topics
 from pingan.streams.faust_app import app_topics, create_app
 from pingan.streams.heartbeat import arrive_beat, respond_beat, triage_beat
 from pingan.streams.readiness import prove_ready_on_assignment
-from pingan.streams.stages import StageOutput, notify_stage, response_stage, triage_stage
+from pingan.streams.notifier import Dispatcher
+from pingan.streams.stages import StageOutput, response_stage, triage_stage
 from pingan.streams.sweep import sweep_lost_work
 from pingan.streams.takeover import resume_on_assignment
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEDUP_CACHE_SIZE = 50_000
+NOTIFY_BATCH_WAIT_S = 0.02  # the notifier takes what arrived within this, up to notify_batch_size, as one batch
 
 async def _stage(name: str, fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking stage; on a store error, wait and retry rather than drop an accepted event."""
@@ -105,14 +107,21 @@ def build_pipeline(services: Services) -> faust.App:
                 await emit(await _stage("response", response_stage, store, services.plans, event,
                                         settings.escalation_time_scale, services.areas))
 
+    # Concurrent, in batches (streams/notifier.py): many recipients at once, one recipient's messages in order.
+    dispatcher = Dispatcher(store, channels, settings)
+
     @app.agent(t[topics.NOTIFICATIONS], name="notifier")
     async def notifier_agent(stream: faust.StreamT) -> None:
-        async for value in stream:
-            n = _parse(Notification, value, topics.NOTIFICATIONS)
-            if n is not None and is_beat_order(n):
-                await _stage("heartbeat", arrive_beat, store, n)  # its arrival: nothing is sent to anyone
-            elif n is not None:
-                await emit(await _stage("notify", notify_stage, store, channels, n, settings.live_participants))
+        async for values in stream.take(settings.notify_batch_size, within=NOTIFY_BATCH_WAIT_S):
+            orders: list[Notification] = []
+            for value in values:
+                n = _parse(Notification, value, topics.NOTIFICATIONS)
+                if n is not None and is_beat_order(n):
+                    await _stage("heartbeat", arrive_beat, store, n)  # its arrival: nothing is sent to anyone
+                elif n is not None:
+                    orders.append(n)
+            if orders:
+                await emit(await dispatcher.run(orders))
 
     return app
 

@@ -105,6 +105,9 @@ def rig(tmp_path: Path, broker_bootstrap: str, twilio_server: FakeTwilio):  # ty
         PINGAN_PLANS_DIR=str(sms_plans(tmp_path)),
         PINGAN_TWILIO_ACCOUNT_SID=twilio_server.account_sid, PINGAN_TWILIO_AUTH_TOKEN=twilio_server.auth_token,
         PINGAN_TWILIO_FROM_NUMBER=twilio_server.from_number, PINGAN_TWILIO_API_BASE_URL=twilio_server.base_url,
+        # A killed worker's claims are settled once the lease has passed; 15 s still outlasts the channel's 10 s
+        # timeout, and keeps the restart within the test's patience.
+        PINGAN_SENDING_LEASE_S="15",
     )
     store = Store(db_url)
     yield Rig(env, store, twilio_server)
@@ -173,7 +176,9 @@ def test_sigkill_mid_send_sends_each_notification_exactly_once(rig: Rig, worker_
     left = rig.states()
     waiting(rig, [first], lambda: len(rig.twilio.messages) == in_flight.posts, 10, 0.05, "the held text to land")
     held = rig.twilio.messages[-1]
-    assert left["sending"] == 1 and left["sent"] == in_flight.posts - 1, dict(left)
+    # The notifier claims a batch at once (streams/notifier.py), so the held send's later siblings are `sending`
+    # too; only what "Twilio" answered is `sent`.
+    assert left["sending"] >= 1 and left["sent"] == in_flight.posts - 1, dict(left)
 
     second = worker_factory(rig.env)
     waiting(rig, [first, second], lambda: len(rig.twilio.messages) >= total, 180, 0.2, f"{total} texts")
