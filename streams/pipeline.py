@@ -22,8 +22,8 @@ from pingan.schemas.notification import Notification
 from pingan.streams import topics
 from pingan.streams.faust_app import app_topics, create_app
 from pingan.streams.heartbeat import arrive_beat, respond_beat, triage_beat
-from pingan.streams.readiness import prove_ready_on_assignment
 from pingan.streams.notifier import Dispatcher
+from pingan.streams.readiness import prove_ready_on_assignment
 from pingan.streams.stages import StageOutput, response_stage, triage_stage
 from pingan.streams.sweep import sweep_lost_work
 from pingan.streams.takeover import resume_on_assignment
