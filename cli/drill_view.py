@@ -9,6 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from pingan.drill_runner import DrillRun
+from pingan.schemas.printable import printable
 
 CHANGE_LABEL = {"same": "=", "earlier": "EARLIER", "later": "LATER", "only_original": "GONE", "only_replay": "NEW"}
 
@@ -22,7 +23,7 @@ def live_table(drill: DrillRun, elapsed_s: float) -> Any:
     scenario = drill.scenario
     total = drill.real(scenario.duration_min)
     minute = elapsed_s * drill.speed / 60
-    table = Table(title=f"{scenario.title}  t+{minute:.1f} / {scenario.duration_min:g} min  "
+    table = Table(title=f"{printable(scenario.title)}  t+{minute:.1f} / {scenario.duration_min:g} min  "
                         f"x{drill.speed:g}", expand=False)
     for column in ("inject", "incident", "state", "notified", "acks"):
         table.add_column(column)
@@ -31,8 +32,8 @@ def live_table(drill: DrillRun, elapsed_s: float) -> Any:
         if tracked.incident_id in shown:
             continue
         shown.add(tracked.incident_id or tracked.inject)
-        table.add_row(tracked.inject, tracked.incident_id or "-", tracked.state or "-", str(tracked.notified),
-                      str(tracked.acknowledged))
+        table.add_row(printable(tracked.inject), tracked.incident_id or "-", tracked.state or "-",
+                      str(tracked.notified), str(tracked.acknowledged))
     opened = sum(1 for t in drill.tracked.values() if t.state and t.state != "closed")
     summary = (f"injects {drill.sent_injects}/{len(scenario.injects)} · incidents open {opened} · "
                f"notifications {sum(t.notified for t in drill.tracked.values())} · "
@@ -48,7 +49,8 @@ class LiveTable:
 
         self.live = Live(live_table(drill, 0), refresh_per_second=4, transient=False)
         self.live.start()
-        drill.echo = self.live.console.print
+        console = self.live.console
+        drill.echo = lambda line: console.print(printable(line))
 
     def update(self, drill: DrillRun, elapsed_s: float) -> None:
         self.live.update(live_table(drill, elapsed_s))
@@ -63,6 +65,6 @@ def print_diff(rows: list[dict[str, Any]], echo: Callable[[str], Any] = typer.ec
     for row in rows:
         def fmt(v: float | None) -> str:
             return "-" if v is None else f"{v:.1f}"
-        echo(f"{CHANGE_LABEL[row['change']]:8} {fmt(row['original_min']):>9} {fmt(row['replay_min']):>9} "
-             f"{fmt(row['delta_min']):>7}  {row['kind']:14} {row['key']}" + (f"  [{row['detail']}]"
-                                                                               if row["detail"] else ""))
+        detail = f"  [{row['detail']}]" if row["detail"] else ""
+        echo(printable(f"{CHANGE_LABEL[row['change']]:8} {fmt(row['original_min']):>9} {fmt(row['replay_min']):>9} "
+                       f"{fmt(row['delta_min']):>7}  {row['kind']:14} {row['key']}{detail}"))

@@ -33,6 +33,6 @@ def intake_test(
         if exc.source is None:
             exc.source = str(file)
         runtime.fail(str(exc))
-    typer.echo(f"{file}: {result.kind.value}, {len(result.summaries)} incident event(s)")
+    runtime.echo(f"{file}: {result.kind.value}, {len(result.summaries)} incident event(s)")
     for summary in result.summaries:
-        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        runtime.echo_lines(json.dumps(summary, ensure_ascii=False, indent=2))

@@ -104,12 +104,12 @@ def timeline(incident_id: Annotated[str, typer.Argument(help="Incident id (or th
     if log is None:
         runtime.fail(f"incident {incident_id!r} not found")
     if log.waiting:
-        typer.echo(f"{incident_id}: accepted, waiting for triage")
+        runtime.echo(f"{incident_id}: accepted, waiting for triage")
         return
     if log.incident is not None:
         incident = log.incident
-        typer.echo(f"{incident.id}  {incident.grade.value}  {incident.category.value}/{incident.subtype.value}  "
-                   f"{incident.status.value}  {incident.title}")
+        runtime.echo(f"{incident.id}  {incident.grade.value}  {incident.category.value}/{incident.subtype.value}  "
+                     f"{incident.status.value}  {incident.title}")
     for action in log.actions:
         typer.echo(runtime.format_action(action))
 
@@ -129,7 +129,8 @@ def tail(
     for partition, offset, key, value in tail_topic(bootstrap, settings.topic(topic), from_beginning=True,
                                                     follow=follow, max_messages=max_messages, timeout_s=timeout):
         text = value.decode("utf-8", "replace") if value else ""
-        typer.echo(f"{partition}:{offset} {key.decode() if isinstance(key, bytes) else key} {text}")
+        key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        runtime.echo(f"{partition}:{offset} {key_text} {text}")
 
 
 @log_app.command("verify")
@@ -154,7 +155,7 @@ def log_verify(checkpoints: Annotated[Path | None, typer.Option(
         typer.echo(f"ok: {report.entries} entries, hash chain intact{against}; {head}")
         return
     for finding in report.findings:
-        typer.echo(f"{finding.kind}: {finding.message}", err=True)
+        runtime.echo(f"{finding.kind}: {finding.message}", err=True)
     runtime.fail(f"the log does not verify ({report.entries} entries read; {head})")
 
 

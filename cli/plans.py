@@ -38,10 +38,10 @@ def lint(directory: Annotated[Path | None, typer.Argument(help="Plans directory;
     plans_dir = _plans_dir(directory)
     report = lint_plans(plans_dir)
     for problem in sorted(report.errors + report.warnings, key=lambda p: (p.file, p.line, p.col)):
-        typer.echo(str(problem))
+        runtime.echo(str(problem))
     count = len(report.planset) if report.planset is not None else "?"
-    typer.echo(f"{plans_dir}: {count} plans, {len(report.errors)} error(s), {len(report.warnings)} warning(s)",
-               err=True)
+    runtime.echo(f"{plans_dir}: {count} plans, {len(report.errors)} error(s), {len(report.warnings)} warning(s)",
+                 err=True)
     raise typer.Exit(1 if report.errors else 0)
 
 
@@ -103,10 +103,10 @@ def test(
         if expect is not None:
             got = explanation.plan_id
             if got != expect:
-                typer.echo(f"error: expected plan {expect!r}, matched {got!r}: {explanation.match.reason}", err=True)
+                runtime.echo(f"error: expected plan {expect!r}, matched {got!r}: {explanation.match.reason}", err=True)
                 failed = True
             else:
-                typer.echo(f"ok: matched the expected plan {expect!r}")
+                runtime.echo(f"ok: matched the expected plan {expect!r}")
     raise typer.Exit(1 if failed else 0)
 
 
@@ -118,28 +118,28 @@ def _print_explanation(explanation: Explanation) -> None:
     what += f"/{report.hazard}" if report.hazard else ""
     extras = [f"area {report.location.area_code}"] if report.location.area_code else []
     extras += [f"{k}={v}" for k, v in report.labels.items()]
-    typer.echo(f"incident: {what} grade {report.grade.value}" + (f" ({', '.join(extras)})" if extras else ""))
+    runtime.echo(f"incident: {what} grade {report.grade.value}" + (f" ({', '.join(extras)})" if extras else ""))
     if match.plan is None:
-        typer.echo(f"plan:     none — {match.reason}")
+        runtime.echo(f"plan:     none — {match.reason}")
         if match.candidates:
-            typer.echo(f"excluded: {', '.join(match.candidates)}")
+            runtime.echo(f"excluded: {', '.join(match.candidates)}")
         return
     plan = match.plan
-    typer.echo(f"plan:     {plan.id} v{plan.version} {plan.title.zh} ({explanation.source})")
-    typer.echo(f"why:      {match.reason}")
-    typer.echo(f"{'tied' if len(match.candidates) > 1 else 'candidates'}: {', '.join(match.candidates)}")
+    runtime.echo(f"plan:     {plan.id} v{plan.version} {plan.title.zh} ({explanation.source})")
+    runtime.echo(f"why:      {match.reason}")
+    runtime.echo(f"{'tied' if len(match.candidates) > 1 else 'candidates'}: {', '.join(match.candidates)}")
     level = explanation.level
     if level is None:
-        typer.echo(f"level:    none for grade {report.grade.value}")
+        runtime.echo(f"level:    none for grade {report.grade.value}")
         return
-    typer.echo(f"level:    {level.grade.value} {level.response_level}")
+    runtime.echo(f"level:    {level.grade.value} {level.response_level}")
     for role, reached in explanation.command:
-        typer.echo(f"  {role}: {reached}")
+        runtime.echo(f"  {role}: {reached}")
     if level.departments:
-        typer.echo(f"  departments: {', '.join(level.departments)}")
-    typer.echo(f"timeline from {explanation.when.isoformat(timespec='minutes')} if nobody acknowledges:")
+        runtime.echo(f"  departments: {', '.join(level.departments)}")
+    runtime.echo(f"timeline from {explanation.when.isoformat(timespec='minutes')} if nobody acknowledges:")
     for entry in explanation.timeline:
-        typer.echo(f"  {format_minute(entry.minute):>7} {entry.text}")
+        runtime.echo(f"  {format_minute(entry.minute):>7} {entry.text}")
 
 
 # ── diff ─────────────────────────────────────────────────────────────────────
@@ -195,11 +195,11 @@ def diff(
             plansets.append(report.planset)
     summary = summarise_diff(*plansets, show_all=show_all)
     for group in summary.groups:
-        typer.echo(f"{group.where}:")
-        typer.echo(f"    {', '.join(group.before) or 'no plan'} → {', '.join(group.after) or 'no plan'}")
+        runtime.echo(f"{group.where}:")
+        runtime.echo(f"    {', '.join(group.before) or 'no plan'} → {', '.join(group.after) or 'no plan'}")
         for change in group.changes:
-            typer.echo(f"    {change}")
-    typer.echo(f"{summary.changed} of {summary.total} cells changed", err=True)
+            runtime.echo(f"    {change}")
+    runtime.echo(f"{summary.changed} of {summary.total} cells changed", err=True)
 
 
 # ── coverage ─────────────────────────────────────────────────────────────────
@@ -221,9 +221,9 @@ def coverage(
     rows = coverage_rows(report.planset)
     gaps = [r for r in rows if r.gap]
     if as_json:
-        typer.echo(json.dumps({"rows": [r.as_json() for r in rows],
-                               "gaps": [{"cell": f"{r.category.value}/{r.subtype.value} {r.grade.value}",
-                                         "why": r.gap} for r in gaps]}, ensure_ascii=False, indent=2))
+        gaps_json = [{"cell": f"{r.category.value}/{r.subtype.value} {r.grade.value}", "why": r.gap} for r in gaps]
+        runtime.echo_lines(json.dumps({"rows": [r.as_json() for r in rows], "gaps": gaps_json}, ensure_ascii=False,
+                                      indent=2))
         return
     table = Table(title="Plan coverage (category × subtype × grade)")
     for column in ("category", "subtype", *(g.value for g in Grade)):
@@ -242,7 +242,7 @@ def coverage(
     for r in gaps:
         grouped.setdefault((f"{r.category.value}/{r.subtype.value}", r.gap or ""), []).append(r.grade.value)
     for (cell, why), grades in grouped.items():
-        typer.echo(f"  {cell} {', '.join(grades)}: {why}")
+        runtime.echo(f"  {cell} {', '.join(grades)}: {why}")
 
 
 from pingan.cli.plan_approval import approve  # noqa: E402  (kept in its own module)

@@ -1,17 +1,11 @@
 """An incident's reports (警情), and the duty officer's corrections: merge two incidents, split a report out."""
 
-import re
 from typing import Annotated
 
 import typer
 
 from pingan.cli import runtime
 from pingan.cli.response import _by
-
-
-def _printable(text: str) -> str:
-    """Control characters shown escaped: a newline in a citizen's text must not forge a line of output."""
-    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def reports(incident_id: Annotated[str, typer.Argument(help="Incident id")]) -> None:
@@ -28,9 +22,10 @@ def reports(incident_id: Annotated[str, typer.Argument(help="Incident id")]) -> 
         where = report.location.area_name or report.location.area_code or "-"
         facts = " ".join(f"{k}={v}" for k, v in sorted(report.labels.items())
                          if k in ("casualties", "deaths", "injured", "trapped", "missing"))
-        typer.echo(_printable(f"{row.event_id}  {row.at.isoformat(timespec='seconds')}  {row.outcome:<10} "
-                                 f"{report.source.value:<13} {report.grade.value:<3} {where}  {report.title}"
-                                 + (f"  {facts}" if facts else "")))
+        # A citizen's text: runtime.echo escapes its control characters, so a newline cannot forge a line.
+        runtime.echo(f"{row.event_id}  {row.at.isoformat(timespec='seconds')}  {row.outcome:<10} "
+                     f"{report.source.value:<13} {report.grade.value:<3} {where}  {report.title}"
+                     + (f"  {facts}" if facts else ""))
 
 
 def merge(incident_id: Annotated[str, typer.Argument(help="The incident that stays")],
@@ -66,4 +61,4 @@ def split(incident_id: Annotated[str, typer.Argument(help="Incident id")],
         runtime.fail(str(exc))
     for action in result.actions:
         typer.echo(runtime.format_action(action))
-    typer.echo(new_id)
+    runtime.echo(new_id)

@@ -25,7 +25,7 @@ def _run(incident_id: str, command: str, by: str | None, **details: object) -> N
     except CommandRefused as exc:
         runtime.fail(str(exc))
     if result.note:
-        typer.echo(result.note)
+        runtime.echo(result.note)
     for action in result.actions:
         typer.echo(runtime.format_action(action))
 
@@ -88,4 +88,4 @@ def oncall(roster: Annotated[str | None, typer.Argument(help="Roster id; all ros
         runtime.fail(str(exc))
     for entry in duty:
         name = entry.person.name if entry.person else "?"
-        typer.echo(f"{entry.roster.id:<18} {entry.roster.name.zh:<16} {entry.person_id:<16} {name}")
+        runtime.echo(f"{entry.roster.id:<18} {entry.roster.name.zh:<16} {entry.person_id:<16} {name}")

@@ -59,7 +59,7 @@ def add(person: Annotated[str, typer.Argument(help="Person id of the directory, 
                                     departments=department or None, lang=lang)
     except IdentityRefused as exc:
         runtime.fail(str(exc))
-    typer.echo(f"{user.person_id}: {', '.join(r.value for r in user.roles)}"
+    runtime.echo(f"{user.person_id}: {', '.join(r.value for r in user.roles)}"
                + (f" (departments: {', '.join(user.departments)})" if user.departments else ""))
 
 
@@ -99,8 +99,8 @@ def list_users() -> None:
         state = "disabled" if user.disabled else (
             f"locked until {user.locked_until.isoformat(timespec='seconds')}"
             if user.locked_until and user.locked_until > now else "active")
-        typer.echo(f"{user.person_id:<20} {','.join(r.value for r in user.roles):<36} "
-                   f"{','.join(user.departments) or '-':<20} {user.lang}  {state}")
+        runtime.echo(f"{user.person_id:<20} {','.join(r.value for r in user.roles):<36} "
+                     f"{','.join(user.departments) or '-':<20} {user.lang}  {state}")
 
 
 @tokens_app.command("create")
@@ -114,8 +114,8 @@ def create(person: Annotated[str, typer.Option(help="Person id of the token's ow
         token, secret = _identity().create_token(person, role, _actor(), label)
     except IdentityRefused as exc:
         runtime.fail(str(exc))
-    typer.echo(f"token {token.id} for {token.person_id} ({', '.join(r.value for r in token.roles)}); shown once:",
-               err=True)
+    runtime.echo(f"token {token.id} for {token.person_id} ({', '.join(r.value for r in token.roles)}); shown once:",
+                 err=True)
     typer.echo(secret)
 
 
@@ -129,7 +129,7 @@ def revoke(token_id: Annotated[str, typer.Argument(metavar="ID", help="The token
         token = _identity().revoke_token(token_id, _actor())
     except IdentityRefused as exc:
         runtime.fail(str(exc))
-    typer.echo(f"token {token.id} of {token.person_id}: revoked")
+    runtime.echo(f"token {token.id} of {token.person_id}: revoked")
 
 
 @tokens_app.command("list")
@@ -138,6 +138,6 @@ def list_tokens(person: Annotated[str | None, typer.Option(help="Only this perso
     for t in _identity().tokens(person):
         used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never"
         state = f"revoked {t.revoked_at.isoformat(timespec='seconds')}" if t.revoked_at else "live"
-        typer.echo(f"{t.id}  {t.person_id:<20} {','.join(r.value for r in t.roles):<30} "
-                   f"created {t.created_at.isoformat(timespec='seconds')}  used {used}  {state}"
-                   + (f"  {t.label}" if t.label else ""))
+        runtime.echo(f"{t.id}  {t.person_id:<20} {','.join(r.value for r in t.roles):<30} "
+                     f"created {t.created_at.isoformat(timespec='seconds')}  used {used}  {state}"
+                     + (f"  {t.label}" if t.label else ""))

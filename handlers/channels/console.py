@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from pingan.schemas.delivery import ReconcileOutcome, ReconcileResult, SendOutcome, SendResult
 from pingan.schemas.notification import Notification
+from pingan.schemas.printable import printable
 
 # Every record starts with this, and it cannot occur inside a JSON string (quotes there are escaped), so a
 # reader can find the start of a good record glued behind a line torn by a crash mid-write.
@@ -80,7 +81,8 @@ class ConsoleChannel:
             return SendResult(SendOutcome.transient_failure, detail=f"console sink {self.sink_path}: {e}")
         self._seen.add(n.idempotency_key)
         # The sink is written first because it is the record reconcile trusts; stdout is a courtesy view.
-        self._print(f"[{at:%Y-%m-%d %H:%M:%S}Z] {n.recipient.name}: {' '.join(n.text.splitlines())}")
+        # A screen line, and in a worker the log's: a title's newline or ANSI escape is shown escaped, never obeyed.
+        self._print(printable(f"[{at:%Y-%m-%d %H:%M:%S}Z] {n.recipient.name}: {n.text}"))
         return SendResult(SendOutcome.delivered, provider_id=f"console:{n.idempotency_key}",
                           extra={"sink": str(self.sink_path)})
 
