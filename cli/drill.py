@@ -24,7 +24,8 @@ drill_app = typer.Typer(help="Drills (演练): scripted incidents replayed throu
 
 
 def _tokens() -> dict[str, str]:
-    """Intake tokens of sources api and cap (the injects): PINGAN_INTAKE_TOKENS, then <data dir>/intake-tokens.json."""
+    """Intake tokens of sources api, cap and alertmanager (the injects): PINGAN_INTAKE_TOKENS, then
+    <data dir>/intake-tokens.json."""
     tokens: dict[str, str] = {}
     path = Path(os.environ.get("PINGAN_DATA_DIR") or "var") / "intake-tokens.json"
     with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -57,15 +58,14 @@ def run(
         "refuses and logs any other recipient); default: every message to the sandbox")] = False,
 ) -> None:
     """Replay SCENARIO through the stack's intake, simulate the responders, score it, write the reports."""
-    from pydantic import ValidationError
-
+    from pingan.drill_intake import twilio_signer
     from pingan.drill_runner import DrillRefused, DrillRun, stack_problem
-    from pingan.schemas.drill import load_scenario
+    from pingan.handlers.drills.scenario import ScenarioError, read_scenario
 
     try:
-        scenario = load_scenario(scenario_path)
-    except ValidationError as exc:
-        typer.echo(f"{scenario_path}: {exc}", err=True)
+        scenario = read_scenario(scenario_path)
+    except ScenarioError as exc:  # file:line:col: message, one a line
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     base = url or f"http://127.0.0.1:{os.environ.get('PINGAN_HTTP_PORT', '8080')}"
     problem = stack_problem(base)
@@ -83,8 +83,10 @@ def run(
     if not token:
         raise typer.BadParameter("a drill needs a drill coordinator's personal token: pingan tokens create --person P "
                                  "--role drill_coordinator, then --token or PINGAN_TOKEN", param_hint="--token")
+    # SMS and voice injects are signed as Twilio signs them: with the stack's auth token, over its public URL.
+    signer = twilio_signer(os.environ.get("PINGAN_TWILIO_AUTH_TOKEN"), os.environ.get("PINGAN_PUBLIC_URL") or base)
     drill = DrillRun(scenario, scenario_path.parent, base, _tokens(), speed, echo=typer.echo,
-                     live=live_participants, person_token=token)
+                     live=live_participants, person_token=token, twilio=signer)
     typer.echo(f"drill {drill.run_id}: {scenario.title} — {len(scenario.injects)} injects over "
                f"{scenario.duration_min:g} plan minutes ≈ {drill.real(scenario.duration_min):.0f} s at x{speed:g}")
     try:

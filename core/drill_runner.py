@@ -26,8 +26,16 @@ from typing import Any, Protocol
 
 import httpx
 
-from pingan.handlers.drills.injects import Pending, cap_update, exercise_cap, exercise_report, scheduled_commands
-from pingan.schemas.drill import Inject, Responder, Scenario, cap_text
+from pingan.drill_intake import Routes, TwilioSigner, route_problem
+from pingan.handlers.drills.injects import (
+    Pending,
+    cap_update,
+    exercise_cap,
+    exercise_report,
+    scheduled_commands,
+    with_references,
+)
+from pingan.schemas.drill import PREVIOUS, Inject, Responder, Scenario, cap_text
 
 
 class DrillRefused(ValueError):
@@ -71,10 +79,12 @@ class Tracked:
 
 class DrillRun:
     def __init__(self, scenario: Scenario, base: Path, url: str, tokens: dict[str, str], speed: float,
-                 echo: Callable[..., Any] = _silent, live: bool = False, person_token: str | None = None) -> None:
-        """`tokens`: the stack's intake tokens (api, cap), which carry the injects; `person_token`: a drill
-        coordinator's personal token (pingan tokens create), which registers the run, reads its incidents and plays
-        the simulated responders. Commands and reads never go with an intake token."""
+                 echo: Callable[..., Any] = _silent, live: bool = False, person_token: str | None = None,
+                 twilio: TwilioSigner | None = None) -> None:
+        """`tokens`: the stack's intake tokens (api, cap, alertmanager), which carry the injects; `twilio`: what
+        signs the sms and voice injects as Twilio would; `person_token`: a drill coordinator's personal token
+        (pingan tokens create), which registers the run, reads its incidents and plays the simulated responders.
+        Commands and reads never go with an intake token."""
         self.scenario, self.base, self.url, self.speed = scenario, base, url.rstrip("/"), speed
         self.person_token = person_token
         self.http = httpx.Client(base_url=self.url, timeout=30,
@@ -83,6 +93,16 @@ class DrillRun:
         self.cap_auth = {"Authorization": f"Bearer {tokens.get('cap', tokens['api'])}",
                          "content-type": "application/xml"}
         self.run_id = uuid.uuid4().hex[:8]
+        self.tokens, self.twilio = tokens, twilio
+        self.routes = Routes(self.url, tokens, self.run_id, twilio)
+        # CAP chains: each CAP message as sent, by inject id; each inject's chain (its first message's inject id);
+        # the latest message of each chain and of the run, which an Update names in <references>.
+        self.cap_sent: dict[str, str] = {}
+        self.chain_of: dict[str, str] = {}
+        self.chain_last: dict[str, str] = {}
+        self.chain_updates: dict[str, int] = {}
+        self.last_cap: str | None = None
+        self.last_cap_id = ""
         self.tracked: dict[str, Tracked] = {}
         self.log: list[dict[str, Any]] = []
         self.echo = echo
@@ -108,6 +128,9 @@ class DrillRun:
         if not self.person_token:
             raise DrillRefused("a drill needs a drill coordinator's personal token (pingan tokens create --person P "
                                "--role drill_coordinator; then --token or PINGAN_TOKEN)")
+        problem = route_problem(self.scenario.injects, self.tokens, self.twilio)
+        if problem:
+            raise DrillRefused(problem)
         response = self.http.post("/v1/drills", json={"run_id": self.run_id, "title": self.scenario.title,
                                                       "live": self.live, "participants": self.scenario.participants})
         if response.status_code == 422:
@@ -128,7 +151,10 @@ class DrillRun:
     def inject(self, inject: Inject) -> None:
         now = datetime.now(UTC)
         self.sent_injects += 1
-        if inject.report is not None:
+        if inject.route in ("alertmanager", "sms", "voice"):  # core/drill_intake.py
+            response, incident_id = self.routes.send(inject, now)
+            self._accepted(inject, response, incident_id)
+        elif inject.report is not None:
             response = self.http.post("/v1/incidents", json=exercise_report(inject, self.run_id),
                                       params={"kind": inject.report_kind}, headers=self.report_auth)
             if inject.report_kind != "report":  # an update or close of an incident already tracked
@@ -137,23 +163,48 @@ class DrillRun:
             self._accepted(inject, response, response.json().get("id") if response.is_success else None)
         elif inject.cap is not None:
             xml = exercise_cap(cap_text(inject.cap, self.base), self.run_id, now)
+            ref = inject.cap.references
+            if ref is not None:  # an Update or Cancel: it names the message it follows, as that was sent
+                named = self.last_cap if ref == PREVIOUS else self.cap_sent.get(ref)
+                if named is None:
+                    self.note("cap skipped: the message it references was not sent", inject=inject.id, references=ref)
+                    return
+                xml = with_references(xml, named)
             response = self.http.post("/v1/intake/cap", content=xml.encode(),
                                       headers=self.cap_auth)
-            accepted = response.json().get("accepted", []) if response.is_success else []
-            self._accepted(inject, response, accepted[0]["id"] if accepted else None)
-            self.tracked[inject.id].cap_xml = xml
+            if ref is None:
+                accepted = response.json().get("accepted", []) if response.is_success else []
+                self._accepted(inject, response, accepted[0]["id"] if accepted else None)
+                self.tracked[inject.id].cap_xml = xml
+            else:
+                self.note("cap", inject=inject.id, references=ref, http=response.status_code,
+                          **({} if response.is_success else {"error": response.text[:300]}))
+            if response.is_success:
+                self._cap_sent(inject.id, xml, self.chain_of.get(self._named_id(ref), inject.id) if ref else inject.id)
         elif inject.grade_change is not None:
             origin = self.tracked.get(inject.grade_change.of)
             if origin is None or origin.cap_xml is None:
                 self.note("grade_change skipped: its CAP inject was not accepted", inject=inject.id)
                 return
-            origin.updates += 1
-            xml = cap_update(origin.cap_xml, inject.grade_change.grade, origin.updates, now,
-                             inject.grade_change.headline)
+            root = self.chain_of.get(inject.grade_change.of, inject.grade_change.of)
+            self.chain_updates[root] = self.chain_updates.get(root, 0) + 1
+            # Built on the chain's first message, naming its latest (the last Update), as a warning service does.
+            xml = cap_update(self.cap_sent.get(root, origin.cap_xml), inject.grade_change.grade,
+                             self.chain_updates[root], now, inject.grade_change.headline, self.chain_last.get(root))
             response = self.http.post("/v1/intake/cap", content=xml.encode(),
                                       headers=self.cap_auth)
             self.note("grade_change", inject=inject.id, of=inject.grade_change.of,
                       grade=inject.grade_change.grade.value, http=response.status_code)
+            if response.is_success:
+                self._cap_sent(inject.id, xml, root)
+
+    def _named_id(self, ref: str) -> str:
+        """The inject a CAP inject's `references` names (`previous`: the last one sent)."""
+        return self.last_cap_id if ref == PREVIOUS else ref
+
+    def _cap_sent(self, inject_id: str, xml: str, root: str) -> None:
+        self.cap_sent[inject_id], self.chain_of[inject_id] = xml, root
+        self.chain_last[root], self.last_cap, self.last_cap_id = xml, xml, inject_id
 
     def _accepted(self, inject: Inject, response: httpx.Response, incident_id: str | None) -> None:
         self.note(inject.kind, inject=inject.id, http=response.status_code, incident=incident_id,
@@ -302,8 +353,7 @@ class DrillRun:
         seen: set[str] = set()
         for inject in self.scenario.injects:
             tracked = self.tracked.get(inject.id)
-            if inject.grade_change is not None or inject.report_kind != "report" or tracked is None \
-                    or tracked.incident_id is None:
+            if inject.chained or inject.report_kind != "report" or tracked is None or tracked.incident_id is None:
                 continue
             body = self.incident(tracked.incident_id)
             if body is None:

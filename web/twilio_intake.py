@@ -1,4 +1,7 @@
-"""Twilio webhooks: SMS and the voice IVR. Every request must carry a valid X-Twilio-Signature."""
+"""Twilio webhooks: SMS and the voice IVR. Every request must carry a valid X-Twilio-Signature.
+
+A drill's signed texts and calls (`pingan drill run`, injects `sms:` and `voice:`) carry the run in a form field of
+their own (DRILL_FIELD): they come in as exercises of that run, which must be registered and running."""
 
 import logging
 from urllib.parse import parse_qsl
@@ -11,6 +14,9 @@ from pingan import metrics
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.adapters.twilio_forms import (
+    DRILL_FIELD,
+    DRILL_INCIDENT_HEADER,
+    as_exercise,
     detect_lang,
     sms_help_reply,
     sms_reply,
@@ -20,6 +26,8 @@ from pingan.schemas.adapters.twilio_forms import (
     voice_menu,
     voice_recording,
 )
+from pingan.schemas.events import IntakeItem
+from pingan.store.drills import DrillStore
 from pingan.web.guards import charge_unauthenticated, read_body
 from pingan.web.intake import Intake, rejected
 from pingan.web.twilio_commands import sms_command, status_callback, voice_ack
@@ -61,15 +69,39 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
         intake.limiter.check(source)
         return form
 
+    def drill_of(form: dict[str, str]) -> str | None:
+        """The drill run a signed drill inject names (DRILL_FIELD), or None for a real text or call. A run that is
+        not registered, or has ended, is refused (422 naming the field): its exercise must not pass for real."""
+        run_id = form.get(DRILL_FIELD)
+        if run_id is None:
+            return None
+        run = DrillStore(intake.store).get(run_id)
+        if run is None or run.ended_at is not None:
+            raise IntakeError(f"drill run {run_id!r} is not running (pingan drill run registers it)",
+                              field=DRILL_FIELD, source="form")
+        return run_id
+
+    async def commit(source: str, item: IntakeItem, drill: str | None) -> tuple[str, dict[str, str]]:
+        """Commit the report (a drill's as an exercise of its run); its id, and for a drill a header naming it (the
+        runner follows the incident it made; Twilio ignores headers)."""
+        accepted = (await intake.commit(source, [item if drill is None else as_exercise(item, drill)]))[0]
+        return accepted.incident_id, {DRILL_INCIDENT_HEADER: accepted.incident_id} if drill else {}
+
     router = APIRouter()
 
     @router.post(BASE + "/sms")
     async def sms(request: Request) -> Response:
         form = await signed_form(request, "hotline_sms")
+        try:
+            drill = await run_in_threadpool(drill_of, form)
+        except IntakeError as exc:
+            return rejected("hotline_sms", exc)
         # Store reads and writes, and the classifier's tokenizer: in a thread, so the event loop keeps answering.
-        command_reply = await run_in_threadpool(sms_command, intake, form, detect_lang(form.get("Body", "")))
-        if command_reply is not None:
-            return Response(command_reply, media_type=TWIML)
+        # A drill's texts are reports: an exercise never commands an incident by phone.
+        if drill is None:
+            command_reply = await run_in_threadpool(sms_command, intake, form, detect_lang(form.get("Body", "")))
+            if command_reply is not None:
+                return Response(command_reply, media_type=TWIML)
         try:
             outcome = await run_in_threadpool(sms_to_item, form, config.sms_keywords, config.areas)
         except IntakeError as exc:
@@ -79,8 +111,8 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
             if outcome.command == "start":
                 reply = sms_help_reply(outcome.lang)
             return Response(reply, media_type=TWIML)
-        accepted = (await intake.commit("hotline_sms", [outcome.item]))[0]
-        return Response(sms_reply(outcome.lang, accepted.incident_id), media_type=TWIML)
+        incident_id, headers = await commit("hotline_sms", outcome.item, drill)
+        return Response(sms_reply(outcome.lang, incident_id), media_type=TWIML, headers=headers)
 
     @router.post(BASE + "/voice")
     async def voice(request: Request) -> Response:
@@ -91,23 +123,23 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
     async def voice_menu_choice(request: Request) -> Response:
         form = await signed_form(request, "hotline_voice")
         try:
+            drill = await run_in_threadpool(drill_of, form)
             outcome = voice_choice(form, public_url(request, BASE + "/voice/recording"))
         except IntakeError as exc:
             return rejected("hotline_voice", exc)
-        if outcome.item is not None:
-            await intake.commit("hotline_voice", [outcome.item])
-        return Response(outcome.twiml, media_type=TWIML)
+        headers = (await commit("hotline_voice", outcome.item, drill))[1] if outcome.item is not None else {}
+        return Response(outcome.twiml, media_type=TWIML, headers=headers)
 
     @router.post(BASE + "/voice/recording")
     async def voice_message(request: Request) -> Response:
         form = await signed_form(request, "hotline_voice")
         try:
+            drill = await run_in_threadpool(drill_of, form)
             outcome = await run_in_threadpool(voice_recording, form, config.sms_keywords)
         except IntakeError as exc:
             return rejected("hotline_voice", exc)
-        if outcome.item is not None:
-            await intake.commit("hotline_voice", [outcome.item])
-        return Response(outcome.twiml, media_type=TWIML)
+        headers = (await commit("hotline_voice", outcome.item, drill))[1] if outcome.item is not None else {}
+        return Response(outcome.twiml, media_type=TWIML, headers=headers)
 
     @router.post(BASE + "/voice/ack")
     async def voice_keypress(request: Request) -> Response:

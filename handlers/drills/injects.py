@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pingan.schemas.adapters.twilio_forms import DRILL_FIELD
 from pingan.schemas.drill import Inject, Responder, Scenario
 from pingan.schemas.taxonomy import Grade
 
@@ -51,17 +53,32 @@ def exercise_cap(xml: str, run_id: str, now: datetime) -> str:
     return xml
 
 
-def cap_update(original: str, grade: Grade, n: int, now: datetime, headline: str | None = None) -> str:
-    """A CAP Update of `original` (already made an exercise) that the default mapping grades `grade`."""
-    sender, identifier, sent = _get("sender", original), _get("identifier", original), _get("sent", original)
+def cap_triple(xml: str) -> str:
+    """The `sender,identifier,sent` a later message names this one by in <references>."""
+    return f"{_get('sender', xml)},{_get('identifier', xml)},{_get('sent', xml)}"
+
+
+def with_references(xml: str, *messages: str) -> str:
+    """`xml` with its <references> naming exactly `messages` (as they were sent), where CAP's schema puts it."""
+    xml = re.sub(r"\s*<(?:\w+:)?references\s*/>|\s*<(?:\w+:)?references>[^<]*</(?:\w+:)?references>", "", xml)
+    root = re.search(r"<(\w+:)?alert[\s>]", xml)
+    prefix = (root.group(1) or "") if root else ""
+    reference = f"<{prefix}references>{' '.join(cap_triple(m) for m in messages)}</{prefix}references>\n  "
+    anchor = re.search(r"<(?:\w+:)?(?:incidents|info)[\s>]", xml)
+    return xml[:anchor.start()] + reference + xml[anchor.start():] if anchor else \
+        re.sub(r"(</(?:\w+:)?alert>)", reference + r"\1", xml)
+
+
+def cap_update(original: str, grade: Grade, n: int, now: datetime, headline: str | None = None,
+               previous: str | None = None) -> str:
+    """The chain's n-th CAP Update: `original` (the chain's first message, already made an exercise) graded `grade`
+    by the default mapping, naming `previous` (the chain's latest message, as a warning service names the latest
+    Update; default the original) in <references>."""
+    identifier = _get("identifier", original)
     xml = _sub("msgType", "Update", original)
     xml = _sub("identifier", f"{identifier}.u{n}", xml)
     xml = _sub("sent", cap_sent(now), xml)
-    xml = re.sub(r"\s*<(?:\w+:)?references>[^<]*</(?:\w+:)?references>", "", xml)
-    anchor = re.search(r"<(?:\w+:)?(?:incidents|info)[\s>]", xml)
-    reference = f"<references>{sender},{identifier},{sent}</references>\n  "
-    xml = xml[:anchor.start()] + reference + xml[anchor.start():] if anchor else \
-        re.sub(r"(</(?:\w+:)?alert>)", reference + r"\1", xml)
+    xml = with_references(xml, previous or original)
     severity, urgency, certainty = CAP_GRADE[grade]
     xml = _sub("urgency", urgency, xml, 0)
     xml = _sub("severity", severity, xml, 0)
@@ -109,3 +126,40 @@ def scheduled_commands(scenario: Scenario, inject_id: str, activated_at: datetim
                      if v and command.verb != "ack"}
             pending.append((when, command.verb, command.by, json.dumps(extra)))
     return pending, unresolved
+
+
+def alertmanager_webhook(inject: Inject, run_id: str, now: datetime) -> dict[str, Any]:
+    """The inject's report as one firing alert of an Alertmanager webhook (v4), through the default label mapping:
+    pingan_* labels name the taxonomy and the exercise status, drill_run the run; the fingerprint is the run's own."""
+    assert inject.report is not None
+    r = inject.report
+    labels = {"alertname": f"drill-{inject.id}", "pingan_category": r.category.value, "pingan_subtype":
+              r.subtype.value, "pingan_grade": r.grade.value, "pingan_status": "exercise", "drill_run": run_id,
+              **({"pingan_hazard": r.hazard} if r.hazard else {}),
+              **({"area_code": r.location.area_code} if r.location and r.location.area_code else {}),
+              **({"area": r.location.area_name} if r.location and r.location.area_name else {})}
+    fingerprint = hashlib.sha256(f"{run_id}:{r.dedup_key or inject.id}".encode()).hexdigest()[:16]
+    alert = {"status": "firing", "labels": labels, "annotations": {"summary": r.title, "description":
+             r.description or ""}, "startsAt": now.astimezone(UTC).isoformat(), "fingerprint": fingerprint}
+    return {"version": "4", "status": "firing", "receiver": "pingan-drill", "groupKey": f"drill-{run_id}:{inject.id}",
+            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "alerts": [alert]}
+
+
+def twilio_sms_form(inject: Inject, run_id: str, sid: str, account: str, to: str) -> dict[str, str]:
+    assert inject.sms is not None
+    return {"MessageSid": sid, "AccountSid": account, "From": inject.sms.phone, "To": to, "Body": inject.sms.text,
+            "NumMedia": "0", "NumSegments": "1", DRILL_FIELD: run_id}
+
+
+def twilio_voice_forms(inject: Inject, run_id: str, sid: str, account: str,
+                       to: str) -> list[tuple[str, dict[str, str]]]:
+    """(path under /v1/intake/twilio, form) of each webhook Twilio posts for the call, in order: the call arrives
+    (the menu), the caller presses the key, and for key 0 the recording is done."""
+    assert inject.voice is not None
+    call = {"CallSid": sid, "AccountSid": account, "From": inject.voice.phone, "To": to, "CallStatus":
+            "in-progress", "Direction": "inbound", DRILL_FIELD: run_id}
+    out = [("/voice", call), ("/voice/choice", {**call, "Digits": inject.voice.digit})]
+    if inject.voice.recording_url:
+        out.append(("/voice/recording", {**call, "RecordingUrl": inject.voice.recording_url,
+                                         "RecordingSid": "RE" + sid[2:], "RecordingDuration": "12"}))
+    return out

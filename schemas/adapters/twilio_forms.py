@@ -24,10 +24,11 @@ from pingan.schemas.adapters.sms_facts import casualties
 from pingan.schemas.adapters.sms_lexicon import DEFAULT_LEXICON, Lexicon
 from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import Attachment, IncidentReport, Location, Reporter
-from pingan.schemas.taxonomy import Category, Grade, Source, Subtype
+from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Source, Subtype
 
 # Re-exported: callers knew the area table from here before it moved to areas.py.
-__all__ = ["DEFAULT_AREAS", "Area", "AreaTable", "detect_lang", "sms_to_item", "voice_choice", "voice_recording"]
+__all__ = ["DEFAULT_AREAS", "DRILL_FIELD", "Area", "AreaTable", "as_exercise", "detect_lang", "sms_to_item",
+           "voice_choice", "voice_recording"]
 
 Lang = Literal["zh", "en"]
 Command = Literal["stop", "start", "help"]
@@ -42,6 +43,11 @@ _COMMANDS: dict[str, Command] = {
     **dict.fromkeys(["help", "info", "帮助"], "help"),
 }
 _TITLE_CHARS = 60
+# A form field only a drill sends (`pingan drill run`): the drill run the text or call belongs to. The
+# X-Twilio-Signature covers it like every other field, so only someone holding the auth token can mark a message a
+# drill's; the web layer then takes it as an exercise of that run if the run is registered and not ended.
+DRILL_FIELD = "PinganDrillRun"
+DRILL_INCIDENT_HEADER = "X-Pingan-Incident"  # on a drill inject's answer: the incident it made (Twilio ignores it)
 _MAX_MEDIA = 10  # Twilio delivers at most 10 media per message
 # Field limits of the models (schemas/incident.py, schemas/events.py) that a signed form can still exceed.
 _PHONE_MAX = 32  # Reporter.phone
@@ -352,3 +358,14 @@ def voice_recording(form: Mapping[str, str], keywords: Lexicon = DEFAULT_LEXICON
     _say(response, "thanks", ("zh", "en"))
     response.hangup()
     return VoiceOutcome(item=item, twiml=str(response))
+
+
+def as_exercise(item: IntakeItem, run_id: str) -> IntakeItem:
+    """A drill's text or call: an exercise of run `run_id` (the notifier's sandbox rule reads the label), kept apart
+    from other runs' reports of the same thing by its dedup key."""
+    assert item.report is not None
+    report = item.report
+    dedup = f"{report.effective_dedup_key()}:drill-{run_id}"[-256:]
+    changed = IncidentReport.model_validate({**report.model_dump(), "status": IncidentStatus.exercise,
+                                             "dedup_key": dedup, "labels": {**report.labels, "drill_run": run_id}})
+    return item.model_copy(update={"report": changed})

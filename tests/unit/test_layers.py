@@ -7,7 +7,7 @@ Layers, bottom to top; a module may import its own layer and those beneath, neve
     2 handlers   pingan.handlers (pure decisions; channels/ is their only I/O)
     3 store      pingan.store
     4 services   pingan.bootstrap, pingan.commands, pingan.metrics, pingan.metrics_scrape, pingan.drill_runner,
-                 pingan.log_witness
+                 pingan.drill_intake, pingan.log_witness
     5 streams    pingan.streams
     6 processes  pingan.watchdog, pingan.supervisor, pingan.drill_replay
     7 edges      pingan.web, pingan.cli
@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("handlers", ("pingan.handlers",)),
     ("store", ("pingan.store",)),
     ("services", ("pingan.bootstrap", "pingan.commands", "pingan.metrics", "pingan.metrics_scrape",
-                  "pingan.drill_runner", "pingan.log_witness")),
+                  "pingan.drill_runner", "pingan.drill_intake", "pingan.log_witness")),
     ("streams", ("pingan.streams",)),
     ("processes", ("pingan.watchdog", "pingan.supervisor", "pingan.drill_replay")),
     ("edges", ("pingan.web", "pingan.cli")),

@@ -15,9 +15,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pingan.drill_intake import twilio_signer
 from pingan.drill_runner import DrillRefused, DrillRun
 from pingan.handlers.drills.report import render_html
-from pingan.schemas.drill import load_scenario
+from pingan.handlers.drills.scenario import ScenarioError, read_scenario
 from pingan.store.drills import DrillStore
 from pingan.web.intake import Intake
 
@@ -73,13 +74,18 @@ class DrillRunner:
         path = self.folder / f"{scenario}.yaml"
         url = f"http://{self.settings.http_host}:{self.settings.http_port}"
         try:
+            script = read_scenario(path)
+        except ScenarioError as exc:  # file:line:col: message
+            return str(exc)
+        try:
             token, secret = self.identity.create_token(by, ["drill_coordinator"], actor=by,
                                                        label=f"console drill {scenario}")
         except ValueError as exc:  # no account, disabled, or not a drill coordinator
             return str(exc)
-        drill = ConsoleDrill(load_scenario(path), path.parent, url, self.intake.tokens,
+        drill = ConsoleDrill(script, path.parent, url, self.intake.tokens,
                              self.settings.escalation_time_scale, echo=lambda line: log.info("drill: %s", line),
-                             live=live, person_token=secret)
+                             live=live, person_token=secret,
+                             twilio=twilio_signer(self.settings.twilio_auth_token, self.settings.public_url or url))
         drill.token_id = token.id
         with self._lock:
             self._runs[drill.run_id] = drill
