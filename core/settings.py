@@ -75,8 +75,10 @@ class Settings(BaseSettings):
     )
     intake_tokens: str | None = Field(
         default=None,
-        description="Bearer tokens per source, `api=…,alertmanager=…,cap=…`; a source without one gets a token "
-        "generated into <data dir>/intake-tokens.json",
+        description="Bearer tokens, `source[:name]=token[|binding…]` comma-separated (`api=…,cap:cma=…|SENDER,"
+        "alertmanager:prod=…`): a CAP token may use only the <sender> values it lists (`*`: any), an Alertmanager "
+        "token's name namespaces its alerts; a source without one gets a token generated into "
+        "<data dir>/intake-tokens.json (web/intake_tokens.py)",
     )
     intake_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Larger bodies get 413")
     intake_rate_per_minute: int = Field(default=6000, ge=1, description="Per source; more gets 429 with Retry-After")
