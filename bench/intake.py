@@ -80,7 +80,7 @@ def api_env(data_dir: Path, port: int, prefix: str, db_url: str | None) -> dict[
         PINGAN_HTTP_PORT=str(port),
         PINGAN_TOPIC_PREFIX=prefix,
         PINGAN_INTAKE_RATE_PER_MINUTE="100000000",  # the limiter must not cap the bench
-        PINGAN_INTAKE_TOKENS=f"api={TOKEN},cap={TOKEN},alertmanager={TOKEN}",
+        PINGAN_INTAKE_TOKENS=f"api={TOKEN},cap={TOKEN}|*,alertmanager={TOKEN}",
         PINGAN_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )

@@ -88,7 +88,7 @@ class Probe:
 
 def api_env(data_dir: Path, port: int, extra: dict[str, str]) -> dict[str, str]:
     return clean_env(PINGAN_DATA_DIR=str(data_dir), PINGAN_HTTP_PORT=str(port), PINGAN_LOG_LEVEL="WARNING",
-                     PINGAN_INTAKE_TOKENS=f"api={TOKEN},cap={TOKEN},alertmanager={TOKEN}",
+                     PINGAN_INTAKE_TOKENS=f"api={TOKEN},cap={TOKEN}|*,alertmanager={TOKEN}",
                      PINGAN_INTAKE_RATE_PER_MINUTE="100000000", PINGAN_TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
                      PINGAN_HEARTBEAT_INTERVAL_S="0", **extra)
 
