@@ -1,9 +1,10 @@
 """The drill runner: feeds a scenario's injects through a running stack's intake (HTTP), plays the simulated responders
 and scripted commands, and collects what the scoring needs. Used by `pingan drill run` and `pingan drill replay`.
 
-The stack must run with PINGAN_ESCALATION_TIME_SCALE equal to the drill's speed (e.g.
-`PINGAN_ESCALATION_TIME_SCALE=60 pingan up`), so that the plan's minutes pass as fast as the scenario's; /healthz does
-not report the scale, so the drill cannot verify it. Every inject is an exercise (reports: status exercise, source
+The run registers its speed with the stack (POST /v1/drills) and its exercise incidents keep the drill's clock: their
+deadlines, grade-raise and correlation windows pass `speed` times faster than real time, while actual incidents on the
+same stack keep real time, so a drill runs against a plain `pingan up` (store/drills.py).
+Every inject is an exercise (reports: status exercise, source
 drill; CAP: <status> Exercise), so the notifier records every message in the sandbox (<data dir>/sandbox.log) and
 sends none, unless the run is registered live and the recipient is a listed participant.
 
@@ -132,7 +133,8 @@ class DrillRun:
         if problem:
             raise DrillRefused(problem)
         response = self.http.post("/v1/drills", json={"run_id": self.run_id, "title": self.scenario.title,
-                                                      "live": self.live, "participants": self.scenario.participants})
+                                                      "live": self.live, "participants": self.scenario.participants,
+                                                      "speed": self.speed})
         if response.status_code == 422:
             raise DrillRefused(response.json().get("error", response.text))
         if response.status_code in (401, 403):

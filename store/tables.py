@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -177,6 +178,16 @@ drill_runs = Table(
     Column("participants", Text, nullable=False),  # JSON list of person ids
     Column("started_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime, nullable=True),
+)
+
+# A drill's clock (issue 14): plan minutes per real minute of the run's exercise incidents, given when the run is
+# registered. A table of its own, not a column of drill_runs, so that a store made before it gains it (create_all
+# adds tables, never columns).
+drill_clocks = Table(
+    "drill_clocks",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("time_scale", Float, nullable=False),
 )
 
 # The dead-man's switch (store/heartbeat.py): one row per beat, stamped by each stage it passes. Beats are not

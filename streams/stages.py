@@ -45,9 +45,11 @@ class StageOutput:
 def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: str | None = None,
                  areas: DistrictCheck | None = None) -> StageOutput:
     """`cached_id` is the faust Table's guess at the open incident for this dedup_key; the store decides.
-    `areas`: the district check, so that a report never joins a warning recorded as outside our area."""
+    `areas`: the district check, so that a report never joins a warning recorded as outside our area.
+    `window` is in the incident's minutes: a drill's report joins within the window of the drill's clock."""
     if store.was_ignored(event.event_id):
         return StageOutput()
+    window = window / DrillStore(store).clock_of(event.report)
     earlier = store.triage_result(event.event_id)
     if earlier is not None:
         # A replay: re-emit what was decided, so a lost downstream message is sent again.
@@ -84,13 +86,14 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
     return StageOutput(incident_events=[emitted], actions=logged)
 
 
-def _schedule(store: Store, plans: PlanSet, incident_id: str, plan_id: str | None, grade: str,
+def _schedule(store: Store, plans: PlanSet, incident: Incident, plan_id: str | None, grade: str,
               time_scale: float) -> None:
+    """The level's deadlines at the incident's clock: its drill's speed, else `time_scale` (the stack's)."""
     plan = plans.get(plan_id) if plan_id else None
     level = plan.level(grade) if plan else None  # type: ignore[arg-type]
     if plan is not None and level is not None:
-        ResponseStore(store).schedule(incident_id, plan.id, plan.version, grade, utcnow(), deadlines(level),
-                                      time_scale)
+        ResponseStore(store).schedule(incident.id, plan.id, plan.version, grade, utcnow(), deadlines(level),
+                                      DrillStore(store).clock_of(incident, time_scale))
 
 
 def _area_verdict(areas: DistrictCheck | None, incident: Incident) -> AreaVerdict | None:
@@ -112,7 +115,7 @@ def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scal
     if store.response_decided(incident.id):
         # A replay: re-emit the intents that were never handed to a channel, and make sure of the deadlines.
         pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
-        _schedule(store, plans, incident.id, store.response_plan(incident.id), incident.grade.value, time_scale)
+        _schedule(store, plans, incident, store.response_plan(incident.id), incident.grade.value, time_scale)
         return StageOutput(notifications=pending)
     verdict = _area_verdict(areas, incident)
     checked = [area_draft(incident, verdict, utcnow())] if verdict is not None else []
@@ -128,7 +131,7 @@ def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scal
     )
     if logged:
         metrics.triage_to_match(store, event.event_id, incident.status)
-    _schedule(store, plans, incident.id, decision.plan_id, incident.grade.value, time_scale)
+    _schedule(store, plans, incident, decision.plan_id, incident.grade.value, time_scale)
     if not logged:  # another worker decided first; its intents are in the ledger
         pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
         return StageOutput(notifications=pending)
@@ -144,11 +147,13 @@ def escalate_grade_stage(store: Store, plans: PlanSet, event: IncidentEvent, tim
         return StageOutput()
     # Only the reports inside the widest rule window, from triage's own rows: reading the whole log here made each
     # correlated report cost as much as all before it (a surge of 250 reports about one event is 31,000 entries).
+    # The windows are the incident's minutes: a drill's at its speed, an actual incident's real ones.
+    scale = DrillStore(store).clock_of(incident)
     widest = max((r.within_min or 0 for r in plan.escalate_grade), default=0)
-    since = (incident.last_report_at or utcnow()) - timedelta(minutes=widest)
+    since = (incident.last_report_at or utcnow()) - timedelta(minutes=widest / scale)
     times = ResponseStore(store).report_times(incident.id, since)
     raised = grade_raise(plan.escalate_grade, incident.grade.value, times, incident.last_report_at or utcnow(),
-                         incident.labels)
+                         incident.labels, scale)
     if raised is None:
         return StageOutput()
     grade, rule = raised
@@ -173,7 +178,7 @@ def regrade_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale
     decision = respond(incident, plans, utcnow())
     logged = responses.regrade(incident.id, incident.grade.value, decision.plan_id, decision.plan_version,
                                decision.notifications, decision.actions)
-    _schedule(store, plans, incident.id, decision.plan_id, incident.grade.value, time_scale)
+    _schedule(store, plans, incident, decision.plan_id, incident.grade.value, time_scale)
     pending = {e.notification.idempotency_key for e in store.ledger_for(incident.id)
                if e.state is DeliveryState.intended}
     return StageOutput(notifications=[n for n in decision.notifications if n.idempotency_key in pending],

@@ -4,7 +4,10 @@ admin) starts a run (drills.start) or makes one live (drills.live); anyone with 
 
 The run's simulated responders act through POST /v1/drills/{run}/incidents/{id}/{verb}: a drill coordinator plays
 them on the run's own exercise incidents only (never an actual one). The log names the simulated responder as the
-actor, so the drill scores as a real response would, and `simulated_by` names the coordinator who sent it."""
+actor, so the drill scores as a real response would, and `simulated_by` names the coordinator who sent it.
+
+`speed` is the run's clock: its exercise incidents' deadlines, grade-raise and correlation windows run that many times
+faster than real time, while the stack's actual incidents keep real time (store/drills.py)."""
 
 from datetime import datetime
 from typing import Any
@@ -33,6 +36,9 @@ class DrillRunIn(BaseModel):
                                                   "(drills.live: a drill coordinator or an admin)")
     participants: list[str] = Field(default_factory=list, max_length=500,
                                     description="Person ids, or roster:<id> for every member of the roster")
+    speed: float | None = Field(default=None, gt=0, le=3600,
+                                description="Plan minutes per real minute for this run's exercise incidents "
+                                            "(pingan drill run --speed); unset: the stack's own time scale")
 
 
 class DrillRunOut(BaseModel):
@@ -42,6 +48,7 @@ class DrillRunOut(BaseModel):
     participants: list[str]
     started_at: datetime
     ended_at: datetime | None
+    speed: float | None = None
 
 
 class SimulatedIn(BaseModel):
@@ -55,7 +62,7 @@ class SimulatedIn(BaseModel):
 
 def _out(row: DrillRunRow) -> DrillRunOut:
     return DrillRunOut(run_id=row.run_id, title=row.title, live=row.live, participants=list(row.participants),
-                       started_at=row.started_at, ended_at=row.ended_at)
+                       started_at=row.started_at, ended_at=row.ended_at, speed=row.time_scale)
 
 
 def drills_router(intake: Intake) -> APIRouter:
@@ -70,7 +77,7 @@ def drills_router(intake: Intake) -> APIRouter:
         if unknown:
             return JSONResponse(status_code=422, content={
                 "field": "participants", "error": f"participants: not in the directory: {', '.join(unknown)}"})
-        return _out(DrillStore(intake.store).register(body.run_id, body.title, body.live, people))
+        return _out(DrillStore(intake.store).register(body.run_id, body.title, body.live, people, body.speed))
 
     @router.post("/v1/drills/{run_id}/end", response_model=DrillRunOut)
     def end(run_id: str, person: Principal = Depends(require(P.drills_start))) -> DrillRunOut:

@@ -1,72 +1,39 @@
 """What every intake endpoint checks before it parses: who is calling, how big, how often."""
 
-import json
 import logging
-import os
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from fastapi import HTTPException, Request
 
 from pingan import metrics
 from pingan.settings import Settings
+from pingan.web.intake_tokens import METRICS, IntakeToken, IntakeTokens
+from pingan.web.intake_tokens import load_tokens as _load_tokens
 
 log = logging.getLogger("pingan.intake")
-BEARER_SOURCES = ("api", "alertmanager", "cap")
-METRICS = "metrics"  # the scraper's token for the API's /metrics: it reaches nothing else
-TOKEN_FILE = "intake-tokens.json"
 
 
-def load_tokens(settings: Settings) -> dict[str, str]:
-    """Configured tokens win; a source without one gets a generated token kept in the data dir (mode 0600)."""
-    tokens: dict[str, str] = {}
-    for pair in (settings.intake_tokens or "").split(","):
-        if pair.strip():
-            source, _, token = pair.partition("=")
-            if not token.strip():
-                raise ValueError(f"PINGAN_INTAKE_TOKENS: {pair!r} is not source=token")
-            tokens[source.strip()] = token.strip()
-    if settings.metrics_token:
-        tokens[METRICS] = settings.metrics_token
-    missing = [s for s in (*BEARER_SOURCES, METRICS) if s not in tokens]
-    if missing:
-        path = settings.data_dir / TOKEN_FILE
-        stored = _read_token_file(path)
-        for source in missing:
-            stored.setdefault(source, secrets.token_urlsafe(24))
-        _write_token_file(path, stored)
-        tokens.update({s: stored[s] for s in missing})
-    return tokens
+def load_tokens(settings: Settings) -> IntakeTokens:
+    """Configured tokens win; a source without one gets a generated token kept in the data dir (mode 0600). Several
+    tokens per source, each bound to what it may speak for: web/intake_tokens.py."""
+    return _load_tokens(settings.intake_tokens, settings.metrics_token, settings.data_dir)
 
 
-def _read_token_file(path: Path) -> dict[str, str]:
-    try:
-        return dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        return {}
-
-
-def _write_token_file(path: Path, tokens: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(tokens, out, indent=2)
-    os.replace(tmp, path)
-
-
-def check_bearer(request: Request, source: str, tokens: dict[str, str]) -> None:
+def check_bearer(request: Request, source: str, tokens: Mapping[str, str]) -> IntakeToken:
+    """Which of `source`'s tokens the caller brings; 401 when none."""
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
-    expected = tokens.get(source)
-    if scheme.lower() != "bearer" or not given or expected is None or not secrets.compare_digest(given, expected):
+    found = IntakeTokens.of(tokens).find(source, given) if scheme.lower() == "bearer" and given else None
+    if found is None:
         log.warning("intake %s: 401 %s bearer token from %s", source, "missing" if not given else "wrong",
                     request.client.host if request.client else "?")
         metrics.intake(source, "unauthorized")
         raise HTTPException(401, f"{source}: missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return found
 
 
 def check_metrics_token(request: Request, tokens: dict[str, str]) -> None:

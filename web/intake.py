@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pingan import metrics
 from pingan.handlers.plans.load import load_plans
 from pingan.handlers.plans.planset import PlanSet
+from pingan.schemas.adapters.alertmanager import bind_source
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.adapters.limits import IntakeLimits, IntakeTooLarge
@@ -25,6 +27,7 @@ from pingan.streams.cap_feed import CapFeedPoller
 from pingan.streams.plan_reload import fingerprint
 from pingan.web.group_commit import GroupCommitter
 from pingan.web.guards import RateLimiter, charge_unauthenticated, check_bearer, read_body
+from pingan.web.intake_tokens import IntakeToken, IntakeTokens, binding_refusal, follow_up_conflict
 from pingan.web.offload import OFFLOAD_BYTES, ParsePool
 
 if TYPE_CHECKING:
@@ -55,7 +58,7 @@ class Intake:
     def __init__(self, settings: Settings, store: Store, tokens: dict[str, str]) -> None:
         self.settings = settings
         self.store = store
-        self.tokens = tokens
+        self.tokens = IntakeTokens.of(tokens)  # a plain mapping: one token per source, any sender (intake_tokens.py)
         self.limiter = RateLimiter(settings.intake_rate_per_minute)
         # Junk (a wrong token, a bad signature) is counted per client address, apart from the sources' allowances.
         self.unauthenticated = RateLimiter(settings.intake_unauthenticated_rate_per_minute,
@@ -99,14 +102,20 @@ class Intake:
     async def guarded_body(self, request: Request, source: str, checked: bool = False) -> bytes:
         """The body once the caller is known (`checked`: a person already authenticated) and within the limits."""
         if not checked:
-            try:
-                check_bearer(request, source, self.tokens)
-            except HTTPException as exc:
-                if exc.status_code == 401:
-                    charge_unauthenticated(self.unauthenticated, request, source)
-                raise
+            return (await self.token_and_body(request, source))[1]
         self.limiter.check(source)  # after authentication: only the real sender uses its allowance
         return await read_body(request, source, self.settings.intake_max_body_bytes)
+
+    async def token_and_body(self, request: Request, source: str) -> tuple[IntakeToken, bytes]:
+        """Which of the source's tokens the caller brings (what it may speak for), and the body within the limits."""
+        try:
+            token = check_bearer(request, source, self.tokens)
+        except HTTPException as exc:
+            if exc.status_code == 401:
+                charge_unauthenticated(self.unauthenticated, request, source)
+            raise
+        self.limiter.check(source)  # after authentication: only the real sender uses its allowance
+        return token, await read_body(request, source, self.settings.intake_max_body_bytes)
 
 
 async def _reporting_person(request: Request, intake: Intake) -> "Principal | None":
@@ -142,6 +151,12 @@ def rejected(source: str, exc: IntakeError) -> JSONResponse:
     log.warning("intake %s: %d %s", source, status, exc)
     metrics.intake(source, "too_large" if status == 413 else "rejected")
     return JSONResponse(status_code=status, content=exc.as_dict())
+
+
+def refused(source: str, status: int, content: dict[str, object]) -> JSONResponse:
+    log.warning("intake %s: %d refused: %s", source, status, content["error"])
+    metrics.intake_refused(source, status)
+    return JSONResponse(status_code=status, content=content)
 
 
 def validation_to_intake_error(exc: ValidationError) -> IntakeError:
@@ -184,20 +199,27 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
 
     @router.post("/v1/intake/alertmanager", status_code=202, response_model=BatchAcceptedOut)
     async def post_alertmanager(request: Request) -> BatchAcceptedOut | JSONResponse:
-        body = await intake.guarded_body(request, "alertmanager")
+        token, body = await intake.token_and_body(request, "alertmanager")
         try:
             items = await intake.parser.run("alertmanager", parse_alertmanager, body)
         except IntakeError as exc:
             return rejected("alertmanager", exc)
+        if (forbidden := binding_refusal(token, items)) is not None:
+            return refused("alertmanager", 403, forbidden)
+        items = bind_source(items, token.name)  # its namespace: a resolve closes only what this binding opened
         return BatchAcceptedOut(accepted=[accepted_out(a) for a in await intake.commit("alertmanager", items)])
 
     @router.post("/v1/intake/cap", status_code=202, response_model=BatchAcceptedOut)
     async def post_cap(request: Request) -> BatchAcceptedOut | JSONResponse:
-        body = await intake.guarded_body(request, "cap")
+        token, body = await intake.token_and_body(request, "cap")
         try:
             items = await intake.parser.run("cap", parse_cap, body)
         except IntakeError as exc:
             return rejected("cap", exc)
+        if (forbidden := binding_refusal(token, items)) is not None:
+            return refused("cap", 403, forbidden)  # a <sender> this token may not use
+        if (conflict := await run_in_threadpool(follow_up_conflict, intake.store, items)) is not None:
+            return refused("cap", 409, conflict)  # an Update or Cancel naming another sender's message
         return BatchAcceptedOut(accepted=[accepted_out(a) for a in await intake.commit("cap", items)])
 
     return router

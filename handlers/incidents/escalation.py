@@ -128,15 +128,16 @@ _SEVERITY = {"I": 0, "II": 1, "III": 2, "IV": 3}
 
 
 def grade_raise(plan_rules: list[Any], grade: str, report_times: list[datetime], now: datetime,
-                labels: dict[str, str]) -> tuple[str, str] | None:
+                labels: dict[str, str], time_scale: float = 1.0) -> tuple[str, str] | None:
     """(new grade, rule id) when a plan's escalate_grade rule raises the incident above `grade`, else None.
 
-    `report_times` are the times of the incident's reports (the first and every correlated one)."""
+    `report_times` are the times of the incident's reports (the first and every correlated one); `time_scale` is the
+    incident's clock (a drill's speed), so "5 reports within 30 minutes" means 30 of the drill's minutes."""
     best: tuple[str, str] | None = None
     for rule in plan_rules:
         held = False
         if rule.correlated_reports is not None and rule.within_min is not None:
-            since = now - timedelta(minutes=rule.within_min)
+            since = now - timedelta(minutes=rule.within_min / time_scale)
             held = sum(1 for t in report_times if t >= since) >= rule.correlated_reports
         elif rule.casualties_gte is not None:
             try:

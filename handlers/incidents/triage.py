@@ -7,8 +7,8 @@ from typing import Any
 from pingan.handlers.incidents.correlation import merged_facts
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.events import RawEvent, RawKind, TriageOutcome
-from pingan.schemas.incident import Incident
-from pingan.schemas.taxonomy import IncidentState
+from pingan.schemas.incident import Incident, IncidentReport
+from pingan.schemas.taxonomy import IncidentState, Source
 
 ACTOR = "system:triage"
 REFERENCES_UNKNOWN = "references no known message"  # a CAP follow-up naming no message triage has applied
@@ -33,10 +33,37 @@ def needs_window(event: RawEvent) -> bool:
     return event.kind is RawKind.report
 
 
+def origin(source: Source, labels: dict[str, str]) -> str | None:
+    """Who may follow an incident up (update or close it): its CAP sender, its Alertmanager binding (the intake
+    token's name, `am_source`; incidents from before bindings are the single token's); None for the other sources.
+    The adapters write these labels last, so a message's own labels or parameters cannot claim them."""
+    if source is Source.cap:
+        return f"CAP sender {labels.get('cap_sender', '')!r}"
+    if source is Source.alertmanager:
+        return f"Alertmanager source {labels.get('am_source', 'alertmanager')!r}"
+    return None
+
+
+def follow_up_refusal(kind: RawKind, report: IncidentReport, candidate: Incident | None) -> str | None:
+    """Why an update or close may not touch `candidate`, or None. Update and Cancel apply only to the same sender's
+    messages (issue 14, finding 4): another CAP sender, another Alertmanager, or an API report naming a CAP or
+    Alertmanager incident's key is refused, whatever token it came with."""
+    if candidate is None or kind not in (RawKind.update, RawKind.close):
+        return None
+    theirs, ours = origin(candidate.source, candidate.labels), origin(report.source, report.labels)
+    if theirs == ours:
+        return None
+    # The incident's id is not named: the sender of the refused message may not read it (the log entry has it).
+    return (f"refused: a {kind.value} from {ours or report.source.value} names a message of "
+            f"{theirs or candidate.source.value}; updates and cancels apply only to the same sender's messages")
+
+
 def triage(event: RawEvent, candidate: Incident | None, window: timedelta) -> TriageDecision:
     """`candidate` is the open incident with the event's dedup_key and status, if the store has one; for a follow-up
     naming earlier messages (event.references), the incident of any of them, possibly a closed one."""
     report = event.report
+    if candidate is not None and (refusal := follow_up_refusal(event.kind, report, candidate)):
+        return _refused(event, candidate, refusal)
     usable = candidate is not None and candidate.status == report.status and candidate.state != IncidentState.closed
     if usable and needs_window(event):
         usable = within_window(candidate, event.received_at, window)  # type: ignore[arg-type]
@@ -64,6 +91,16 @@ def triage(event: RawEvent, candidate: Incident | None, window: timedelta) -> Tr
         "reason": f"an update that {REFERENCES_UNKNOWN}: opened as a new incident"
         if event.kind is RawKind.update and event.references and candidate is None else None,
     }, key=f"created:{incident.id}")])
+
+
+def _refused(event: RawEvent, candidate: Incident, reason: str) -> TriageDecision:
+    """Another sender's follow-up: nothing of `candidate` changes; the refusal is logged under the id the event was
+    accepted with (its status gives the final answer, as an ignored close's does), naming the incident for the duty
+    room."""
+    placeholder = _new_incident(event).model_copy(update={"state": IncidentState.closed})
+    return TriageDecision(TriageOutcome.ignored, placeholder, [_draft(event, placeholder.id, ActionKind.refused, {
+        "reason": reason, "kind": event.kind.value, "field": "references" if event.references else "dedup_key",
+        "incident": candidate.id}, key=f"ignored:{event.event_id}")])
 
 
 def ignored_reason(event: RawEvent, candidate: Incident | None) -> str:

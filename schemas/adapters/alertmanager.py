@@ -10,6 +10,9 @@ Each alert of the notification group becomes one IntakeItem:
 * ``source_key`` is ``am:{groupKey}:{fingerprint or labelhash}:{startsAt}:{status}``: Alertmanager re-sends the same
   alert on every group flush and retry with the same startsAt, so those collapse to one event, while the resolve (a
   new status) is a new event. startsAt is kept verbatim: a retry is byte-identical.
+* The intake token's binding (web/intake_tokens.py) is the alert's source, ``am_source`` (``bind_source``): a named
+  binding's keys are ``am:<name>:…``, so one Alertmanager's resolve never closes another's incident; the single
+  token's (``alertmanager``) keep the keys above, so incidents opened before bindings still close.
 
 Decisions where the webhook format leaves room:
 
@@ -376,3 +379,24 @@ def parse_alertmanager(data: bytes, mapping: AlertmanagerMapping | None = None, 
         except ValidationError as exc:
             raise _from_validation(exc, source_name, where) from None
     return items
+
+
+
+SINGLE_SOURCE = "alertmanager"  # the single-token form's binding: the keys of before bindings existed
+
+
+def _in_namespace(key: str | None, name: str, limit: int) -> str | None:
+    key = f"am:{name}:{key.removeprefix('am:')}" if key else None
+    return f"am:{name}:sha256:{hashlib.sha256(key.encode()).hexdigest()}" if key and len(key) > limit else key
+
+
+def bind_source(items: list[IntakeItem], name: str) -> list[IntakeItem]:
+    """The items as they came through binding `name`: labelled ``am_source`` (written last, so an alert's own labels
+    cannot claim another binding), and for a named binding the dedup and source keys in its namespace."""
+    single = name == SINGLE_SOURCE
+    return [item.model_copy(update={
+        "source_key": item.source_key if single else _in_namespace(item.source_key, name, _SOURCE_KEY_MAX),
+        "report": item.report.model_copy(update={
+            "labels": {**item.report.labels, "am_source": name},
+            "dedup_key": item.report.dedup_key if single else _in_namespace(item.report.dedup_key, name, 256)})})
+        for item in items]

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from pingan.handlers.access.permissions import Permission, scoped
 from pingan.schemas.taxonomy import Grade
 from pingan.store.console import latest_seq
+from pingan.store.drills import DrillStore
 from pingan.web.auth import Principal
 from pingan.web.console import live
 from pingan.web.console.i18n import LANG_COOKIE, LANGS, catalogue, translate
@@ -131,8 +132,9 @@ def pages_router(console: "Console") -> APIRouter:
             found = store.get_incident(resolved) if resolved else None
             if found is None:
                 return None
+            # Task deadlines on the incident's clock: a drill's speed, the stack's time scale otherwise.
             view = incident_view(store, intake.plans(), found, person, page.lang,
-                                 intake.settings.escalation_time_scale)
+                                 DrillStore(store).clock_of(found, intake.settings.escalation_time_scale))
             return view
 
         view = await asyncio.to_thread(gather)
