@@ -1,0 +1,70 @@
+"""A drill run's clock in the store and over HTTP (issue 14, finding 10): registered with the run by a person with
+drills.start, read only by the run's exercise incidents; an actual incident keeps the default whatever its labels."""
+
+from fastapi.testclient import TestClient
+
+from pingan.handlers.access.permissions import Role
+from pingan.handlers.incidents.escalation import grade_raise
+from pingan.schemas.incident import IncidentReport
+from pingan.store.drills import DrillStore
+from pingan.store.repository import Store
+from tests.fixtures.twilio_server import FakeTwilio
+from tests.integration.access_rig import Rig
+
+
+def _report(status: str, run: str | None) -> IncidentReport:
+    return IncidentReport(category="accident_disaster", subtype="fire", grade="III", title="仓库起火", status=status,
+                          source="drill" if status != "actual" else "api",
+                          labels={"drill_run": run} if run else {})
+
+
+def test_only_a_registered_runs_exercise_incidents_read_its_clock(db_url: str) -> None:
+    store = Store(db_url)
+    drills = DrillStore(store)
+    row = drills.register("run-x120", "时钟", False, [], time_scale=120)
+    assert row.time_scale == 120
+    assert drills.register("run-plain", "无时钟", False, []).time_scale is None
+    assert drills.clock_of(_report("exercise", "run-x120")) == 120
+    assert drills.clock_of(_report("exercise", "run-plain"), 60) == 60  # registered without a speed: the stack's
+    assert drills.clock_of(_report("exercise", "never-registered")) == 1
+    assert drills.clock_of(_report("exercise", None), 1) == 1
+    # An actual incident that claims a drill's label still runs on real time.
+    assert drills.clock_of(_report("actual", "run-x120")) == 1
+    store.close()
+
+
+def test_grade_windows_are_the_incidents_minutes() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pingan.handlers.plans.load import load_plans
+    from pingan.plans import PLANS_DIR
+
+    rules = load_plans(PLANS_DIR).get("food-poisoning").escalate_grade  # type: ignore[union-attr]
+    now = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    # Five reports 2 real seconds apart: 20 minutes apart at x600, so no 30-minute window holds five.
+    times = [now - timedelta(seconds=2 * k) for k in range(5)]
+    assert grade_raise(rules, "IV", times, now, {}) == ("III", "reports-surge-iii")  # real minutes: 8 s is nothing
+    assert grade_raise(rules, "IV", times, now, {}, time_scale=600) is None
+    # Five within 8 drill minutes (0.8 s at x600) hold the rule.
+    quick = [now - timedelta(seconds=0.2 * k) for k in range(5)]
+    assert grade_raise(rules, "IV", quick, now, {}, time_scale=600) == ("III", "reports-surge-iii")
+
+
+def test_the_speed_is_validated_and_needs_drill_permission(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    twilio = FakeTwilio().start()
+    rig = Rig(tmp_path, f"sqlite:///{tmp_path / 'pingan.db'}", twilio)
+    try:
+        client: TestClient = rig.client()
+        coordinator = rig.bearer(Role.drill_coordinator)
+        for speed in (0, -1, 100_000):
+            bad = client.post("/v1/drills", json={"run_id": "r1", "title": "t", "speed": speed}, headers=coordinator)
+            assert bad.status_code == 422 and "speed" in bad.text, bad.text
+        refused = client.post("/v1/drills", json={"run_id": "r1", "title": "t", "speed": 120},
+                              headers=rig.bearer(Role.duty_officer))
+        assert refused.status_code == 403
+        ok = client.post("/v1/drills", json={"run_id": "r1", "title": "t", "speed": 120}, headers=coordinator)
+        assert ok.status_code == 201 and ok.json()["speed"] == 120
+        assert DrillStore(rig.store).time_scale("r1") == 120
+    finally:
+        rig.close()
+        twilio.stop()
