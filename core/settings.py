@@ -122,7 +122,8 @@ class Settings(BaseSettings):
         "result); another worker's scheduler reconciles it with the channel. Longer than any channel's timeout",
     )
     escalation_time_scale: float = Field(
-        default=1.0, gt=0, description="Plan minutes run this many times faster (drills and tests fast-forward)"
+        default=1.0, gt=0, description="Deadlines of incidents without a drill clock run this many times faster "
+        "(tests fast-forward a stack with it; a drill's incidents keep their run's --speed; keep 1 in production)"
     )
     notify_concurrency: dict[str, int] = Field(
         default_factory=dict,
