@@ -17,12 +17,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pingan.schemas.adapters.cap import parse_cap
-from pingan.schemas.events import RawEvent
+from pingan.schemas.events import IntakeItem, RawEvent
 from pingan.settings import Settings
 from pingan.store.repository import Store
 from pingan.streams.stages import triage_stage
 from pingan.web.app import create_api
 from tests.fixtures.cap_chain import CAP_DIR, QIAO_AREA, SENDER, cap_message, chain_message, reference
+from tests.fixtures.stack import pingan_env, wait_for
 
 AM_DIR = CAP_DIR.parent / "alertmanager"
 pytestmark = pytest.mark.skipif(not CAP_DIR.is_dir() or not AM_DIR.is_dir(),
@@ -52,6 +53,15 @@ def state(store: Store, incident_id: str) -> str:
     incident = store.get_incident(incident_id)
     assert incident is not None, incident_id
     return incident.state.value
+
+
+def forged_cancel(alert: IntakeItem) -> IntakeItem:
+    """The other sender's own Cancel, pointed at `alert` after parsing (what the CAP route no longer lets through,
+    and what a feed, or an event accepted before the rule, can still carry to triage)."""
+    [own] = parse_cap(cap_message(identifier=CANCEL[0], sent=CANCEL[1], msgType="Cancel", sender=OTHER,
+                                  references=reference("TJW-B-0", ALERT[1], sender=OTHER), area=QIAO_AREA))
+    return own.model_copy(update={"references": [alert.message_key],
+                                  "report": own.report.model_copy(update={"dedup_key": alert.message_key})})
 
 
 def other_senders_cancel() -> bytes:
@@ -86,11 +96,7 @@ def test_triage_refuses_another_senders_follow_up_however_it_came_in(tmp_path: P
     rule, an API close naming a CAP key) is refused there, logged as `refused`, and the incident is untouched."""
     [alert] = parse_cap(chain_message(*ALERT))
     incident_id = store.accept(alert, "incidents.raw").incident_id
-    # The other sender's own Cancel, pointed at KSTO's Alert after parsing (what no adapter lets through now).
-    [own] = parse_cap(cap_message(identifier=CANCEL[0], sent=CANCEL[1], msgType="Cancel", sender=OTHER,
-                                  references=reference("TJW-B-0", ALERT[1], sender=OTHER), area=QIAO_AREA))
-    forged = own.model_copy(update={"references": [alert.message_key],
-                                    "report": own.report.model_copy(update={"dedup_key": alert.message_key})})
+    forged = forged_cancel(alert)
     cancel_id = store.accept(forged, "incidents.raw").incident_id
     client = app(tmp_path, store, tokens={"api": "t-api", "cap": "t-cap", "alertmanager": "t-am"})
     close = client.post("/v1/incidents?kind=close", headers=bearer("t-api"), json={
@@ -108,6 +114,35 @@ def test_triage_refuses_another_senders_follow_up_however_it_came_in(tmp_path: P
     api_refused = store.timeline(close.json()["id"])
     assert [a.kind.value for a in api_refused] == ["refused"], "the api token closed a CAP sender's incident"
     assert (store.ignored_reason(cancel_id) or "").startswith("refused")
+
+
+def test_on_the_real_pipeline_another_senders_cancel_is_refused(tmp_path: Path, broker_bootstrap: str, db_url: str,
+                                                                worker_factory: Any) -> None:
+    """The same through the outbox, the relay, a real tansu broker and a worker's triage agent."""
+    env = pingan_env(tmp_path, KAFKA_BOOTSTRAP_SERVERS=broker_bootstrap, PINGAN_DATABASE_URL=db_url,
+                     PINGAN_HEARTBEAT_INTERVAL_S="0")
+    store, topic = Store(db_url), env["PINGAN_TOPIC_PREFIX"] + "incidents.raw"
+    worker = worker_factory(env)
+
+    def kinds(some_id: str) -> list[str]:
+        return [a.kind.value for a in store.timeline(some_id)]
+
+    def until(predicate: Any, what: str) -> None:
+        try:
+            wait_for(predicate, 90, 0.1, what)
+        except AssertionError:
+            raise AssertionError(f"{what}\n{worker.log_tail()}") from None
+
+    try:
+        [alert] = parse_cap(chain_message(*ALERT))
+        incident_id = store.accept(alert, topic).incident_id
+        until(lambda: "plan_activated" in kinds(incident_id), "KSTO's Alert planned")
+        cancel_id = store.accept(forged_cancel(alert), topic).incident_id
+        until(lambda: kinds(cancel_id) == ["refused"], "the other sender's Cancel refused by the worker's triage")
+        assert state(store, incident_id) != "closed" and "closed" not in kinds(incident_id)
+        assert (store.ignored_reason(cancel_id) or "").startswith("refused")
+    finally:
+        store.close()
 
 
 def test_the_same_senders_cancel_still_closes(tmp_path: Path, store: Store) -> None:
