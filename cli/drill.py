@@ -29,11 +29,14 @@ def _tokens() -> dict[str, str]:
     tokens: dict[str, str] = {}
     path = Path(os.environ.get("PINGAN_DATA_DIR") or "var") / "intake-tokens.json"
     with contextlib.suppress(OSError, ValueError, AttributeError):
-        tokens.update({k: str(v) for k, v in json.loads(path.read_text()).items()})
+        # Strings only: the file also holds the tokens' bindings ("senders", web/intake_tokens.py).
+        tokens.update({k: v for k, v in json.loads(path.read_text()).items() if isinstance(v, str)})
     for part in (os.environ.get("PINGAN_INTAKE_TOKENS") or "").split(","):
-        source, _, value = part.partition("=")
-        if value.strip():
-            tokens[source.strip()] = value.strip()
+        key, _, value = part.partition("=")
+        if value.strip():  # source[:name]=token[|binding…]: the bearer token is before the first '|'
+            tokens[key.strip()] = value.split("|")[0].strip()
+    for key, value in list(tokens.items()):  # a named token (cap:nws) carries its source's injects if no other does
+        tokens.setdefault(key.partition(":")[0], value)
     if "api" not in tokens:
         raise typer.BadParameter(f"no api intake token: set PINGAN_INTAKE_TOKENS or start the stack so {path} exists")
     return tokens
