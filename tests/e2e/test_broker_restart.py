@@ -112,12 +112,16 @@ def test_300_incidents_recover_within_30s_of_the_broker_return(tmp_path: Path) -
             f"127.0.0.1:{port}", stack.env["PINGAN_TOPIC_PREFIX"] + "incidents.raw", follow=False, timeout_s=20)
             if r.value and not json.loads(r.value)["event_id"].startswith("hb-"))
         copies = Counter(raw.values())
+        orders = Counter(json.loads(r.value)["idempotency_key"] for r in tail(
+            f"127.0.0.1:{port}", stack.env["PINGAN_TOPIC_PREFIX"] + "notifications", follow=False, timeout_s=20)
+            if r.value and json.loads(r.value)["incident_id"] in accepted)
         log = (Path(stack.env["PINGAN_DATA_DIR"]) / "logs" / "worker.log").read_text(errors="replace")
         resumes = re.findall(r"resume.*?ResumeReport\(raw_events=(\d+)", log)
         print(f"\nbroker restart: accepted {len(accepted)}, notified {len(late)}, "
               f"max {worst:.1f} s after the broker's return (bound {BOUND_S:g} s), over the bound {len(over)}, "
               f"sent twice {len(twice_sent)}, notified twice in the log {len(twice_logged)}; "
               f"on incidents.raw after the return: {len(raw)} events, copies per event {dict(sorted(copies.items()))}"
+              f"; orders on notifications per intent {dict(sorted(Counter(orders.values()).items()))}"
               f"; worker re-publishes of raw events {resumes}")
         assert len(late) == TOTAL, f"{TOTAL - len(late)} accepted incidents never notified"
         assert not over, f"{len(over)} notified more than {BOUND_S:g} s after the broker's return (max {worst:.1f} s)"

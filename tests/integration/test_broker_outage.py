@@ -1,7 +1,7 @@
 """Intake through a broker outage: 200 events, every 2xx reaches the log once, nothing is sent twice.
 
 The test plays `pingan up`'s supervisor: it owns a tansu broker, kills it, restarts it on the same port,
-re-creates the topics and restarts the worker, whose start-up recovery re-publishes what was accepted.
+re-creates the topics and restarts the worker, whose first assignment re-publishes what was accepted.
 """
 
 import os

@@ -186,7 +186,7 @@ def test_work_lost_in_transit_is_swept_up(tmp_path: Path, broker_bootstrap: str,
         lease = Lease(store, "outbox-relay", "the-test", 600)
         assert lease.hold()  # no relay of the worker's may publish anything while the test holds this
         raw_topic = env["PINGAN_TOPIC_PREFIX"] + "incidents.raw"
-        warm = store.accept(report("预热", "sweep-warm-up"), raw_topic).incident_id  # start-up recovery sends it
+        warm = store.accept(report("预热", "sweep-warm-up"), raw_topic).incident_id  # the first assignment sends it
         worker = worker_factory(env)
         wait_for(lambda: "notified" in [a.kind.value for a in store.timeline(warm)], 120, 0.5, "the warm-up")
         wait_for(Worker("worker", worker).resumed, 30, 0.2, "the re-publish after its assignment")  # not that one
