@@ -140,6 +140,17 @@ class LedgerStore:
                     notifications.c.idempotency_key.in_(list(keys[i:i + CHUNK])),
                     notifications.c.state == "sending")).values(updated_at=utcnow()))
 
+    def take_sending_on(self, channels: Sequence[str]) -> list[LedgerEntry]:
+        """Every row left `sending` on these (at-least-once) channels, whatever its age, renewed for this caller:
+        at start, what a killed worker had in flight there is sent again at once rather than after the lease."""
+        if not channels:
+            return []
+        with self.engine.begin() as conn:
+            keys = list(conn.scalars(update(notifications).where(and_(
+                notifications.c.state == "sending", notifications.c.channel.in_(list(channels))))
+                .values(updated_at=utcnow()).returning(notifications.c.idempotency_key)))
+        return [e for e in (self.ledger_entry(k) for k in keys) if e is not None]
+
     def settle(self, settlements: Sequence[Settlement]) -> list[Action]:
         """Every result of a batch in one transaction: releases (sending -> intended) and results, then the log."""
         if not settlements:

@@ -14,7 +14,8 @@ grade I activation took minutes. Now the agent hands each batch it takes from it
 4. record: results, releases for retries and log entries are settled in batches while the sends go on.
 
 A transient failure (5xx, timeout) is released for the scheduler's retry with backoff, as before; the same
-recipient's later messages of the batch are released unsent with it, so they do not overtake it.
+recipient's later messages of the batch are given back unsent, so they do not overtake it there. The scheduler
+re-publishes each on its own clock, so a long outage can still reorder a recipient's retried messages.
 """
 
 import asyncio
@@ -139,11 +140,12 @@ class Dispatcher:
                 if tried.result is not None:
                     log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt,
                                 tried.result.detail)
-                # Its later messages wait for it rather than overtake it: released unsent with the same backoff
-                # (the attempt counts, so the scheduler re-orders them with it, not on the lost-order clock).
+                # Its later messages do not overtake it in this batch: given back unsent, with the attempt undone
+                # (a counted attempt would make the next try a "retry" that asks reconcile, and Twilio voice's
+                # reconcile takes the earlier call to the same person for this one).
                 for later, _ in items[i + 1:]:
                     batch.add(Settlement(later.idempotency_key, DeliveryState.intended,
-                                         "waits for an earlier message to the same recipient"))
+                                         "waits for an earlier message to the same recipient", unclaim=True))
                 return
 
     async def _send(self, channel: ChannelAdapter, n: Notification, attempt: int) -> Tried:

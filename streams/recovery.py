@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from kafka import KafkaProducer
 
-from pingan.handlers.channels.base import ChannelAdapter
+from pingan.handlers.channels.base import ChannelAdapter, guarantee_of
 from pingan.schemas.common import utcnow
 from pingan.schemas.notification import DeliveryState
 from pingan.settings import Settings
@@ -60,7 +60,10 @@ def resume(store: Store, channels: dict[str, ChannelAdapter], producer: KafkaPro
     reconciled = 0
     if partitions is None:
         lease = timedelta(seconds=settings.sending_lease_s)
-        stale = ResponseStore(store).take_stale_sending(utcnow() - lease, limit=10_000)
+        # At-least-once channels (webhook, e-mail): what a killed worker had in flight goes again now, not after
+        # the lease; a repeat carries the same idempotency key, for the receiver to drop (issue 15).
+        again = store.take_sending_on([name for name, c in channels.items() if guarantee_of(c) == "at_least_once"])
+        stale = again + ResponseStore(store).take_stale_sending(utcnow() - lease, limit=10_000)
         reconciled = len(reconcile_sending(store, channels, settings.live_participants, stale).actions)
     intended = [e.notification for e in store.ledger_in_state(DeliveryState.intended)
                 if mine(topics.NOTIFICATIONS, e.notification.incident_id)]

@@ -97,7 +97,8 @@ def test_a_transient_failure_keeps_the_recipients_later_messages_back(store: Sto
         asyncio.run(dispatcher.run(notes))
         assert server.messages == []
         entries = [store.ledger_entry(n.idempotency_key) for n in notes]
-        assert [e.state for e in entries] == [DeliveryState.intended] * 3  # type: ignore[union-attr]
+        assert [(e.state, e.attempts) for e in entries] == [  # type: ignore[union-attr]
+            (DeliveryState.intended, 1), (DeliveryState.intended, 0), (DeliveryState.intended, 0)]
         assert entries[1].detail == "waits for an earlier message to the same recipient"  # type: ignore[union-attr]
         asyncio.run(dispatcher.run(notes[::-1]))  # the scheduler's retries, in whatever order they come back
         assert [m["body"] for m in server.messages] == [n.text for n in notes]
