@@ -19,6 +19,8 @@ from typing import Annotated
 
 import typer
 
+from pingan.cli import runtime
+
 drill_app = typer.Typer(help="Drills (演练): scripted incidents replayed through the live system, scored.",
                         no_args_is_help=True)
 
@@ -80,10 +82,11 @@ def run(
                                  "--role drill_coordinator, then --token or PINGAN_TOKEN", param_hint="--token")
     # SMS and voice injects are signed as Twilio signs them: with the stack's auth token, over its public URL.
     signer = twilio_signer(os.environ.get("PINGAN_TWILIO_AUTH_TOKEN"), os.environ.get("PINGAN_PUBLIC_URL") or base)
-    drill = DrillRun(scenario, scenario_path.parent, base, _tokens(), speed, echo=typer.echo,
+    # Runner notes quote injects (titles, texts): runtime.echo escapes their control characters.
+    drill = DrillRun(scenario, scenario_path.parent, base, _tokens(), speed, echo=runtime.echo,
                      live=live_participants, person_token=token, twilio=signer)
-    typer.echo(f"drill {drill.run_id}: {scenario.title} — {len(scenario.injects)} injects over "
-               f"{scenario.duration_min:g} plan minutes ≈ {drill.real(scenario.duration_min):.0f} s at x{speed:g}")
+    runtime.echo(f"drill {drill.run_id}: {scenario.title} — {len(scenario.injects)} injects over "
+                 f"{scenario.duration_min:g} plan minutes ≈ {drill.real(scenario.duration_min):.0f} s at x{speed:g}")
     try:
         if sys.stdout.isatty():
             from pingan.cli.drill_view import LiveTable
@@ -127,7 +130,7 @@ def replay(
     from pingan.handlers.drills.replay import NothingToReplay
 
     try:
-        result = run_replay(store(), from_log, plans, speed, recorded_speed, watch_min, keep, echo=typer.echo)
+        result = run_replay(store(), from_log, plans, speed, recorded_speed, watch_min, keep, echo=runtime.echo)
     except IncidentNotFound as exc:
         fail(str(exc))
     except (NothingToReplay, DrillRefused) as exc:
