@@ -54,9 +54,14 @@ def test_cap_update_then_cancel_change_then_close_the_original(stack: Stack) -> 
     _post_cap(stack, (CAP_DIR / "oasis-cap12-A3-earthquake-update.xml").read_bytes())
     body = wait_for(lambda: (b := stack.incident(incident_id)) and "updated" in _kinds(b) and b, 30, 0.2, "update")
     assert "grade_changed" in _kinds(body)
-    # A Cancel for it, from the real IPAWS Cancel with its references pointed at the earthquake.
-    cancel = _cap_with("us-ipaws-cancel-no-info.xml", identifier="TRI13970876.1-cancel",
+    # A Cancel for it, from the real IPAWS Cancel with its references pointed at the earthquake and its sender the
+    # earthquake's: a Cancel applies only to its own sender's messages (issue 14, finding 4: IPAWS's is refused).
+    cancel = _cap_with("us-ipaws-cancel-no-info.xml", identifier="TRI13970876.1-cancel", sender="trinet@caltech.edu",
                        references="trinet@caltech.edu,TRI13970876.1,2003-06-11T20:30:00-07:00")
+    foreign = _cap_with("us-ipaws-cancel-no-info.xml", identifier="TRI13970876.1-foreign",
+                        references="trinet@caltech.edu,TRI13970876.1,2003-06-11T20:30:00-07:00")
+    refused = stack.post("/v1/intake/cap", source="cap", content=foreign)
+    assert refused.status_code == 409 and refused.json()["field"] == "alert.references", refused.text
     _post_cap(stack, cancel)
     body = wait_for(lambda: (b := stack.incident(incident_id)) and "closed" in _kinds(b) and b, 60, 0.2, "closed")
     assert body["incident"]["state"] == "closed"
