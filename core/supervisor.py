@@ -211,11 +211,21 @@ def run_stack(settings: Settings, out=sys.stdout) -> None:  # type: ignore[no-un
                 # The worker goes before the broker comes back. Left running, it reconnected to the new broker by
                 # itself, joined the new consumer group and relayed there: the new worker's join then took two
                 # rebalances, and the backlog went out two or three times (issue 14, finding 8).
-                children[0].stop(timeout_s=WORKER_STOP_S)
+                old = children[0].proc
+                if old is not None and old.poll() is None:
+                    old.send_signal(signal.SIGTERM)
+                # Its successor starts at once: its imports (1-8 s, the longer under load) overlap the old one's
+                # stop, and it waits for the broker by itself (streams/broker_profile.py). Its first assignment
+                # re-publishes everything accepted but unfinished, once (streams/takeover.py).
+                children[0].start()
+                if old is not None:
+                    try:
+                        old.wait(WORKER_STOP_S)
+                    except subprocess.TimeoutExpired:
+                        old.kill()
+                        old.wait()
                 broker.restart()
                 ensure_topics(bootstrap, settings)
-                # Its first assignment re-publishes everything accepted but unfinished, once (streams/takeover.py).
-                children[0].start()
             if probe is not None and probe.hung.is_set() and not stopping:
                 api.restarts += 1
                 message = (f"api did not answer {probe.url} {settings.supervisor_health_failures} times in a row "

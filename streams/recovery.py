@@ -45,15 +45,14 @@ def resume(store: Store, channels: dict[str, ChannelAdapter], producer: KafkaPro
     and the scheduler settles them once the lease has passed). `publish=False`: settle only, publish nothing, for
     a worker whose first assignment re-publishes (streams/takeover.py): a copy sent before it would be a second."""
     def mine(name: str, key: str) -> bool:
-        if not publish:
-            return False
         return partitions is None or partition_of(producer, settings.topic(name), key) in partitions.get(name, set())
 
-    raw = [r for r in store.untriaged_events() if mine(topics.RAW, r.key)]
+    raw = [r for r in store.untriaged_events() if mine(topics.RAW, r.key)] if publish else []
     publish_all(producer, ((settings.topic(topics.RAW), r.key, r.payload) for r in raw))
     store.mark_published([r.event_id for r in raw])
 
-    pending = [e for e in store.incidents_without_response() if mine(topics.INCIDENTS, e.incident.id)]
+    pending = [e for e in store.incidents_without_response()
+               if mine(topics.INCIDENTS, e.incident.id)] if publish else []
     publish_all(producer, ((settings.topic(topics.INCIDENTS), e.incident.id, e.model_dump_json().encode())
                            for e in pending))
 
@@ -66,7 +65,7 @@ def resume(store: Store, channels: dict[str, ChannelAdapter], producer: KafkaPro
         stale = again + ResponseStore(store).take_stale_sending(utcnow() - lease, limit=10_000)
         reconciled = len(reconcile_sending(store, channels, settings.live_participants, stale).actions)
     intended = [e.notification for e in store.ledger_in_state(DeliveryState.intended)
-                if mine(topics.NOTIFICATIONS, e.notification.incident_id)]
+                if mine(topics.NOTIFICATIONS, e.notification.incident_id)] if publish else []
     publish_all(producer, ((settings.topic(topics.NOTIFICATIONS), n.incident_id, n.model_dump_json().encode())
                            for n in intended))
     # Just ordered: the scheduler's lost-order re-publishing counts its wait from now, not from before the outage
