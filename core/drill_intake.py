@@ -44,13 +44,14 @@ def twilio_signer(auth_token: str | None, public_url: str | None) -> TwilioSigne
 
 
 def route_problem(injects: list[Inject], tokens: dict[str, str], twilio: TwilioSigner | None) -> str | None:
-    """Why the scenario's injects cannot all be sent with these credentials, or None. Checked before the run."""
+    """Why some of these injects cannot be sent with these credentials (they are skipped, and the run's log says
+    so), or None."""
     routes = {i.route for i in injects}
     if routes & {"sms", "voice"} and twilio is None:
-        return ("the scenario's sms/voice injects are signed with the stack's Twilio auth token: set "
+        return ("sms/voice injects are skipped: they are signed with the stack's Twilio auth token; set "
                 "PINGAN_TWILIO_AUTH_TOKEN (and PINGAN_PUBLIC_URL, if the stack has one) as the stack has them")
     if "alertmanager" in routes and "alertmanager" not in tokens:
-        return ("the scenario's alertmanager injects need the alertmanager intake token (PINGAN_INTAKE_TOKENS or "
+        return ("alertmanager injects are skipped: they need the alertmanager intake token (PINGAN_INTAKE_TOKENS or "
                 "<data dir>/intake-tokens.json)")
     return None
 

@@ -9,10 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pingan.plans import PLANS_DIR
-from tests.fixtures.stack import Stack, pingan_argv
+from tests.fixtures.stack import Stack, pingan_argv, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -27,6 +28,9 @@ def test_typhoon_drill_scores_and_sends_nothing(tmp_path: Path, twilio_server) -
     stack.up()
     report, data = tmp_path / "r.html", tmp_path / "r.json"
     try:
+        # Ready: the worker holds its partitions, so the warning's plan activates at once and the scripted commands
+        # (minutes after that activation) fall in the levels they are meant for.
+        wait_for(lambda: httpx.get(stack.url + "/readyz", timeout=2).status_code == 200, 60, 0.5, "/readyz")
         started = time.monotonic()
         run = subprocess.run(pingan_argv("drill", "run", str(Path(PLANS_DIR) / "drills" / "typhoon.yaml"),
                                          "--speed", "120", "--report", str(report), "--json", str(data),
@@ -48,8 +52,16 @@ def test_typhoon_drill_scores_and_sends_nothing(tmp_path: Path, twilio_server) -
     assert any(s["notify"]["actual_min"] is not None and s["notify"]["result"] == "met" for s in steps)
     # The hotline surge and the flooded underpass are the same typhoon: they join the warning's incident (issue 12).
     assert "hotline-1" not in by_inject and "hotline-2" not in by_inject and "waterlogging" not in by_inject
-    assert warning["report_count"] == 1 + 3 + 5 + 1  # the alert, three CAP updates, five texts, the underpass
+    # The alert, three CAP updates, five hotline reports (two of them citizens' signed SMS), the underpass.
+    assert warning["report_count"] == 1 + 3 + 5 + 1
     assert by_inject["power-outage"]["plan_id"] == "power-outage"
+    # The caller's keypress came through the signed Twilio voice route: an exercise incident of its own (a fire).
+    assert by_inject["caller"]["status"] == "exercise" and by_inject["caller"]["plan_id"] == "building-fire"
+    sent = {e["inject"]: e for e in results["log"] if e["what"] in ("sms", "voice")}
+    assert sent["hotline-4"]["http"] == sent["hotline-5"]["http"] == sent["caller"]["http"] == 200, sent
+    # report-city is a task of grade III and of grade II: done at each (issue 14, finding 12).
+    done = {(lv["grade"], t["task"]): t for lv in warning["levels"] for t in lv["tasks"] if t["actual_min"] is not None}
+    assert done[("III", "report-city")]["by"] == "feng-hao" and done[("II", "report-city")]["by"] == "xu-jing"
     assert isinstance(results["score"]["value"], float | int) and results["score"]["formula"]["zh"]
     # Every message of the drill stayed in the sandbox: the fake Twilio heard nothing.
     assert twilio_server.requests == [] and twilio_server.messages == [] and twilio_server.calls == []

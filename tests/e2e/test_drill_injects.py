@@ -35,6 +35,9 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, FakeT
                   PINGAN_PUBLIC_URL=PUBLIC_URL, PINGAN_ESCALATION_TIME_SCALE=str(SPEED))
     stack.up()
     try:
+        # Ready: the worker holds its partitions, so plans activate at once and scripted commands (minutes after the
+        # activation) fall in the levels they are meant for.
+        wait_for(lambda: httpx.get(stack.url + "/readyz", timeout=2).status_code == 200, 60, 0.5, "/readyz")
         yield stack, twilio
     finally:
         stack.stop()
