@@ -81,6 +81,32 @@ def test_server_errors_and_throttling_are_transient(twilio_server: FakeTwilio, s
     assert len(twilio_server.messages) == 1
 
 
+def test_over_the_concurrency_cap_is_throttled_with_retry_after() -> None:
+    """The server's 429 carries error 20429 and Retry-After; the channel marks it throttled with those seconds."""
+    server = FakeTwilio(max_concurrent=0, retry_after_s=2.5).start()
+    try:
+        result = channel_for(server).send(make_notification())
+        assert result.outcome is SendOutcome.transient_failure
+        assert (result.extra["http_status"], result.extra["code"]) == (429, 20429)
+        assert result.extra["throttled"] is True and result.extra["retry_after_s"] == 2.5
+        assert server.throttled == 1 and server.messages == []
+    finally:
+        server.stop()
+
+
+def test_a_5xx_is_not_throttling(twilio_server: FakeTwilio) -> None:
+    twilio_server.fail_next(1, status=503)
+    assert "throttled" not in channel_for(twilio_server).send(make_notification()).extra
+
+
+def test_sends_share_one_pooled_connection(twilio_server: FakeTwilio) -> None:
+    channel = channel_for(twilio_server)
+    for i in range(3):
+        assert channel.send(make_notification(key=f"key-{i:04d}")).outcome is SendOutcome.accepted
+    pool = next(iter(channel._http.session.adapters["http://"].poolmanager.pools._container.values()))
+    assert pool.num_connections == 1  # keep-alive: one connection opened for three sends
+
+
 def test_wrong_auth_token_fails_permanently(twilio_server: FakeTwilio) -> None:
     result = channel_for(twilio_server, auth_token="0" * 32).send(make_notification())
     assert result.outcome is SendOutcome.permanent_failure
