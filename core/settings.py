@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     )
     district_area_check: bool = Field(
         default=True, description="false: no area check; every alert is treated as the district's")
-    cap_feeds: str | None = Field(default=None, description="Comma-separated Atom/RSS feed URLs of CAP messages")
+    cap_feeds: str | None = Field(default=None, description="Comma-separated Atom/RSS feed URLs of CAP messages, "
+                                  "each `url[|sender…]`: with senders, only their messages are taken")
     cap_feed_interval_s: float = Field(default=60.0, gt=0, description="How often each CAP feed is polled")
     plan_reload_interval_s: float = Field(default=1.0, gt=0, description="How often the worker checks plans_dir")
     sending_lease_s: float = Field(

@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, HTTPException, Request
@@ -134,16 +135,33 @@ async def _reporting_person(request: Request, intake: Intake) -> "Principal | No
 
 
 def start_cap_feeds(intake: Intake, config: IntakeConfig) -> list[CapFeedPoller]:
-    """One poller a configured feed; what it finds goes through the same commit as a CAP POST."""
+    """One poller a configured feed (`url[|sender…]`); what it finds goes through the same commit as a CAP POST."""
     pollers = []
-    for url in (u.strip() for u in (intake.settings.cap_feeds or "").split(",")):
+    for entry in (e.strip() for e in (intake.settings.cap_feeds or "").split(",")):
+        url, *senders = (part.strip() for part in entry.split("|"))
         if url:
-            poller = CapFeedPoller(url, on_items=lambda items: intake.commit_items("cap_feed", items),
+            poller = CapFeedPoller(url, on_items=partial(feed_items, intake, url, tuple(senders)),
                                    interval_s=intake.settings.cap_feed_interval_s, mapping=config.cap)
             poller.start()
             pollers.append(poller)
             log.info("polling CAP feed %s every %.0fs", url, intake.settings.cap_feed_interval_s)
     return pollers
+
+
+def feed_items(intake: Intake, url: str, senders: tuple[str, ...], items: list[IntakeItem]) -> None:
+    """A feed that lists its senders (`url|sender…`) hands on only their messages, as a bound token does; one that
+    lists none, any: a feed is the operator's own setting, not a credential that others hold. Follow-ups are checked
+    in triage either way (another sender's Cancel is refused there)."""
+    kept: list[IntakeItem] = []
+    refused: list[IntakeItem] = []
+    for item in items:
+        (kept if not senders or item.report.labels.get("cap_sender", "") in senders else refused).append(item)
+    for item in refused:
+        log.warning("cap feed %s: refused %s: <sender> %r is not one of %s", url, item.message_key,
+                    item.report.labels.get("cap_sender"), ", ".join(senders))
+        metrics.intake_refused("cap_feed", 403)
+    if kept:
+        intake.commit_items("cap_feed", kept)
 
 
 def rejected(source: str, exc: IntakeError) -> JSONResponse:

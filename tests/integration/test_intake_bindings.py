@@ -170,6 +170,8 @@ def test_a_cap_token_may_use_only_its_own_senders(tmp_path: Path, store: Store) 
     # Its own sender goes through.
     own = cap_message(identifier="TJW-O-1", sent=ALERT[1], sender=OTHER, area=QIAO_AREA)
     assert client.post("/v1/intake/cap", content=own, headers=bearer("t-other")).status_code == 202
+    # A named token is still only an intake token: a person's route answers it 403, not 401.
+    assert client.get("/v1/incidents", headers=bearer("t-other")).status_code == 403
 
 
 def test_a_legacy_cap_token_may_use_no_sender_unless_it_says_star(tmp_path: Path, store: Store) -> None:
@@ -208,6 +210,22 @@ def test_several_tokens_per_source_from_settings_and_the_token_file(tmp_path: Pa
     assert load_tokens(Settings(data_dir=old)).find("cap", "c").senders == ()
     with pytest.raises(ValueError, match="PINGAN_INTAKE_TOKENS"):
         load_tokens(Settings(data_dir=tmp_path, intake_tokens="cap:bad name=t|x"))
+
+
+def test_a_cap_feed_listing_its_senders_hands_on_only_theirs(tmp_path: Path, store: Store) -> None:
+    from pingan.web.intake import Intake, feed_items
+
+    intake = Intake(Settings(data_dir=tmp_path), store, {"api": "t-api"})
+    try:
+        [nws] = parse_cap(chain_message(*ALERT))
+        [other] = parse_cap(cap_message(identifier="TJW-O-2", sent=ALERT[1], sender=OTHER, area=QIAO_AREA))
+        feed_items(intake, "http://127.0.0.1/feed.atom", (SENDER,), [nws, other])  # PINGAN_CAP_FEEDS=url|KSTO…
+        assert [RawEvent.model_validate_json(r.payload).message_key for r in store.unpublished()] == [nws.message_key]
+        feed_items(intake, "http://127.0.0.1/other.atom", (), [other])  # a feed listing none: any sender
+        assert len(store.unpublished()) == 2
+    finally:
+        intake.committer.stop()
+        intake.parser.stop()
 
 
 # ── Alertmanager: a resolve closes only what its own source opened ───────────────────────────────────────────────
