@@ -6,14 +6,14 @@ transaction, so two workers never fire the same row and a restart loses none.
 Timers, not polling: the thread sleeps until the earliest pending deadline is due (so it fires within a few
 milliseconds of it, where a 0.5 s poll fired up to half a second late), and a deadline written or moved in this
 process (the response stage, a command) wakes it at once. It also wakes every `interval_s` for the work that is not
-a deadline: intents to re-publish, sends left `sending`, and deadlines another process wrote (an `escalate` from the
-API process, another worker's response stage), which it therefore sees within that interval.
+a deadline: intents to re-publish and sends left `sending` (on a sweep thread of its own, so that a slow sweep never
+holds a deadline), and deadlines another process wrote (an `escalate` from the API process, another worker's
+response stage), which it therefore sees within that interval.
 """
 
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -63,44 +63,70 @@ class Scheduler(threading.Thread):
         self.join(5)
 
     def run(self) -> None:
-        producer: KafkaProducer | None = None
+        """The deadline timer; the sweep (retries, abandoned sends) runs on a thread of its own, so a slow sweep
+        never holds a deadline that falls due meanwhile."""
+        sweeper = threading.Thread(target=self._loop, args=(self._sweep_wait, True), name="escalation-sweep",
+                                   daemon=True)
+        sweeper.start()
         unregister = on_deadline_written(self.wake)
-        last_sweep = 0.0  # monotonic time of the last pass over retries and abandoned sends
-        wait = self.interval_s
+        try:
+            self._loop(self._until_due, False)
+        finally:
+            unregister()
+            sweeper.join(5)
+
+    def _loop(self, wait_for: Callable[[], float], sweep: bool) -> None:
+        producer: KafkaProducer | None = None
+        wait = 0.0 if not sweep else self.interval_s
         try:
             while not self._stop_event.is_set():
-                self._wake.wait(wait)
-                self._wake.clear()
+                if sweep:
+                    self._stop_event.wait(wait)
+                else:
+                    self._wake.wait(wait)
+                    self._wake.clear()
                 if self._stop_event.is_set():
                     break
                 try:
                     producer = producer or make_producer(self.bootstrap)
-                    sweep = time.monotonic() - last_sweep >= self.interval_s
-                    self.tick(producer, sweep=sweep)
                     if sweep:
-                        last_sweep = time.monotonic()
-                    wait = self._until_next(last_sweep)
+                        self.sweep(producer)
+                    else:
+                        self.tick(producer, sweep=False)
+                    wait = wait_for()
                 except Exception:
-                    log.exception("escalation scheduler tick failed; the rows stay due")
+                    log.exception("escalation scheduler %s failed; the rows stay due", "sweep" if sweep else "tick")
                     wait = self.interval_s
                     if producer is not None:
                         producer.close(timeout=1)
                         producer = None
         finally:
-            unregister()
             if producer is not None:
                 producer.close(timeout=2)
 
-    def _until_next(self, last_sweep: float) -> float:
-        """Seconds to sleep: until the next deadline is due or the next sweep, whichever comes first."""
-        wait = max(0.0, self.interval_s - (time.monotonic() - last_sweep))
+    def _sweep_wait(self) -> float:
+        return self.interval_s
+
+    def _until_due(self) -> float:
+        """Seconds to sleep: until the next deadline is due, and at most interval_s (to see deadlines that other
+        processes wrote, which do not wake this one)."""
         due = self.responses.next_due()
-        if due is not None:
-            wait = min(wait, max(0.0, (due - self.clock()).total_seconds()))
-        return wait
+        if due is None:
+            return self.interval_s
+        return min(self.interval_s, max(0.0, (due - self.clock()).total_seconds()))
+
+    def sweep(self, producer: KafkaProducer) -> None:
+        """Re-publish intents that need it and settle abandoned sends."""
+        now = self.clock()
+        self._publish(producer, self.retries(now) + self.abandoned(now))
+
+    def _publish(self, producer: KafkaProducer, orders: list[Notification]) -> None:
+        if orders:
+            topic = self.services.settings.topic(topics.NOTIFICATIONS)
+            publish_all(producer, ((topic, n.incident_id, n.model_dump_json().encode()) for n in orders))
 
     def tick(self, producer: KafkaProducer, sweep: bool = True) -> None:
-        """Fire what is due; with `sweep`, also re-publish intents that need it and settle abandoned sends."""
+        """Fire what is due; with `sweep`, also what the sweep does (tests call it as one step)."""
         now = self.clock()
         orders: list[Notification] = []
         for row in self.responses.due(now):
@@ -108,9 +134,7 @@ class Scheduler(threading.Thread):
         if sweep:
             orders += self.retries(now)
             orders += self.abandoned(now)
-        if orders:
-            topic = self.services.settings.topic(topics.NOTIFICATIONS)
-            publish_all(producer, ((topic, n.incident_id, n.model_dump_json().encode()) for n in orders))
+        self._publish(producer, orders)
 
     def retries(self, now: datetime) -> list[Notification]:
         """Intents in `intended` whose message was lost (5 s) or whose transient-failure backoff is over."""

@@ -153,7 +153,9 @@ expect:
 
 
 def test_a_x600_drill_meets_its_delayed_steps_and_grade_windows_read_drill_minutes(tmp_path: Path) -> None:
-    stack = Stack(tmp_path)
+    # A 3-hour correlation window (18 real seconds at x600): the reports join their canteen's incident even when a
+    # loaded machine delays an inject by seconds; the grade rule's 30 minutes are what this test is about.
+    stack = Stack(tmp_path, PINGAN_CORRELATION_WINDOW_S="10800")
     stack.up()
     try:
         started = time.monotonic()

@@ -68,3 +68,34 @@ def test_the_speed_is_validated_and_needs_drill_permission(tmp_path) -> None:  #
     finally:
         rig.close()
         twilio.stop()
+
+
+def test_the_correlation_window_is_the_drills_minutes(db_url: str) -> None:
+    """A one-hour window at x600 is six real seconds for the drill's reports; an actual incident keeps its hour."""
+    from datetime import timedelta
+
+    from pingan.schemas.events import IntakeItem, RawEvent, TriageOutcome
+    from pingan.streams.stages import triage_stage
+
+    store = Store(db_url)
+    DrillStore(store).register("clock-600", "时钟", False, [], time_scale=600)
+    window = timedelta(hours=1)
+
+    def triaged(status: str, run: str | None, after_s: float, t0: list) -> TriageOutcome:  # type: ignore[type-arg]
+        report = _report(status, run).model_copy(update={"dedup_key": f"warehouse-{status}"})
+        accepted = store.accept(IntakeItem(report=report), "raw")
+        row = next(r for r in store.unpublished() if r.event_id == accepted.event_id)
+        store.mark_published([row.event_id])
+        event = RawEvent.model_validate_json(row.payload)
+        t0.append(t0[0] if t0 else event.received_at)
+        event = event.model_copy(update={"received_at": t0[0] + timedelta(seconds=after_s)})
+        return triage_stage(store, event, window).incident_events[0].outcome
+
+    drill: list = []  # type: ignore[type-arg]
+    assert triaged("exercise", "clock-600", 0, drill) is TriageOutcome.created
+    assert triaged("exercise", "clock-600", 5, drill) is TriageOutcome.correlated  # 50 drill minutes later
+    assert triaged("exercise", "clock-600", 12, drill) is TriageOutcome.created  # 70 drill minutes after the last
+    real: list = []  # type: ignore[type-arg]
+    assert triaged("actual", "clock-600", 0, real) is TriageOutcome.created
+    assert triaged("actual", "clock-600", 12, real) is TriageOutcome.correlated  # 12 real seconds
+    store.close()
