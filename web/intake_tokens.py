@@ -166,7 +166,8 @@ def load_tokens(configured: str | None, metrics_token: str | None, data_dir: Pat
     if missing:
         path = data_dir / TOKEN_FILE
         stored = _read_token_file(path)
-        senders = stored.get(SENDERS) if isinstance(stored.get(SENDERS), dict) else {}
+        raw = stored.get(SENDERS)
+        senders: dict[str, list[str]] = dict(raw) if isinstance(raw, dict) else {}
         changed = False
         for source in missing:
             if source not in stored:
