@@ -271,3 +271,15 @@ def test_board_query_on_both_databases(store: Store) -> None:
     head = chain_head(store.engine)
     assert head is not None and head[0] == latest_seq(store.engine)
     assert {e.incident_id for e in entries_after(store.engine, 0)} >= {low, high}
+
+
+def test_a_console_drill_has_its_own_speed(console: Console) -> None:
+    """The form's speed is the drill's clock (issue 14): validated, and never the stack's time scale."""
+    console.person = Principal("zhou-haibo", frozenset({Role.drill_coordinator}), "session")
+    csrf = console.csrf("/console/drills")
+    page = console.client.get("/console/drills").text
+    assert 'name="speed"' in page and 'value="60"' in page and "PINGAN_ESCALATION_TIME_SCALE" not in page
+    for bad in ("0", "-5", "abc", "nan", "100000"):
+        refused = console.client.post("/console/drills", data={"csrf": csrf, "scenario": "typhoon", "speed": bad},
+                                      follow_redirects=False)
+        assert "error=console.drill_bad_speed" in refused.headers["location"], bad

@@ -24,6 +24,8 @@ from pingan.web.intake import Intake
 
 log = logging.getLogger(__name__)
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+DEFAULT_SPEED = 60.0  # a console drill's plan minutes per real minute unless the form says otherwise
+MAX_SPEED = 3600.0  # as POST /v1/drills accepts
 
 
 class ConsoleDrill(DrillRun):
@@ -65,10 +67,17 @@ class DrillRunner:
         with self._lock:
             return {run_id for run_id, drill in self._runs.items() if drill.ended_at is None}
 
-    def start(self, scenario: str, live: bool, by: str) -> str | None:
-        """Start a run in the background; returns a problem to show, or None."""
+    def start(self, scenario: str, live: bool, by: str, speed: str = "") -> str | None:
+        """Start a run in the background at `speed` (the form's text; empty: DEFAULT_SPEED); returns a problem to
+        show, or None. The speed is the drill's own clock: the stack's real incidents keep real time."""
         if scenario not in self.scenarios():
             return "console.drill_unknown_scenario"
+        try:
+            pace = float(speed) if speed.strip() else DEFAULT_SPEED
+        except ValueError:
+            pace = 0.0
+        if not 0 < pace <= MAX_SPEED:  # nan fails this too
+            return "console.drill_bad_speed"
         if self.identity is None:
             return "console.drill_no_identity"
         path = self.folder / f"{scenario}.yaml"
@@ -83,7 +92,7 @@ class DrillRunner:
         except ValueError as exc:  # no account, disabled, or not a drill coordinator
             return str(exc)
         drill = ConsoleDrill(script, path.parent, url, self.intake.tokens,
-                             self.settings.escalation_time_scale, echo=lambda line: log.info("drill: %s", line),
+                             pace, echo=lambda line: log.info("drill: %s", line),
                              live=live, person_token=secret,
                              twilio=twilio_signer(self.settings.twilio_auth_token, self.settings.public_url or url))
         drill.token_id = token.id

@@ -14,7 +14,7 @@ from pingan.handlers.plans.explain import HAZARD_ALIASES, ExplainError, explain,
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Subtype
 from pingan.store.console import chain_head, drill_run_rows
 from pingan.web.auth import Principal
-from pingan.web.console.drills import DrillRunner
+from pingan.web.console.drills import DEFAULT_SPEED, DrillRunner
 from pingan.web.console.render import PREFIX, check_csrf, page_for, require_permission, signed_in
 
 if TYPE_CHECKING:
@@ -75,16 +75,16 @@ def library_router(console: "Console") -> APIRouter:
         runs = await asyncio.to_thread(drill_run_rows, store.engine)
         return page_for(request, person, console.tz).render(
             "drills.html", runs=runs, scenarios=runner.scenarios(), reports=runner.reports(),
-            running=runner.running(), speed=intake.settings.escalation_time_scale, error=error)
+            running=runner.running(), speed=DEFAULT_SPEED, error=error)
 
     @router.post("/drills")
     async def start_drill(request: Request, csrf: str = Form(""), scenario: str = Form(""), live: str = Form(""),
-                          person: Principal = Depends(signed_in)) -> Response:
+                          speed: str = Form(""), person: Principal = Depends(signed_in)) -> Response:
         check_csrf(request, csrf, person)
         require_permission(person, Permission.drills_start)
         if live == "yes":
             require_permission(person, Permission.drills_live)
-        problem = await asyncio.to_thread(runner.start, scenario, live == "yes", person.person_id)
+        problem = await asyncio.to_thread(runner.start, scenario, live == "yes", person.person_id, speed)
         return RedirectResponse(f"{PREFIX}/drills" + (f"?error={problem}" if problem else ""), status_code=303)
 
     @router.post("/drills/{run_id}/end")
