@@ -1,8 +1,8 @@
 """Scoring a drill (演练评分): what the plan said would happen by when, against what the command-chain log shows. Pure.
 
-Inputs are the plan set, one incident's GET /v1/incidents/{id} body (incident + timeline) and the time scale the
-stack ran at (real seconds x scale / 60 = plan minutes). Per level the incident ran at (each `plan_activated`
-starts one; a grade change re-plans), per notify step:
+Inputs are the plan set, one incident's GET /v1/incidents/{id} body (incident + timeline) and the drill's speed,
+which its incidents' clocks ran at (real seconds x scale / 60 = plan minutes). Per level the incident ran at (each
+`plan_activated` starts one; a grade change re-plans), per notify step:
 
 - notification: target minute = the step's worst-case run time from handlers.timeline.step_schedule (its
   delay_min, or earlier when the step before it went unacknowledged: an escalation), or delay_min when the step
@@ -55,7 +55,7 @@ def _at(value: str | datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Clock:
-    """Plan minutes between two log times, at the stack's time scale."""
+    """Plan minutes between two log times, at the drill's speed (its incidents' clock)."""
 
     scale: float
 
