@@ -8,6 +8,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from pingan.web.auth import principal
+from pingan.web.openapi_doc import document
 
 
 def _nobody() -> None:
@@ -16,6 +17,15 @@ def _nobody() -> None:
 
 def install_docs(api: FastAPI, public: bool) -> None:
     guard: Any = Depends(_nobody if public else principal)
+    generate = api.openapi
+
+    def openapi_document() -> dict[str, Any]:
+        # FastAPI's own document, once, plus the bodies and security it cannot infer (web/openapi_doc.py).
+        if api.openapi_schema is None:
+            api.openapi_schema = document(generate())
+        return api.openapi_schema
+
+    api.openapi = openapi_document  # type: ignore[method-assign]
 
     @api.get("/openapi.json", include_in_schema=False, dependencies=[guard])
     def openapi(request: Request) -> JSONResponse:
