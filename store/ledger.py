@@ -19,6 +19,17 @@ from pingan.store.log import append_actions
 from pingan.store.tables import notifications
 
 CHUNK = 500  # keys per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+# The detail of an intent the notifier held back unsent behind an earlier message to the same recipient, never tried
+# before: its attempt counts (so the scheduler brings it back on the same backoff as the one it waits for), but its
+# next attempt is a first try, not a retry that asks the channel about an earlier send.
+HELD_BACK_UNTRIED = "waits for an earlier message to the same recipient (not tried yet)"
+HELD_BACK = "waits for an earlier message to the same recipient"
+
+
+@dataclass(frozen=True)
+class Claim:
+    attempt: int
+    tried_before: bool  # an earlier attempt may have reached the channel: ask it (reconcile) before sending again
 
 
 @dataclass(frozen=True)
@@ -115,10 +126,10 @@ class LedgerStore:
             )
         return result.rowcount == 1
 
-    def claim_many(self, keys: Sequence[str]) -> dict[str, int]:
-        """claim() for a batch in one transaction: key -> its attempt number, for the keys still `intended`
-        (the others are sent, sending or finished already and are left alone)."""
-        claimed: dict[str, int] = {}
+    def claim_many(self, keys: Sequence[str]) -> dict[str, "Claim"]:
+        """claim() for a batch in one transaction: key -> its Claim, for the keys still `intended` (the others are
+        sent, sending or finished already and are left alone)."""
+        claimed: dict[str, Claim] = {}
         unique = list(dict.fromkeys(keys))
         with self.engine.begin() as conn:
             for i in range(0, len(unique), CHUNK):
@@ -127,8 +138,8 @@ class LedgerStore:
                     .where(and_(notifications.c.idempotency_key.in_(unique[i:i + CHUNK]),
                                 notifications.c.state == "intended"))
                     .values(state="sending", attempts=notifications.c.attempts + 1, updated_at=utcnow())
-                    .returning(notifications.c.idempotency_key, notifications.c.attempts))
-                claimed.update({r[0]: r[1] for r in rows})
+                    .returning(notifications.c.idempotency_key, notifications.c.attempts, notifications.c.detail))
+                claimed.update({r[0]: Claim(r[1], r[1] > 1 and r[2] != HELD_BACK_UNTRIED) for r in rows})
         return claimed
 
     def renew(self, keys: Sequence[str]) -> None:

@@ -33,10 +33,11 @@ class Tried:
         return self.result is not None and bool(self.result.extra.get("throttled"))
 
 
-def try_once(channel: ChannelAdapter, n: Notification, attempt: int) -> Tried:
-    """Blocking: call it in a thread. Never raises (an adapter that does is a transient failure)."""
+def try_once(channel: ChannelAdapter, n: Notification, attempt: int, tried_before: bool | None = None) -> Tried:
+    """Blocking: call it in a thread. Never raises (an adapter that does is a transient failure). `tried_before`
+    (default: attempt > 1) makes it ask the channel first whether an earlier attempt went out."""
     try:
-        if attempt > 1:
+        if attempt > 1 if tried_before is None else tried_before:
             verdict = channel.reconcile(n)
             if verdict.outcome is ReconcileOutcome.sent:
                 outcome = SendOutcome.delivered if channel.name in CONFIRMING else SendOutcome.accepted

@@ -14,8 +14,9 @@ grade I activation took minutes. Now the agent hands each batch it takes from it
 4. record: results, releases for retries and log entries are settled in batches while the sends go on.
 
 A transient failure (5xx, timeout) is released for the scheduler's retry with backoff, as before; the same
-recipient's later messages of the batch are given back unsent, so they do not overtake it there. The scheduler
-re-publishes each on its own clock, so a long outage can still reorder a recipient's retried messages.
+recipient's later messages of the batch are released unsent with it, to come back on the same backoff and go
+after it (a batch sends a recipient's oldest first). The scheduler re-publishes each with its own jitter, so a
+retried message and its followers can still come back in different batches, and then in either order.
 """
 
 import asyncio
@@ -31,7 +32,7 @@ from pingan.handlers.channels.base import ChannelAdapter
 from pingan.schemas.delivery import SendOutcome, SendResult
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.settings import Settings
-from pingan.store.ledger import Settlement
+from pingan.store.ledger import HELD_BACK, HELD_BACK_UNTRIED, Claim, Settlement
 from pingan.store.repository import Store
 from pingan.streams.attempt import Tried, settlement, try_once
 from pingan.streams.stages import StageOutput, _live_for, channel_for
@@ -124,13 +125,14 @@ class Dispatcher:
         # one batch in any order. The sort is stable, so one fan-out's messages (one created_at) keep theirs.
         return [sorted(items, key=lambda item: item[0].created_at) for items in groups.values()]
 
-    async def _recipient(self, items: list[Item], attempts: dict[str, int], batch: "_Batch") -> None:
+    async def _recipient(self, items: list[Item], claims: dict[str, Claim], batch: "_Batch") -> None:
         for i, (n, chosen) in enumerate(items):
-            attempt = attempts[n.idempotency_key]
+            claim = claims[n.idempotency_key]
+            attempt = claim.attempt
             if isinstance(chosen, str):
                 tried, via = Tried(SendResult(SendOutcome.permanent_failure, detail=chosen), True), None
             else:
-                tried, via = await self._send(chosen, n, attempt), chosen.name
+                tried, via = await self._send(chosen, n, claim), chosen.name
             if tried.sent and tried.result is not None and not tried.throttled:
                 metrics.send_result(via or n.channel.value, n, tried.result)
             settled = Settlement(n.idempotency_key, DeliveryState.intended, tried.detail, unclaim=True) \
@@ -140,15 +142,17 @@ class Dispatcher:
                 if tried.result is not None:
                     log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt,
                                 tried.result.detail)
-                # Its later messages do not overtake it in this batch: given back unsent, with the attempt undone
-                # (a counted attempt would make the next try a "retry" that asks reconcile, and Twilio voice's
-                # reconcile takes the earlier call to the same person for this one).
+                # Its later messages do not overtake it: released unsent. Their attempt counts, so the scheduler
+                # brings them back on the same backoff as this one (and a batch sorts them after it), but one never
+                # tried stays marked so: its next attempt sends rather than asks the channel about an earlier
+                # send (Twilio voice's reconcile would take an earlier call to the person for it).
                 for later, _ in items[i + 1:]:
+                    fresh = not claims[later.idempotency_key].tried_before
                     batch.add(Settlement(later.idempotency_key, DeliveryState.intended,
-                                         "waits for an earlier message to the same recipient", unclaim=True))
+                                         HELD_BACK_UNTRIED if fresh else HELD_BACK))
                 return
 
-    async def _send(self, channel: ChannelAdapter, n: Notification, attempt: int) -> Tried:
+    async def _send(self, channel: ChannelAdapter, n: Notification, claim: Claim) -> Tried:
         """One attempt, repeated after each Retry-After while the provider throttles (up to THROTTLE_GIVE_UP_S)."""
         loop = asyncio.get_running_loop()
         bucket = self._bucket(channel)
@@ -158,7 +162,7 @@ class Dispatcher:
             if bucket is not None:
                 await bucket.take()
             async with slots:
-                tried = await loop.run_in_executor(pool, try_once, channel, n, attempt)
+                tried = await loop.run_in_executor(pool, try_once, channel, n, claim.attempt, claim.tried_before)
             if not tried.throttled:
                 return tried
             assert tried.result is not None

@@ -26,7 +26,7 @@ from pingan.schemas.incident import Incident
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.schemas.taxonomy import IncidentStatus
 from pingan.store.drills import DrillStore
-from pingan.store.ledger import LedgerEntry
+from pingan.store.ledger import HELD_BACK_UNTRIED, LedgerEntry
 from pingan.store.message_keys import MessageKeys
 from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
@@ -220,7 +220,8 @@ def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notificat
         tried = Tried(SendResult(SendOutcome.permanent_failure, detail=chosen), True)
         via = None
     else:
-        tried, via = try_once(chosen, n, attempt), chosen.name
+        tried_before = attempt > 1 and (entry is None or entry.detail != HELD_BACK_UNTRIED)
+        tried, via = try_once(chosen, n, attempt, tried_before), chosen.name
     if tried.sent and tried.result is not None:
         metrics.send_result(via or n.channel.value, n, tried.result)
     settled = settlement(n, tried, attempt, via)

@@ -15,8 +15,10 @@ from prometheus_client import REGISTRY
 
 from pingan.handlers.channels.console import ConsoleChannel
 from pingan.handlers.channels.twilio_sms import TwilioSmsChannel
+from pingan.handlers.channels.twilio_voice import TwilioVoiceChannel
 from pingan.schemas.notification import Channel, DeliveryState, Notification, Recipient
 from pingan.settings import Settings
+from pingan.store.ledger import HELD_BACK_UNTRIED
 from pingan.store.repository import Store
 from pingan.streams.notifier import Dispatcher, TokenBucket
 from tests.fixtures.twilio_server import FakeTwilio
@@ -97,11 +99,30 @@ def test_a_transient_failure_keeps_the_recipients_later_messages_back(store: Sto
         asyncio.run(dispatcher.run(notes))
         assert server.messages == []
         entries = [store.ledger_entry(n.idempotency_key) for n in notes]
-        assert [(e.state, e.attempts) for e in entries] == [  # type: ignore[union-attr]
-            (DeliveryState.intended, 1), (DeliveryState.intended, 0), (DeliveryState.intended, 0)]
-        assert entries[1].detail == "waits for an earlier message to the same recipient"  # type: ignore[union-attr]
+        assert [e.state for e in entries] == [DeliveryState.intended] * 3  # type: ignore[union-attr]
+        assert {e.detail for e in entries[1:]} == {HELD_BACK_UNTRIED}  # type: ignore[union-attr]
         asyncio.run(dispatcher.run(notes[::-1]))  # the scheduler's retries, in whatever order they come back
         assert [m["body"] for m in server.messages] == [n.text for n in notes]
+        dispatcher.close()
+    finally:
+        server.stop()
+
+
+def test_a_held_back_call_is_placed_not_taken_for_the_earlier_one(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Voice's reconcile counts any call to the person since the intent: a held-back call must not be "found"."""
+    server = FakeTwilio().start()
+    try:
+        notes = [n.model_copy(update={"channel": Channel.twilio_voice, "recipient": n.recipient.model_copy(
+            update={"channel": Channel.twilio_voice})}) for n in orders("INC-CALL", recipients=1, each=2)]
+        store.apply_response("INC-CALL", "p", 1, notes, [])
+        voice = TwilioVoiceChannel(server.account_sid, server.auth_token, server.from_number,
+                                   public_url="https://pingan.example", api_base_url=server.base_url)
+        dispatcher = Dispatcher(store, {"twilio_voice": voice}, Settings(data_dir=tmp_path))
+        server.fail_next(1, status=503)
+        asyncio.run(dispatcher.run(notes))
+        asyncio.run(dispatcher.run(notes))
+        assert len(server.calls) == 2  # the held-back call was placed, after the first
+        assert {store.ledger_entry(n.idempotency_key).state for n in notes} == {DeliveryState.sent}  # type: ignore[union-attr]
         dispatcher.close()
     finally:
         server.stop()
