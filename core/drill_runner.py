@@ -70,7 +70,6 @@ class Tracked:
     inject: str
     incident_id: str | None = None
     cap_xml: str | None = None
-    updates: int = 0
     activated_at: datetime | None = None
     pending: list[Pending] = field(default_factory=list)
     notified: int = 0
