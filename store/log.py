@@ -10,6 +10,10 @@ from pingan.handlers.audit.log_chain import GENESIS_HASH, canonical_json, canoni
 from pingan.schemas.action import Action, ActionDraft
 from pingan.store.tables import actions
 
+# Key in Connection.info: while a batch's transaction runs (store/batch.py), the chain head after its last append,
+# so a batch reads the head from the table once, not once per message. Absent outside a batch.
+CHAIN_HEAD = "pingan_chain_head"
+
 
 def append_actions(conn: Connection, drafts: Sequence[ActionDraft]) -> list[Action]:
     """Append in order. A draft whose idempotency key is already logged is skipped (replays are harmless).
@@ -28,10 +32,14 @@ def append_actions(conn: Connection, drafts: Sequence[ActionDraft]) -> list[Acti
         fresh.append(draft)
     if not fresh:
         return []
-    head = conn.execute(select(actions.c.seq, actions.c.hash).order_by(actions.c.seq.desc()).limit(1)).first()
-    prev_seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
-    entries = chain(prev_seq, prev_hash, fresh)
+    cached = conn.info.get(CHAIN_HEAD)
+    if cached is None:
+        head = conn.execute(select(actions.c.seq, actions.c.hash).order_by(actions.c.seq.desc()).limit(1)).first()
+        cached = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    entries = chain(cached[0], cached[1], fresh)
     conn.execute(actions.insert(), [_to_row(a) for a in entries])
+    if CHAIN_HEAD in conn.info:  # inside a batch: we hold the chain lock until it commits, so this stays the head
+        conn.info[CHAIN_HEAD] = (entries[-1].seq, entries[-1].hash)
     return entries
 
 

@@ -74,15 +74,16 @@ class ResponseStore:
         """Insert the level's deadlines once, in one transaction; a replay inserts nothing (unique slot)."""
         if not rows:
             return 0
-        now, added = utcnow(), 0
+        now = utcnow()
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        values = [{"incident_id": incident_id, "plan_id": plan_id, "plan_version": plan_version, "grade": grade,
+                   "step_id": d.step_id, "kind": d.kind.value, "attempt": d.attempt,
+                   "due_at": due_at(activated_at, d.minute, time_scale), "cancel_on_ack": int(d.cancel_on_ack),
+                   "state": "pending", "created_at": now} for d in rows]
         with self.engine.begin() as conn:
-            for d in rows:
-                added += len(conn.execute(insert(escalations).values(
-                    incident_id=incident_id, plan_id=plan_id, plan_version=plan_version, grade=grade,
-                    step_id=d.step_id, kind=d.kind.value, attempt=d.attempt,
-                    due_at=due_at(activated_at, d.minute, time_scale), cancel_on_ack=int(d.cancel_on_ack),
-                    state="pending", created_at=now).on_conflict_do_nothing().returning(escalations.c.id)).all())
+            # One statement for the level (SQLAlchemy's insertmanyvalues), not one per deadline (issue 15).
+            added = len(conn.execute(insert(escalations).on_conflict_do_nothing().returning(escalations.c.id),
+                                     values).all())
         if added:
             _deadline_written()
         return added

@@ -1,7 +1,9 @@
-"""The faust agents: incidents.raw -> triage -> incidents -> response -> notifications -> notifier -> actions.
+"""The faust agents: incidents.raw -> triage -> incidents -> response -> notifications -> notifier.
 
-Agents are thin: parse, run a stage from streams/stages.py in a thread (the store blocks), send what it
-returns. The store is the truth; the dedup Table only saves a query when it is warm.
+Agents are thin: take what is waiting, parse, run the stage for the whole batch in a thread (the store blocks;
+streams/batches.py: one transaction per batch), send what it returns. The store is the truth; the dedup cache only
+saves a query when it is warm. The log entries stay in the store, where live readers read them (the console's event
+feed); no agent produces a copy of each to the `actions` topic any more (issue 15).
 """
 
 import asyncio
@@ -16,15 +18,15 @@ from pydantic import ValidationError
 
 from pingan.bootstrap import Services
 from pingan.handlers.incidents.heartbeat import is_beat, is_beat_order
-from pingan.schemas.action import Action
 from pingan.schemas.events import IncidentEvent, RawEvent
 from pingan.schemas.notification import Notification
 from pingan.streams import topics
+from pingan.streams.batches import BATCH_MAX, BATCH_WAIT_S, dedup_cache_key, merged, response_batch, triage_batch
 from pingan.streams.faust_app import app_topics, create_app
 from pingan.streams.heartbeat import arrive_beat, respond_beat, triage_beat
 from pingan.streams.notifier import Dispatcher
 from pingan.streams.readiness import prove_ready_on_assignment
-from pingan.streams.stages import StageOutput, response_stage, triage_stage
+from pingan.streams.stages import StageOutput
 from pingan.streams.sweep import sweep_lost_work
 from pingan.streams.takeover import resume_on_assignment
 
@@ -75,37 +77,45 @@ def build_pipeline(services: Services) -> faust.App:
             await t[topics.INCIDENTS].send(key=event.incident.id, value=event.model_dump_json().encode())
         for n in out.notifications:
             await t[topics.NOTIFICATIONS].send(key=n.incident_id, value=n.model_dump_json().encode())
-        await _send_actions(t[topics.ACTIONS], out.actions)
 
     @app.agent(t[topics.RAW], name="triage")
     async def triage_agent(stream: faust.StreamT) -> None:
-        async for value in stream:
-            event = _parse(RawEvent, value, topics.RAW)
-            if event is None:
+        # take() acknowledges a batch only when the next one is asked for: after its commit and its sends.
+        async for values in stream.take(BATCH_MAX, within=BATCH_WAIT_S):
+            events: list[RawEvent] = []
+            for value in values:
+                event = _parse(RawEvent, value, topics.RAW)
+                if event is not None and is_beat(event):  # the dead-man's switch: stamped, passed on, no incident
+                    await emit(await _stage("heartbeat", triage_beat, store, event))
+                elif event is not None:
+                    events.append(event)
+            if not events:
                 continue
-            if is_beat(event):  # the dead-man's switch: stamped and passed on, never an incident
-                await emit(await _stage("heartbeat", triage_beat, store, event))
-                continue
-            cache_key = f"{event.report.status.value}:{event.report.effective_dedup_key()}"
-            out = await _stage("triage", triage_stage, store, event, window, dedup_index.get(cache_key),
-                               services.areas)
-            for emitted in out.incident_events:
-                dedup_index[cache_key] = emitted.incident.id
-                dedup_index.move_to_end(cache_key)
-                if len(dedup_index) > DEDUP_CACHE_SIZE:
-                    dedup_index.popitem(last=False)
-            await emit(out)
+            outs = await _stage("triage", triage_batch, store, events, window, dedup_index, services.areas)
+            for event, out in zip(events, outs, strict=True):
+                for emitted in out.incident_events:
+                    cache_key = dedup_cache_key(event)
+                    dedup_index[cache_key] = emitted.incident.id
+                    dedup_index.move_to_end(cache_key)
+                    if len(dedup_index) > DEDUP_CACHE_SIZE:
+                        dedup_index.popitem(last=False)
+            await emit(merged(outs))
 
     @app.agent(t[topics.INCIDENTS], name="response")
     async def response_agent(stream: faust.StreamT) -> None:
-        async for value in stream:
-            event = _parse(IncidentEvent, value, topics.INCIDENTS)
-            if event is not None and is_beat(event):
-                await emit(await _stage("heartbeat", respond_beat, store, event))
-            elif event is not None:
-                # services.plans is read per event: a hot reload swaps it between two incidents, never inside one.
-                await emit(await _stage("response", response_stage, store, services.plans, event,
-                                        settings.escalation_time_scale, services.areas))
+        async for values in stream.take(BATCH_MAX, within=BATCH_WAIT_S):
+            events: list[IncidentEvent] = []
+            for value in values:
+                event = _parse(IncidentEvent, value, topics.INCIDENTS)
+                if event is not None and is_beat(event):
+                    await emit(await _stage("heartbeat", respond_beat, store, event))
+                elif event is not None:
+                    events.append(event)
+            if events:
+                # services.plans is read once per batch: a hot reload swaps it between two batches, never inside one.
+                outs = await _stage("response", response_batch, store, lambda: services.plans, events,
+                                    settings.escalation_time_scale, services.areas)
+                await emit(merged(outs))
 
     # Concurrent, in batches (streams/notifier.py): many recipients at once, one recipient's messages in order.
     dispatcher = Dispatcher(store, channels, settings)
@@ -124,8 +134,3 @@ def build_pipeline(services: Services) -> faust.App:
                 await emit(await dispatcher.run(orders))
 
     return app
-
-async def _send_actions(topic: faust.TopicT, actions: list[Action]) -> None:
-    # The log is already committed to the store; this copy is for live readers (tail, console).
-    for action in actions:
-        await topic.send(key=action.incident_id, value=action.model_dump_json().encode())

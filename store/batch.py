@@ -1,0 +1,110 @@
+"""One transaction for a whole batch of stage work (issue 15): the store as seen from inside it.
+
+The triage and response agents take what is waiting on their topic and run the stage for every message of the batch
+in one thread hop and one write transaction (streams/batches.py). `batch_tx(store)` opens that transaction and
+yields a `Store` bound to it: every read and write of the store's classes (`Store`, `ResponseStore`, `MessageKeys`,
+`DrillStore`…) made through the bound store runs on the batch's one connection, so
+
+- a later message of the batch sees what an earlier one wrote (two reports with one key in one batch make one
+  incident and a correlation, exactly as one after the other did);
+- the batch commits once (one fsync on SQLite, one round trip on PostgreSQL) instead of once per write, and holds
+  the chain lock (store/engine.write_tx) from its start to its commit;
+- a failure anywhere rolls the whole batch back: nothing of it is stored, nothing is emitted, and the agent, which
+  has not acknowledged the batch's offsets, runs it again whole (the idempotency keys make a replay harmless);
+- the log's chain head is read once per batch: append_actions keeps it in the connection's `info` for as long as
+  the transaction lasts (store/log.py).
+
+Inside a batch, a nested `begin()` or `connect()` is the batch's own transaction, not a new one, so code run in a
+batch must not catch a database error and carry on (on PostgreSQL the transaction is aborted by then): the stages'
+store paths do not; such an error fails the batch, which is retried whole.
+"""
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from pingan.schemas.action import Action
+from pingan.schemas.events import IncidentEvent
+from pingan.store.engine import write_tx
+from pingan.store.ledger import CHUNK
+from pingan.store.log import CHAIN_HEAD
+from pingan.store.repository import Store
+from pingan.store.tables import responses, triage_events
+
+
+class _BatchEngine:
+    """Stands in for the engine inside a batch: `connect()` and `begin()` give the batch's own connection, whose
+    transaction the batch commits or rolls back. Everything else (dialect, url) is the real engine's."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._engine = conn.engine
+
+    def connect(self) -> AbstractContextManager[Connection]:
+        return nullcontext(self._conn)
+
+    def begin(self) -> AbstractContextManager[Connection]:
+        return nullcontext(self._conn)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
+class BatchStore(Store):
+    """The store bound to one batch's transaction. The batch's presence checks (has triage seen this event? has the
+    response decided this incident?) are read for the whole batch in one query each (`prefetch_*`), and kept true
+    as the batch itself writes: the stages ask them once per message, and the answer for a fresh message, the
+    common case, is "no" without a query. Anything not prefetched is asked of the database as before."""
+
+    def __init__(self, store: Store, conn: Connection) -> None:  # no new engine: `engine` is the batch's connection
+        self.__dict__.update(store.__dict__)
+        self.engine = _BatchEngine(conn)  # type: ignore[assignment]
+        self._conn = conn
+        self._untriaged: set[str] = set()  # event ids with no triage row
+        self._undecided: set[str] = set()  # incident ids with no response row
+
+    def prefetch_triage(self, event_ids: Sequence[str]) -> None:
+        wanted = list(dict.fromkeys(event_ids))
+        seen: set[str] = set()
+        for i in range(0, len(wanted), CHUNK):
+            seen.update(self._conn.scalars(select(triage_events.c.event_id)
+                                           .where(triage_events.c.event_id.in_(wanted[i:i + CHUNK]))))
+        self._untriaged = set(wanted) - seen
+
+    def prefetch_responses(self, incident_ids: Sequence[str]) -> None:
+        wanted = list(dict.fromkeys(incident_ids))
+        seen: set[str] = set()
+        for i in range(0, len(wanted), CHUNK):
+            seen.update(self._conn.scalars(select(responses.c.incident_id)
+                                           .where(responses.c.incident_id.in_(wanted[i:i + CHUNK]))))
+        self._undecided = set(wanted) - seen
+
+    def was_ignored(self, event_id: str) -> bool:
+        return False if event_id in self._untriaged else super().was_ignored(event_id)
+
+    def triage_result(self, event_id: str) -> IncidentEvent | None:
+        return None if event_id in self._untriaged else super().triage_result(event_id)
+
+    def apply_triage(self, event_id: str, *args: Any, **kwargs: Any) -> tuple[IncidentEvent, list[Action]]:
+        self._untriaged.discard(event_id)  # from here on the event has its row (or the batch fails whole)
+        return super().apply_triage(event_id, *args, **kwargs)
+
+    def response_decided(self, incident_id: str) -> bool:
+        return False if incident_id in self._undecided else super().response_decided(incident_id)
+
+    def apply_response(self, incident_id: str, *args: Any, **kwargs: Any) -> list[Action]:
+        self._undecided.discard(incident_id)
+        return super().apply_response(incident_id, *args, **kwargs)
+
+
+@contextmanager
+def batch_tx(store: Store) -> Iterator[BatchStore]:
+    """The whole block is one write transaction (committed when it ends, rolled back on an exception)."""
+    with write_tx(store.engine) as conn:
+        conn.info[CHAIN_HEAD] = None  # append_actions reads the head once, then keeps it here
+        try:
+            yield BatchStore(store, conn)
+        finally:
+            conn.info.pop(CHAIN_HEAD, None)  # the connection goes back to the pool: the next transaction reads anew
