@@ -24,7 +24,6 @@ CONTRACT (the console and the API routes code against it; names are kept, fields
   `sees(person, timeline)` says whether a department liaison may see an incident with that log.
 """
 
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +55,7 @@ from pingan.settings import Settings
 from pingan.store.identity import IdentityStore
 from pingan.store.repository import Store
 from pingan.store.sessions import SessionStore
+from pingan.web.guards import same_secret
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -100,7 +100,7 @@ class Auth:
         return bool(self.settings.public_url and self.settings.public_url.lower().startswith("https://"))
 
     def is_intake_token(self, given: str) -> bool:
-        return any(hmac.compare_digest(given, t) for t in self.intake_tokens.values())
+        return any(same_secret(given, t) for t in self.intake_tokens.values())
 
     def name_of(self, person_id: str) -> str:
         person = self.directory().people.get(person_id)
@@ -172,7 +172,7 @@ def csrf_matches(request: Request, person: Principal | None, submitted: str | No
     if not submitted:
         return False
     expected = [t for t in (person.csrf if person else None, request.cookies.get(SIGN_IN_CSRF_COOKIE)) if t]
-    return any(hmac.compare_digest(submitted, t) for t in expected)
+    return any(same_secret(submitted, t) for t in expected)
 
 
 async def check_csrf(request: Request, person: Principal) -> None:

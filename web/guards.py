@@ -36,11 +36,17 @@ def check_bearer(request: Request, source: str, tokens: Mapping[str, str]) -> In
     return found
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """A constant-time comparison of any two strings: compare_digest refuses a str with non-ASCII characters
+    (TypeError, a 500), and whatever a client sends in a header or a form reaches here."""
+    return secrets.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 def check_metrics_token(request: Request, tokens: dict[str, str]) -> None:
     """/metrics is for the scraper: its own bearer token (PINGAN_METRICS_TOKEN, or `metrics` in the token file)."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     expected = tokens.get(METRICS)
-    if scheme.lower() != "bearer" or not given or expected is None or not secrets.compare_digest(given, expected):
+    if scheme.lower() != "bearer" or not given or expected is None or not same_secret(given, expected):
         raise HTTPException(401, "metrics: missing or wrong bearer token (PINGAN_METRICS_TOKEN)",
                             headers={"WWW-Authenticate": "Bearer"})
 

@@ -114,3 +114,28 @@ def test_an_unforeseen_error_is_a_500_with_an_error_id_in_the_log_and_the_event_
     logged = [r for r in caplog.records if answer["error_id"] in r.getMessage()]
     assert logged and logged[0].exc_info is not None  # the traceback, under the id the caller was given
     assert len(store.unpublished()) == 1  # committed before the bug: the event is not lost, a retry dedups on it
+
+
+# ── Found by the fuzz (tests/e2e/test_openapi_fuzz.py): hmac.compare_digest refuses non-ASCII str, a TypeError ──
+
+NON_ASCII = "Bearer 令牌é".encode()  # a header value is bytes: whatever a client sends arrives
+
+
+@pytest.mark.parametrize("method,path", [("POST", "/v1/intake/cap"), ("POST", "/v1/incidents"), ("GET", "/auth/me"),
+                                         ("GET", "/v1/incidents"), ("GET", "/metrics")])
+def test_a_non_ascii_bearer_token_is_401_not_500(app_and_store, method: str, path: str) -> None:  # type: ignore[no-untyped-def]
+    app, _ = app_and_store
+    response = TestClient(app, raise_server_exceptions=False).request(method, path, content=b"<alert/>",
+                                                                      headers={"Authorization": NON_ASCII})
+    assert response.status_code == 401, response.text
+
+
+def test_a_non_ascii_csrf_token_is_403_not_500(app_and_store) -> None:  # type: ignore[no-untyped-def]
+    app, store = app_and_store
+    client = TestClient(app, raise_server_exceptions=False, cookies={"pingan_csrf": "a-csrf-token"})
+    headers = {"Authorization": f"Bearer {admin_token(store)}"}
+    console = client.post("/console/drills/run-1/end", data={"csrf": "令牌"}, headers=headers)
+    assert console.status_code == 403, console.text
+    sign_in = client.post("/auth/sign-in", data={"person": ADMIN, "password": "x", "csrf": "令牌"},
+                          follow_redirects=False)
+    assert sign_in.status_code == 303 and "error=csrf" in sign_in.headers["location"], sign_in.text

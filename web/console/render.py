@@ -5,7 +5,6 @@ CSRF is a double-submit token: a random value in an HttpOnly, SameSite=Strict co
 `csrf` field. Another site can neither read the cookie nor set it, so it cannot forge a form that matches."""
 
 import asyncio
-import hmac
 import inspect
 import secrets
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pingan.handlers.access.permissions import Permission
 from pingan.web import auth
 from pingan.web.auth import Principal
 from pingan.web.console.i18n import LANG_COOKIE, LANGS, normal_lang, term, translate
+from pingan.web.guards import same_secret
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -135,7 +135,7 @@ def page_for(request: Request, person: Principal | None, tz: ZoneInfo) -> Page:
 def check_csrf(request: Request, form_token: str | None, person: Principal | None = None) -> None:
     """403 unless the form's token matches the cookie's, or the session's own token (web.auth's contract)."""
     expected = [t for t in (request.cookies.get(CSRF_COOKIE), getattr(person, "csrf", None)) if t]
-    if not form_token or not any(hmac.compare_digest(t, form_token) for t in expected):
+    if not form_token or not any(same_secret(form_token, t) for t in expected):
         raise HTTPException(403, "the form is stale or came from another site; reload the page")
 
 
