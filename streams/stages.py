@@ -7,7 +7,7 @@ writes no duplicate rows and sends nothing twice.
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pingan import metrics
 from pingan.handlers.channels.base import ChannelAdapter
@@ -87,13 +87,15 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
 
 
 def _schedule(store: Store, plans: PlanSet, incident: Incident, plan_id: str | None, grade: str,
-              time_scale: float) -> None:
-    """The level's deadlines at the incident's clock: its drill's speed, else `time_scale` (the stack's)."""
+              time_scale: float, activated_at: datetime | None = None) -> None:
+    """The level's deadlines at the incident's clock: its drill's speed, else `time_scale` (the stack's). They count
+    from `activated_at`, the time its `plan_activated` entry says (not from after that decision's commit, which made
+    every delayed step as late as the commit took)."""
     plan = plans.get(plan_id) if plan_id else None
     level = plan.level(grade) if plan else None  # type: ignore[arg-type]
     if plan is not None and level is not None:
-        ResponseStore(store).schedule(incident.id, plan.id, plan.version, grade, utcnow(), deadlines(level),
-                                      DrillStore(store).clock_of(incident, time_scale))
+        ResponseStore(store).schedule(incident.id, plan.id, plan.version, grade, activated_at or utcnow(),
+                                      deadlines(level), DrillStore(store).clock_of(incident, time_scale))
 
 
 def _area_verdict(areas: DistrictCheck | None, incident: Incident) -> AreaVerdict | None:
@@ -124,14 +126,15 @@ def response_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scal
         if logged:
             log.info("incident %s is outside our area, no plan: %s", incident.id, verdict.reason)
         return StageOutput(actions=logged)
-    decision = respond(incident, plans, utcnow())
+    now = utcnow()
+    decision = respond(incident, plans, now)
     logged = store.apply_response(
         incident.id, decision.plan_id, decision.plan_version, decision.notifications, [*checked, *decision.actions],
         grade=incident.grade.value,
     )
     if logged:
         metrics.triage_to_match(store, event.event_id, incident.status)
-    _schedule(store, plans, incident, decision.plan_id, incident.grade.value, time_scale)
+    _schedule(store, plans, incident, decision.plan_id, incident.grade.value, time_scale, now)
     if not logged:  # another worker decided first; its intents are in the ledger
         pending = [e.notification for e in store.ledger_for(incident.id) if e.state is DeliveryState.intended]
         return StageOutput(notifications=pending)
@@ -175,10 +178,11 @@ def regrade_stage(store: Store, plans: PlanSet, event: IncidentEvent, time_scale
     verdict = _area_verdict(areas, incident)
     if verdict is not None and not verdict.inside:
         return StageOutput()  # still not ours (a CAP Update keeps its areas or names new ones): no plan at any grade
-    decision = respond(incident, plans, utcnow())
+    now = utcnow()
+    decision = respond(incident, plans, now)
     logged = responses.regrade(incident.id, incident.grade.value, decision.plan_id, decision.plan_version,
                                decision.notifications, decision.actions)
-    _schedule(store, plans, incident, decision.plan_id, incident.grade.value, time_scale)
+    _schedule(store, plans, incident, decision.plan_id, incident.grade.value, time_scale, now)
     pending = {e.notification.idempotency_key for e in store.ledger_for(incident.id)
                if e.state is DeliveryState.intended}
     return StageOutput(notifications=[n for n in decision.notifications if n.idempotency_key in pending],

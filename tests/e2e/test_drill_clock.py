@@ -38,6 +38,11 @@ def _drill(stack: Stack, tmp_path: Path, scenario: str, speed: int) -> dict[str,
     return results
 
 
+def _db_time(value: object) -> datetime:
+    """A time as SQLite returns it in a raw query (naive UTC text)."""
+    return _at(str(value).replace(" ", "T") + ("" if "+" in str(value) else "+00:00"))
+
+
 def _steps(incident: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["step"]: s["notify"] for lv in incident["levels"] for s in lv["steps"]}
 
@@ -88,6 +93,8 @@ def test_a_x120_drill_beside_a_real_incident_keeps_it_on_real_time(tmp_path: Pat
         incident = {i["inject"]: i for i in results["incidents"]}["fire"]
         assert incident["plan_id"] == "building-fire" and incident["status"] == "exercise"
         voice_check = _steps(incident)["commander-voice"]
+        print("x120 drill steps (target, actual plan minutes):",
+              {k: (v["target_min"], v["actual_min"]) for k, v in _steps(incident).items()})
         assert voice_check["actual_min"] is not None and voice_check["result"] == "met", voice_check
         assert abs(voice_check["actual_min"] - 0.5) <= 0.2, voice_check
 
@@ -102,13 +109,14 @@ def test_a_x120_drill_beside_a_real_incident_keeps_it_on_real_time(tmp_path: Pat
                                      "where incident_id = :i and step_id = 'commander-voice' and kind = 'step'"),
                                 {"i": real_id}).all()
         assert len(rows) == 1
-        due = _at(str(rows[0].due_at).replace(" ", "T") + ("" if "+" in str(rows[0].due_at) else "+00:00"))
+        due = _db_time(rows[0].due_at)
         assert abs((due - activated).total_seconds() - 30) < 0.05, (due, activated)
         # …and the call goes at 30 real seconds after activation.
         called = wait_for(lambda: next((a for a in (stack.incident(real_id) or {"timeline": []})["timeline"]
                                         if a["details"].get("step") == "commander-voice"), None), 40, 0.1,
                           "the real incident's commander call")
         late = (_at(called["at"]) - activated).total_seconds() - 30
+        print(f"real incident: commander call {late:.3f} s after its due time (t+30 s real)")
         assert 0 <= late <= 0.5, f"the real call came {late:.3f} s after its due time"
         # Nothing to match on the stack any more: the drill does not ask for PINGAN_ESCALATION_TIME_SCALE.
         assert "PINGAN_ESCALATION_TIME_SCALE" not in results["stderr"], results["stderr"]
@@ -116,10 +124,14 @@ def test_a_x120_drill_beside_a_real_incident_keeps_it_on_real_time(tmp_path: Pat
         stack.stop()
 
 
+# tolerance_min 2: at x600 a plan minute is 100 ms, and the notifier's path alone (the consumer's 20 ms fetch wait,
+# the 20 ms batch window, claim, send) took 70-180 ms from a deadline's firing to its send under a load average of 9
+# on 2 cores (about 40 ms quiet); the scheduler's own share is asserted below, from the store: within 100 ms.
 X600 = """
 title: 时钟演练 ×600
 participants: [roster:duty-officer, roster:duty-room]
 watch_min: 16
+tolerance_min: 2
 injects:
   - id: fire
     at_min: 0
@@ -163,6 +175,18 @@ def test_a_x600_drill_meets_its_delayed_steps_and_grade_windows_read_drill_minut
         assert time.monotonic() - started < 60
     finally:
         stack.stop()
+    # Every deadline that fired did so within 100 ms of its due time (its intents are written as it fires).
+    engine = create_engine(f"sqlite:///{stack.env['PINGAN_DATA_DIR']}/pingan.db")
+    with engine.connect() as conn:
+        fired = conn.execute(text(
+            "select e.step_id, e.kind, e.attempt, e.due_at, min(n.created_at) as fired_at from escalations e "
+            "join notifications n on n.incident_id = e.incident_id and json_extract(n.body, '$.step') = e.step_id "
+            "and json_extract(n.body, '$.attempt') = e.attempt and n.created_at >= e.due_at "
+            "where e.state = 'fired' and e.kind != 'roll_call' group by e.id")).all()
+    late_ms = {f"{r.step_id}/{r.kind}/{r.attempt}": round((_db_time(r.fired_at) - _db_time(r.due_at))
+                                                          .total_seconds() * 1000) for r in fired}
+    print("x600 deadlines fired, ms after due:", late_ms)
+    assert late_ms and all(0 <= ms <= 100 for ms in late_ms.values()), late_ms
     by_inject = {i["inject"]: i for i in results["incidents"]}
     assert set(by_inject) == {"fire", "slow-1", "fast-1"}, sorted(by_inject)  # the others joined these
     fire = by_inject["fire"]

@@ -99,3 +99,27 @@ def test_the_correlation_window_is_the_drills_minutes(db_url: str) -> None:
     assert triaged("actual", "clock-600", 0, real) is TriageOutcome.created
     assert triaged("actual", "clock-600", 12, real) is TriageOutcome.correlated  # 12 real seconds
     store.close()
+
+
+def test_deadlines_count_from_the_plan_activated_entry(db_url: str) -> None:
+    """A delayed step is due exactly its delay after the activation the log shows (it counted from after the
+    decision's commit, so every delayed step started as late as that commit took)."""
+    from datetime import timedelta
+
+    from pingan.handlers.plans.load import load_plans
+    from pingan.plans import PLANS_DIR
+    from pingan.schemas.events import IntakeItem, RawEvent
+    from pingan.store.response import ResponseStore
+    from pingan.streams.stages import response_stage, triage_stage
+
+    store = Store(db_url)
+    accepted = store.accept(IntakeItem(report=_report("actual", None)), "raw")
+    row = next(r for r in store.unpublished() if r.event_id == accepted.event_id)
+    store.mark_published([row.event_id])
+    event = triage_stage(store, RawEvent.model_validate_json(row.payload), timedelta(hours=1)).incident_events[0]
+    response_stage(store, load_plans(PLANS_DIR), event, time_scale=60.0)
+    activated = next(a.at for a in store.timeline(event.incident.id) if a.kind.value == "plan_activated")
+    step = next(r for r in ResponseStore(store).pending(event.incident.id) if r.step_id == "commander-voice"
+                and r.kind == "step")
+    assert step.due_at - activated == timedelta(seconds=10), (activated, step.due_at)  # t+10 at 60x
+    store.close()
