@@ -70,7 +70,9 @@ def _parts(spec: str) -> set[int]:
 def assignments(log: str, topic: str) -> list[tuple[str, set[int]]]:
     """Every (time, partitions of `topic`) faust logged for this worker, oldest first."""
     found: list[tuple[str, set[int]]] = []
-    lines = log.splitlines()
+    # Log lines are kept one line each (schemas/printable.py): faust's assignment table comes as one record with
+    # its newlines escaped, so they are turned back here to read the table's rows.
+    lines = log.replace("\\x0a", "\n").splitlines()
     for i, line in enumerate(lines):
         m = _ASSIGNED.match(line)
         if not m:
