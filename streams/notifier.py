@@ -3,8 +3,10 @@
 Before (issue 15) the agent sent one intent after the other, so with a real provider (200-500 ms a send) a
 grade I activation took minutes. Now the agent hands each batch it takes from its topic to Dispatcher.run():
 
-1. claim: the whole batch intended -> sending in one transaction (a key claimed elsewhere is left alone, so
-   claim -> send -> record stays exactly once per intent);
+1. claim: intended -> sending, CLAIM_AHEAD of each recipient's messages at a time, every recipient's claims of the
+   moment gathered into one transaction (a key claimed elsewhere is left alone, so claim -> send -> record stays
+   exactly once per intent). Claiming a recipient's whole backlog at once would leave it all `sending` at a
+   crash, and each such row costs a reconcile (a Twilio message list) before it can go;
 2. send: intents grouped by recipient (channel and address); up to the channel's limit (settings.notify_limit)
    of recipients are sent to at once, each on the channel's own thread pool, while one recipient's messages go
    one after the other, in order. A Twilio sender number may also have a token bucket (twilio_sender_mps);
@@ -40,6 +42,7 @@ from pingan.streams.stages import StageOutput, _live_for, channel_for
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 FLUSH_S = 0.05  # results are settled at most this long after they come in
+CLAIM_AHEAD = 4  # a recipient's messages claimed at once: at most this many a killed worker leaves `sending` unsent
 THROTTLE_GIVE_UP_S = 300.0  # a message throttled this long goes back to the scheduler rather than hold its batch
 
 
@@ -96,20 +99,18 @@ class Dispatcher:
 
     async def run(self, orders: list[Notification]) -> StageOutput:
         """Send every intent of `orders` still `intended`, at most once each; returns the log entries written."""
-        claimed = await _retrying("claim", self.store.claim_many, [n.idempotency_key for n in orders])
-        todo: dict[str, Notification] = {}
-        for n in orders:
-            if n.idempotency_key in claimed:
-                todo.setdefault(n.idempotency_key, n)  # the same order twice in a batch: once
-        if not todo:
-            return StageOutput()
-        groups = await asyncio.to_thread(self._group, list(todo.values()))
-        batch = _Batch(self.store, set(todo), self.settings.sending_lease_s)
-        tasks = [asyncio.ensure_future(self._recipient(items, claimed, batch)) for items in groups]
+        unique = list({n.idempotency_key: n for n in reversed(orders)}.values())[::-1]  # a repeated order: once
+        groups = await asyncio.to_thread(self._group, unique)
+        batch = _Batch(self.store, self.settings.sending_lease_s)
+        claimer = _Claimer(self.store)
+        # The groups ask for their first claims before the claimer runs, so those go in one transaction.
+        tasks = [asyncio.ensure_future(self._recipient(items, claimer, batch)) for items in groups]
+        claiming = asyncio.ensure_future(claimer.run())
         flusher = asyncio.ensure_future(batch.flush_loop())
         try:
             await asyncio.gather(*tasks)
         finally:
+            claiming.cancel()
             batch.done = True
             await flusher
         return StageOutput(actions=batch.actions)
@@ -125,32 +126,49 @@ class Dispatcher:
         # one batch in any order. The sort is stable, so one fan-out's messages (one created_at) keep theirs.
         return [sorted(items, key=lambda item: item[0].created_at) for items in groups.values()]
 
-    async def _recipient(self, items: list[Item], claims: dict[str, Claim], batch: "_Batch") -> None:
-        for i, (n, chosen) in enumerate(items):
-            claim = claims[n.idempotency_key]
-            attempt = claim.attempt
-            if isinstance(chosen, str):
-                tried, via = Tried(SendResult(SendOutcome.permanent_failure, detail=chosen), True), None
-            else:
-                tried, via = await self._send(chosen, n, claim), chosen.name
-            if tried.sent and tried.result is not None and not tried.throttled:
-                metrics.send_result(via or n.channel.value, n, tried.result)
-            settled = Settlement(n.idempotency_key, DeliveryState.intended, tried.detail, unclaim=True) \
-                if tried.throttled else settlement(n, tried, attempt, via)
-            batch.add(settled)
-            if settled.state is DeliveryState.intended:
-                if tried.result is not None:
-                    log.warning("transient failure on %s, attempt %d: %s", n.channel.value, attempt,
-                                tried.result.detail)
-                # Its later messages do not overtake it: released unsent. Their attempt counts, so the scheduler
-                # brings them back on the same backoff as this one (and a batch sorts them after it), but one never
-                # tried stays marked so: its next attempt sends rather than asks the channel about an earlier
-                # send (Twilio voice's reconcile would take an earlier call to the person for it).
-                for later, _ in items[i + 1:]:
-                    fresh = not claims[later.idempotency_key].tried_before
-                    batch.add(Settlement(later.idempotency_key, DeliveryState.intended,
-                                         HELD_BACK_UNTRIED if fresh else HELD_BACK))
-                return
+    async def _recipient(self, items: list[Item], claimer: "_Claimer", batch: "_Batch") -> None:
+        """One recipient's messages in order, claimed CLAIM_AHEAD at a time."""
+        for at in range(0, len(items), CLAIM_AHEAD):
+            chunk = items[at:at + CLAIM_AHEAD]
+            claims = await claimer.claim([n.idempotency_key for n, _ in chunk])
+            batch.opened(claims)
+            for i, (n, chosen) in enumerate(chunk):
+                claim = claims.get(n.idempotency_key)
+                if claim is None:
+                    continue  # sent, sending or finished already (another worker, an earlier copy): at most once
+                settled = await self._one(n, chosen, claim, batch)
+                if settled.state is DeliveryState.intended:
+                    await self._hold_back(chunk[i + 1:], claims, items[at + CLAIM_AHEAD:], claimer, batch)
+                    return
+
+    async def _one(self, n: Notification, chosen: ChannelAdapter | str, claim: Claim, batch: "_Batch") -> Settlement:
+        if isinstance(chosen, str):
+            tried, via = Tried(SendResult(SendOutcome.permanent_failure, detail=chosen), True), None
+        else:
+            tried, via = await self._send(chosen, n, claim), chosen.name
+        if tried.sent and tried.result is not None and not tried.throttled:
+            metrics.send_result(via or n.channel.value, n, tried.result)
+        settled = Settlement(n.idempotency_key, DeliveryState.intended, tried.detail, unclaim=True) \
+            if tried.throttled else settlement(n, tried, claim.attempt, via)
+        batch.add(settled)
+        if settled.state is DeliveryState.intended and tried.result is not None:
+            log.warning("transient failure on %s, attempt %d: %s", n.channel.value, claim.attempt,
+                        tried.result.detail)
+        return settled
+
+    async def _hold_back(self, claimed_rest: list[Item], claims: dict[str, Claim], unclaimed_rest: list[Item],
+                         claimer: "_Claimer", batch: "_Batch") -> None:
+        """A recipient's later messages do not overtake one that failed transiently: released unsent. Their attempt
+        counts, so the scheduler brings them back on the same backoff as that one (and a batch sorts them after
+        it), but one never tried stays marked so: its next attempt sends rather than asks the channel about an
+        earlier send (Twilio voice's reconcile would take an earlier call to the person for it)."""
+        rest = {n.idempotency_key: claims[n.idempotency_key] for n, _ in claimed_rest if n.idempotency_key in claims}
+        if unclaimed_rest:
+            more = await claimer.claim([n.idempotency_key for n, _ in unclaimed_rest])
+            batch.opened(more)
+            rest.update(more)
+        for key, claim in rest.items():
+            batch.add(Settlement(key, DeliveryState.intended, HELD_BACK if claim.tried_before else HELD_BACK_UNTRIED))
 
     async def _send(self, channel: ChannelAdapter, n: Notification, claim: Claim) -> Tried:
         """One attempt, repeated after each Retry-After while the provider throttles (up to THROTTLE_GIVE_UP_S)."""
@@ -191,16 +209,44 @@ class Dispatcher:
         return self._buckets[key]
 
 
+class _Claimer:
+    """Claims for every recipient of a batch, gathered into one transaction while the previous one runs."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.wanted: list[tuple[list[str], asyncio.Future[dict[str, Claim]]]] = []
+        self.wake = asyncio.Event()
+
+    async def claim(self, keys: list[str]) -> dict[str, Claim]:
+        future: asyncio.Future[dict[str, Claim]] = asyncio.get_running_loop().create_future()
+        self.wanted.append((keys, future))
+        self.wake.set()
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            wanted, self.wanted = self.wanted, []
+            if wanted:
+                claimed = await _retrying("claim", self.store.claim_many, [k for keys, _ in wanted for k in keys])
+                for keys, future in wanted:
+                    future.set_result({k: claimed[k] for k in keys if k in claimed})
+
+
 class _Batch:
     """The settlements of one batch, written every FLUSH_S while it runs, and its claims kept alive."""
 
-    def __init__(self, store: Store, keys: set[str], lease_s: float) -> None:
+    def __init__(self, store: Store, lease_s: float) -> None:
         self.store = store
-        self.open = set(keys)  # claimed and not yet settled
+        self.open: set[str] = set()  # claimed and not yet settled
         self.pending: list[Settlement] = []
         self.actions: list[Any] = []
         self.done = False
         self.renew_every = max(1.0, lease_s / 3)
+
+    def opened(self, claims: dict[str, Claim]) -> None:
+        self.open.update(claims)
 
     def add(self, settled: Settlement) -> None:
         self.pending.append(settled)
