@@ -176,8 +176,8 @@ def test_sigkill_mid_send_sends_each_notification_exactly_once(rig: Rig, worker_
     left = rig.states()
     waiting(rig, [first], lambda: len(rig.twilio.messages) == in_flight.posts, 10, 0.05, "the held text to land")
     held = rig.twilio.messages[-1]
-    # The notifier claims a batch at once (streams/notifier.py), so the held send's later siblings are `sending`
-    # too; only what "Twilio" answered is `sent`.
+    # The notifier claims a recipient's messages a few at a time (streams/notifier.CLAIM_AHEAD), so the held
+    # send's next ones may be `sending` too; only what "Twilio" answered is `sent`.
     assert left["sending"] >= 1 and left["sent"] == in_flight.posts - 1, dict(left)
 
     second = worker_factory(rig.env)
