@@ -40,6 +40,7 @@ CONSOLE_EXAMPLES = 8  # the console's pages take few parameters
 TOKENS = {"api": "fuzz-api", "alertmanager": "fuzz-am", "cap": "fuzz-cap", "metrics": "fuzz-metrics"}
 TWILIO_TOKEN = "fuzz-twilio-auth-token-" + "x" * 9
 ADMIN = "zhou-haibo"  # an admin of the shipped directory
+WRONG_EVERY = 7
 CONSOLE_CSRF = "fuzz-console-csrf"  # the pingan_csrf cookie of every request, and the forms' csrf field
 BEARER_BY_PATH = {"/v1/intake/cap": TOKENS["cap"], "/v1/intake/alertmanager": TOKENS["alertmanager"]}
 
@@ -62,17 +63,23 @@ class Credentials(requests.Session):
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         path = urlsplit(request.url or "").path
+        # One request in WRONG_EVERY (by its size, so the same cases get it every run) carries wrong credentials
+        # in non-ASCII text: refusing them must be a 401/403 too, never a 500.
+        size = int(request.headers.get("Content-Length", 0))
+        wrong = size % WRONG_EVERY == 1
         if path.startswith("/v1/intake/twilio/"):
             body = request.body or b""
             text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
             form = dict(parse_qsl(text, keep_blank_values=True))
-            request.headers["X-Twilio-Signature"] = self.validator.compute_signature(request.url or "", form)
+            signature = self.validator.compute_signature(request.url or "", form)
+            request.headers["X-Twilio-Signature"] = ("签名" + signature if wrong else signature).encode()  # type: ignore[assignment]
         else:
             token = BEARER_BY_PATH.get(path, self.personal_token)
-            size = int(request.headers.get("Content-Length", 0))
             if (request.method, path) == ("POST", "/v1/incidents") and size % 2:
                 token = TOKENS["api"]  # the intake token and a person (incidents.report) both file reports
-            request.headers["Authorization"] = f"Bearer {token}"
+            if wrong:
+                token = "令牌" + token
+            request.headers["Authorization"] = f"Bearer {token}".encode()  # type: ignore[assignment]
         return super().send(request, **kwargs)
 
 
