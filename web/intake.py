@@ -20,6 +20,7 @@ from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.adapters.limits import IntakeLimits, IntakeTooLarge
 from pingan.schemas.events import IntakeItem, RawKind
 from pingan.schemas.incident import IncidentReport
+from pingan.schemas.taxonomy import Source
 from pingan.settings import Settings
 from pingan.store.outbox import Accepted
 from pingan.store.repository import Store
@@ -210,7 +211,7 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
             return JSONResponse(status_code=422, content={"error": f"invalid request: {error.message}",
                                                           "field": error.field, "errors": errors})
         if report.source.value not in ("api", "cli", "drill"):
-            report = report.model_copy(update={"source": "api"})  # only the adapters may claim other sources
+            report = report.model_copy(update={"source": Source.api})  # only the adapters may claim other sources
         if reporter is not None:  # a person filed it: the report says who, whatever its labels claimed
             report = report.model_copy(update={"labels": {**report.labels, "reported_by": reporter.person_id}})
         return accepted_out((await intake.commit("api", [IntakeItem(kind=RawKind(kind), report=report)]))[0])
