@@ -130,13 +130,7 @@ def stage_latency(stage: str, seconds: float | None, status: Any = "actual") -> 
 
 def triage_to_match(store: Any, event_id: str, status: Any = "actual") -> None:
     """From triage's decision (its row in triage_events) to the response decision, which is now."""
-    from sqlalchemy import select
-
-    from pingan.store.tables import triage_events
-
-    with store.engine.connect() as conn:
-        at = conn.scalar(select(triage_events.c.at).where(triage_events.c.event_id == event_id))
-    stage_latency("triage_to_match", seconds_since(at), status)
+    stage_latency("triage_to_match", seconds_since(store.triaged_at(event_id)), status)
 
 
 def notification(channel: str, outcome: str) -> None:

@@ -12,7 +12,11 @@ yields a `Store` bound to it: every read and write of the store's classes (`Stor
 - a failure anywhere rolls the whole batch back: nothing of it is stored, nothing is emitted, and the agent, which
   has not acknowledged the batch's offsets, runs it again whole (the idempotency keys make a replay harmless);
 - the log's chain head is read once per batch: append_actions keeps it in the connection's `info` for as long as
-  the transaction lasts (store/log.py).
+  the transaction lasts, and keeps the entries it chains there too, inserted in one statement just before the
+  commit (store/log.py; nothing in a stage reads the log back except append_actions' own key check, which sees them);
+- what the stages ask once per message is read once per batch where it can be: whether triage has seen each event,
+  whether the response has decided each incident, when triage decided each (`prefetch_*`), and each stored incident
+  body is parsed once.
 
 Inside a batch, a nested `begin()` or `connect()` is the batch's own transaction, not a new one, so code run in a
 batch must not catch a database error and carry on (on PostgreSQL the transaction is aborted by then): the stages'
@@ -21,15 +25,17 @@ store paths do not; such an error fails the batch, which is retried whole.
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
 from pingan.schemas.action import Action
 from pingan.schemas.events import IncidentEvent
+from pingan.schemas.incident import Incident
 from pingan.store.engine import write_tx
 from pingan.store.ledger import CHUNK
-from pingan.store.log import CHAIN_HEAD
+from pingan.store.log import CHAIN_HEAD, PENDING, flush_pending
 from pingan.store.repository import Store
 from pingan.store.tables import responses, triage_events
 
@@ -64,6 +70,8 @@ class BatchStore(Store):
         self._conn = conn
         self._untriaged: set[str] = set()  # event ids with no triage row
         self._undecided: set[str] = set()  # incident ids with no response row
+        self._triaged_at: dict[str, datetime] = {}  # event id -> when triage decided it
+        self._parsed: dict[str, Incident] = {}  # stored incident body -> the Incident it parses to
 
     def prefetch_triage(self, event_ids: Sequence[str]) -> None:
         wanted = list(dict.fromkeys(event_ids))
@@ -81,22 +89,50 @@ class BatchStore(Store):
                                            .where(responses.c.incident_id.in_(wanted[i:i + CHUNK]))))
         self._undecided = set(wanted) - seen
 
+    def prefetch_triage_times(self, event_ids: Sequence[str]) -> None:
+        wanted = list(dict.fromkeys(event_ids))
+        for i in range(0, len(wanted), CHUNK):
+            rows = self._conn.execute(select(triage_events.c.event_id, triage_events.c.at)
+                                      .where(triage_events.c.event_id.in_(wanted[i:i + CHUNK])))
+            self._triaged_at.update((r.event_id, r.at) for r in rows)
+
+    def triaged_at(self, event_id: str) -> datetime | None:
+        return self._triaged_at[event_id] if event_id in self._triaged_at else super().triaged_at(event_id)
+
     def was_ignored(self, event_id: str) -> bool:
         return False if event_id in self._untriaged else super().was_ignored(event_id)
 
     def triage_result(self, event_id: str) -> IncidentEvent | None:
         return None if event_id in self._untriaged else super().triage_result(event_id)
 
+    def _triaged(self, conn: Connection, event_id: str) -> Row[Any] | None:
+        return None if event_id in self._untriaged else super()._triaged(conn, event_id)
+
     def apply_triage(self, event_id: str, *args: Any, **kwargs: Any) -> tuple[IncidentEvent, list[Action]]:
-        self._untriaged.discard(event_id)  # from here on the event has its row (or the batch fails whole)
-        return super().apply_triage(event_id, *args, **kwargs)
+        try:
+            return super().apply_triage(event_id, *args, **kwargs)
+        finally:  # from here on the event has its row (or the batch fails whole)
+            self._untriaged.discard(event_id)
 
     def response_decided(self, incident_id: str) -> bool:
         return False if incident_id in self._undecided else super().response_decided(incident_id)
 
+    def _responded(self, conn: Connection, incident_id: str) -> bool:
+        return False if incident_id in self._undecided else super()._responded(conn, incident_id)
+
     def apply_response(self, incident_id: str, *args: Any, **kwargs: Any) -> list[Action]:
-        self._undecided.discard(incident_id)
-        return super().apply_response(incident_id, *args, **kwargs)
+        try:
+            return super().apply_response(incident_id, *args, **kwargs)
+        finally:
+            self._undecided.discard(incident_id)
+
+    def _incident(self, body: str) -> Incident:
+        """Each stored body parsed once per batch: every report of a batch asks for the same recent incidents (the
+        candidates a report from another source may join), and the decisions copy an incident, never change it."""
+        parsed = self._parsed.get(body)
+        if parsed is None:
+            parsed = self._parsed[body] = super()._incident(body)
+        return parsed
 
 
 @contextmanager
@@ -104,7 +140,10 @@ def batch_tx(store: Store) -> Iterator[BatchStore]:
     """The whole block is one write transaction (committed when it ends, rolled back on an exception)."""
     with write_tx(store.engine) as conn:
         conn.info[CHAIN_HEAD] = None  # append_actions reads the head once, then keeps it here
+        conn.info[PENDING] = {}  # and keeps the entries it chains here, inserted all at once below
         try:
             yield BatchStore(store, conn)
+            flush_pending(conn)
         finally:
             conn.info.pop(CHAIN_HEAD, None)  # the connection goes back to the pool: the next transaction reads anew
+            conn.info.pop(PENDING, None)

@@ -2,8 +2,9 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, Row, and_, func, select, update
 
 from pingan.schemas.action import Action, ActionDraft
 from pingan.schemas.common import utcnow
@@ -40,6 +41,17 @@ class IncidentStore:
 
     engine: Engine
 
+    # Three hooks a batch (store/batch.py) answers from what it read once for the whole batch.
+    def _incident(self, body: str) -> Incident:
+        return Incident.model_validate_json(body)
+
+    def _triaged(self, conn: Connection, event_id: str) -> Row[Any] | None:
+        """Triage's row for this event, if it has one (read under the chain lock: the replay check)."""
+        return conn.execute(select(triage_events).where(triage_events.c.event_id == event_id)).first()
+
+    def _responded(self, conn: Connection, incident_id: str) -> bool:
+        return bool(conn.scalar(select(func.count()).where(responses.c.incident_id == incident_id)))
+
     def was_ignored(self, event_id: str) -> bool:
         with self.engine.connect() as conn:
             outcome = conn.scalar(select(triage_events.c.outcome).where(triage_events.c.event_id == event_id))
@@ -54,7 +66,7 @@ class IncidentStore:
             body = conn.scalar(select(incidents.c.body).where(incidents.c.id == row.incident_id))
         if body is None:
             return None
-        return IncidentEvent(event_id=event_id, outcome=row.outcome, incident=Incident.model_validate_json(body))
+        return IncidentEvent(event_id=event_id, outcome=row.outcome, incident=self._incident(body))
 
     def open_incident_for(self, dedup_key: str, status: str, since: datetime | None) -> Incident | None:
         """The open incident with this key and status; `since` bounds its latest report (None: any age)."""
@@ -73,7 +85,7 @@ class IncidentStore:
                 .order_by(incidents.c.last_report_at.desc())
                 .limit(1)
             )
-        return Incident.model_validate_json(body) if body else None
+        return self._incident(body) if body else None
 
     def open_incidents_like(self, status: str, category: str, subtypes: list[str], since: datetime,
                             limit: int = 50) -> list[Incident]:
@@ -89,7 +101,7 @@ class IncidentStore:
                 .order_by(incidents.c.last_report_at.desc())
                 .limit(limit)
             ).all()
-        return [Incident.model_validate_json(b) for b in bodies]
+        return [self._incident(b) for b in bodies]
 
     def apply_triage(self, event_id: str, outcome: TriageOutcome, incident: Incident,
                      drafts: Sequence[ActionDraft], message_keys: Sequence[str] = ()
@@ -99,10 +111,10 @@ class IncidentStore:
         `message_keys`: the CAP message keys now applied to the incident, so a later follow-up naming any of them
         finds it (store/message_keys.py). An ignored event stores no incident, only its log entry saying why."""
         with write_tx(self.engine) as conn:
-            done = conn.execute(select(triage_events).where(triage_events.c.event_id == event_id)).first()
+            done = self._triaged(conn, event_id)
             if done is not None:
                 body = conn.scalar(select(incidents.c.body).where(incidents.c.id == done.incident_id))
-                first = Incident.model_validate_json(body) if body else incident
+                first = self._incident(body) if body else incident
                 return IncidentEvent(event_id=event_id, outcome=done.outcome, incident=first), []
             if outcome is TriageOutcome.ignored:
                 conn.execute(triage_events.insert().values(
@@ -123,6 +135,11 @@ class IncidentStore:
             logged = append_actions(conn, drafts)
         return IncidentEvent(event_id=event_id, outcome=outcome, incident=incident), logged
 
+    def triaged_at(self, event_id: str) -> datetime | None:
+        """When triage decided this event (the triage-to-match latency starts there)."""
+        with self.engine.connect() as conn:
+            return conn.scalar(select(triage_events.c.at).where(triage_events.c.event_id == event_id))
+
     def response_decided(self, incident_id: str) -> bool:
         with self.engine.connect() as conn:
             return conn.scalar(select(func.count()).where(responses.c.incident_id == incident_id)) > 0
@@ -137,8 +154,7 @@ class IncidentStore:
         """Record the plan decision and every notification intent together, once per incident."""
         now = utcnow()
         with write_tx(self.engine) as conn:
-            exists = conn.scalar(select(func.count()).where(responses.c.incident_id == incident_id))
-            if exists:
+            if self._responded(conn, incident_id):
                 return []
             conn.execute(
                 responses.insert().values(

@@ -48,6 +48,7 @@ def response_batch(store: Store, plans: Callable[[], PlanSet], events: Sequence[
     planset = plans()
     with batch_tx(store) as tx:
         tx.prefetch_responses([e.incident.id for e in events])
+        tx.prefetch_triage_times([e.event_id for e in events])
         outs = [response_stage(tx, planset, e, time_scale, areas) for e in events]
     _deadlines_committed()
     return outs

@@ -123,3 +123,16 @@ def test_a_batch_is_one_transaction_with_one_read_of_the_chain_head(store: Store
     head_reads = [s for s in statements if s.startswith("SELECT actions.seq, actions.hash FROM actions ORDER BY")]
     assert len(commits) == 2 and len(head_reads) == 1
     assert verify_chain(store.iter_log()) == (counts(store)["actions"], None)
+
+
+def test_the_same_event_twice_in_one_batch_is_decided_once(store: Store) -> None:
+    first = raw("k-twice", 1)
+    outs = triage_batch(store, [first, first], WINDOW, {})  # a replay that lands in the batch of its original
+    assert [(e.outcome.value, e.incident.id) for o in outs for e in o.incident_events] == [
+        ("created", first.proposed_incident_id), ("created", first.proposed_incident_id)]
+    assert len(outs[0].actions) == 1 and not outs[1].actions
+    created = outs[0].incident_events
+    twice = merged(response_batch(store, lambda: PLANS, [*created, *created], 1.0))
+    assert counts(store)["triage_events"] == 1 and counts(store)["responses"] == 1
+    assert len({n.idempotency_key for n in twice.notifications}) == counts(store)["notifications"]
+    assert verify_chain(store.iter_log()) == (counts(store)["actions"], None)
