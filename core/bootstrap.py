@@ -31,6 +31,10 @@ class Services:
     areas: DistrictCheck | None = None  # the district check; None when it is off (PINGAN_DISTRICT_AREA_CHECK=false)
 
     def close(self) -> None:
+        for channel in self.channels.values():
+            closer = getattr(channel, "close", None)  # a pooled HTTP client (webhook) lets its connections go
+            if callable(closer):
+                closer()
         self.store.close()
 
 
