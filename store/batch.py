@@ -15,8 +15,8 @@ yields a `Store` bound to it: every read and write of the store's classes (`Stor
   the transaction lasts, and keeps the entries it chains there too, inserted in one statement just before the
   commit (store/log.py; nothing in a stage reads the log back except append_actions' own key check, which sees them);
 - what the stages ask once per message is read once per batch where it can be: whether triage has seen each event,
-  whether the response has decided each incident, when triage decided each (`prefetch_*`), and each stored incident
-  body is parsed once.
+  the open incidents with the batch's dedup keys, whether the response has decided each incident, when triage
+  decided each (`prefetch_*`, kept true as the batch writes), and each stored incident body is parsed once.
 
 Inside a batch, a nested `begin()` or `connect()` is the batch's own transaction, not a new one, so code run in a
 batch must not catch a database error and carry on (on PostgreSQL the transaction is aborted by then): the stages'
@@ -28,16 +28,17 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, and_, select
 
 from pingan.schemas.action import Action
-from pingan.schemas.events import IncidentEvent
+from pingan.schemas.events import IncidentEvent, TriageOutcome
 from pingan.schemas.incident import Incident
+from pingan.schemas.taxonomy import IncidentState
 from pingan.store.engine import write_tx
 from pingan.store.ledger import CHUNK
 from pingan.store.log import CHAIN_HEAD, PENDING, flush_pending
 from pingan.store.repository import Store
-from pingan.store.tables import responses, triage_events
+from pingan.store.tables import incidents, responses, triage_events
 
 
 class _BatchEngine:
@@ -72,6 +73,9 @@ class BatchStore(Store):
         self._undecided: set[str] = set()  # incident ids with no response row
         self._triaged_at: dict[str, datetime] = {}  # event id -> when triage decided it
         self._parsed: dict[str, Incident] = {}  # stored incident body -> the Incident it parses to
+        # dedup_key -> incident id -> (status, last report, stored body or Incident): the open incidents with the
+        # batch's keys, read once and kept as the batch writes (apply_triage is triage's only write to incidents)
+        self._open: dict[str, dict[str, tuple[str, datetime, str | Incident]]] = {}
 
     def prefetch_triage(self, event_ids: Sequence[str]) -> None:
         wanted = list(dict.fromkeys(event_ids))
@@ -80,6 +84,27 @@ class BatchStore(Store):
             seen.update(self._conn.scalars(select(triage_events.c.event_id)
                                            .where(triage_events.c.event_id.in_(wanted[i:i + CHUNK]))))
         self._untriaged = set(wanted) - seen
+
+    def prefetch_open(self, dedup_keys: Sequence[str]) -> None:
+        wanted = list(dict.fromkeys(dedup_keys))
+        self._open = {k: {} for k in wanted}
+        for i in range(0, len(wanted), CHUNK):
+            rows = self._conn.execute(
+                select(incidents.c.id, incidents.c.dedup_key, incidents.c.status, incidents.c.last_report_at,
+                       incidents.c.body)
+                .where(and_(incidents.c.dedup_key.in_(wanted[i:i + CHUNK]), incidents.c.state != "closed")))
+            for r in rows:
+                self._open[r.dedup_key][r.id] = (r.status, r.last_report_at, r.body)
+
+    def open_incident_for(self, dedup_key: str, status: str, since: datetime | None) -> Incident | None:
+        known = self._open.get(dedup_key)
+        if known is None:
+            return super().open_incident_for(dedup_key, status, since)
+        fitting = [(at, found) for st, at, found in known.values() if st == status and (since is None or at >= since)]
+        if not fitting:
+            return None
+        found = max(fitting, key=lambda f: f[0])[1]  # the latest report, as the query's ORDER BY … DESC LIMIT 1
+        return found if isinstance(found, Incident) else self._incident(found)
 
     def prefetch_responses(self, incident_ids: Sequence[str]) -> None:
         wanted = list(dict.fromkeys(incident_ids))
@@ -110,9 +135,17 @@ class BatchStore(Store):
 
     def apply_triage(self, event_id: str, *args: Any, **kwargs: Any) -> tuple[IncidentEvent, list[Action]]:
         try:
-            return super().apply_triage(event_id, *args, **kwargs)
+            emitted, logged = super().apply_triage(event_id, *args, **kwargs)
         finally:  # from here on the event has its row (or the batch fails whole)
             self._untriaged.discard(event_id)
+        if logged and emitted.outcome is not TriageOutcome.ignored:  # the incident row was written as `emitted`
+            incident = emitted.incident
+            for known in self._open.values():
+                known.pop(incident.id, None)
+            if incident.dedup_key in self._open and incident.state is not IncidentState.closed:
+                self._open[incident.dedup_key][incident.id] = (
+                    incident.status.value, incident.last_report_at or incident.received_at, incident)
+        return emitted, logged
 
     def response_decided(self, incident_id: str) -> bool:
         return False if incident_id in self._undecided else super().response_decided(incident_id)

@@ -38,6 +38,7 @@ def triage_batch(store: Store, events: Sequence[RawEvent], window: timedelta, ca
     `cached`: the agent's dedup cache (status:dedup_key -> incident id); the store decides."""
     with batch_tx(store) as tx:
         tx.prefetch_triage([e.event_id for e in events])
+        tx.prefetch_open([e.report.effective_dedup_key() for e in events])
         return [triage_stage(tx, e, window, cached.get(dedup_cache_key(e)), areas) for e in events]
 
 
