@@ -122,15 +122,13 @@ class IncidentStore:
                 return IncidentEvent(event_id=event_id, outcome=outcome, incident=incident), append_actions(
                     conn, drafts)
             row = incident_row(incident)
+            # Rows as execute() parameters, not .values(): the compiled statement is reused, not rebuilt per call.
             if outcome is TriageOutcome.created:
-                conn.execute(incidents.insert().values(**row))
+                conn.execute(incidents.insert(), row)
             else:
                 conn.execute(update(incidents).where(incidents.c.id == incident.id).values(**row))
-            conn.execute(
-                triage_events.insert().values(
-                    event_id=event_id, incident_id=incident.id, outcome=outcome.value, at=utcnow()
-                )
-            )
+            conn.execute(triage_events.insert(),
+                         {"event_id": event_id, "incident_id": incident.id, "outcome": outcome.value, "at": utcnow()})
             remember(conn, message_keys, incident.id)
             logged = append_actions(conn, drafts)
         return IncidentEvent(event_id=event_id, outcome=outcome, incident=incident), logged
@@ -156,11 +154,8 @@ class IncidentStore:
         with write_tx(self.engine) as conn:
             if self._responded(conn, incident_id):
                 return []
-            conn.execute(
-                responses.insert().values(
-                    incident_id=incident_id, plan_id=plan_id, plan_version=plan_version, grade=grade, decided_at=now
-                )
-            )
+            conn.execute(responses.insert(), {"incident_id": incident_id, "plan_id": plan_id,
+                                              "plan_version": plan_version, "grade": grade, "decided_at": now})
             if orders:
                 conn.execute(notifications.insert(), [ledger_row(n, now) for n in orders])
             return append_actions(conn, drafts)
