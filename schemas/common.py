@@ -1,9 +1,9 @@
 """Small shared types and helpers for the models."""
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 def _aware_utc(value: datetime) -> datetime:
@@ -30,10 +30,28 @@ def describe_validation(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
 
 
+def without_nul(value: Any) -> Any:
+    """`value` with every NUL character taken out of its strings (dict keys and nested values included)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
 class Model(BaseModel):
-    """Base for every Pingan model: unknown fields are errors, so a typo never silently drops data."""
+    """Base for every Pingan model: unknown fields are errors, so a typo never silently drops data. NUL characters
+    are dropped from every string: no sender means one, and PostgreSQL's text columns refuse them, so a report that
+    carried one was accepted and then failed triage for ever (issue 14, finding 5)."""
 
     model_config = ConfigDict(extra="forbid", use_enum_values=False, str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return without_nul(data)
 
 
 class LocalizedText(Model):

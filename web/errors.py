@@ -48,5 +48,28 @@ class ErrorIds:
             await response(scope, receive, send)
 
 
+class NoNulInUrl:
+    """400 for a URL with a NUL character (%00) in its path or query, before any route: no id, name or filter
+    contains one, and PostgreSQL refuses NUL in any text it compares, so `GET /v1/incidents/a%00b` was a 500 on
+    PostgreSQL (and a 404 on SQLite). Bodies need no such check: the models drop NUL (schemas/common.py)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").lower()
+            where = "path" if "\x00" in scope.get("path", "") else "query" if b"%00" in query or b"\x00" in query \
+                else None
+            if where is not None:
+                response = JSONResponse(status_code=400, content={
+                    "error": f"invalid request: {where}: contains a NUL character (%00)", "field": where})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install_error_ids(api: FastAPI) -> None:
-    api.add_middleware(ErrorIds)
+    """The error ids, and (inside them) the URL check that comes before any route."""
+    api.add_middleware(NoNulInUrl)
+    api.add_middleware(ErrorIds)  # added last: the outermost, so it also catches what the URL check raises

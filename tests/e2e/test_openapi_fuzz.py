@@ -8,10 +8,12 @@ Bounded and repeatable: a fixed number of examples an operation, derandomized (t
 module runs in about two minutes on a 2-core machine; EXAMPLES is the knob."""
 
 import contextlib
+import os
 import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import uvicorn
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
 from pingan.handlers.access.permissions import Role
@@ -34,6 +37,7 @@ from pingan.settings import Settings
 from pingan.store.identity import IdentityStore
 from pingan.store.repository import Store
 from pingan.web.app import create_api
+from tests.fixtures.database import PG_ADMIN_URL, _pg_available
 
 EXAMPLES = 15  # generated cases an operation, on top of the schema's examples and its coverage cases
 CONSOLE_EXAMPLES = 8  # the console's pages take few parameters
@@ -90,12 +94,31 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def fuzz_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """PostgreSQL when it answers (production's store, and the stricter one: it refuses NUL characters and
+    out-of-range integers that SQLite keeps), else SQLite; under CI PostgreSQL must answer."""
+    if not _pg_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+        yield f"sqlite:///{tmp_path_factory.mktemp('fuzz-db') / 'pingan.db'}"
+        return
+    name = f"pingan_fuzz_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, fuzz_db_url: str) -> Iterator[Served]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    store = Store(f"sqlite:///{data_dir / 'pingan.db'}")
+    store = Store(fuzz_db_url)
     limits = 10_000_000  # every generated request reaches the route: no rate limit answers in its place
     app_settings = Settings(
         data_dir=data_dir, heartbeat_interval_s=0, topic_prefix="", cap_feeds=None, public_docs=True,

@@ -139,3 +139,59 @@ def test_a_non_ascii_csrf_token_is_403_not_500(app_and_store) -> None:  # type: 
     sign_in = client.post("/auth/sign-in", data={"person": ADMIN, "password": "x", "csrf": "令牌"},
                           follow_redirects=False)
     assert sign_in.status_code == 303 and "error=csrf" in sign_in.headers["location"], sign_in.text
+
+
+def test_signing_in_as_a_60_character_person_is_422_not_500(app_and_store) -> None:  # type: ignore[no-untyped-def]
+    # Found by the fuzz on PostgreSQL: the failed sign-in was logged under user:<person>, over the log's 64 characters.
+    app, _ = app_and_store
+    response = TestClient(app, raise_server_exceptions=False).post(
+        "/auth/sign-in", json={"person": "p" * 60, "password": "a-long-enough-password"})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "person"
+
+
+# ── NUL: PostgreSQL's text columns refuse it. A report carrying one was accepted into the outbox and then failed
+# triage for ever (a poison event); an Alertmanager webhook with one was a 503 that its retries never got past.
+
+
+def test_a_report_with_a_nul_character_is_accepted_and_triaged(app_and_store) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from pingan.streams.stages import triage_stage
+
+    app, store = app_and_store
+    report = {**REPORT, "title": "仓库\x00起火", "labels": {"k\x00": "v\x00"}, "reporter": {"name": "市\x00民"}}
+    response = TestClient(app).post("/v1/incidents", json=report, headers=bearer("api"))
+    assert response.status_code == 202, response.text
+    [row] = store.unpublished()
+    outcome = triage_stage(store, RawEvent.model_validate_json(row.payload), timedelta(hours=1))
+    [event] = outcome.incident_events
+    assert event.incident.title == "仓库起火" and event.incident.labels == {"k": "v"}
+
+
+def test_an_alertmanager_webhook_with_a_nul_character_is_accepted(app_and_store) -> None:  # type: ignore[no-untyped-def]
+    app, store = app_and_store
+    hook = {"version": "4", "status": "firing", "receiver": "pingan", "groupKey": "g\x00",
+            "alerts": [{"labels": {"alertname": "Disk\x00Full", "pingan_category": "accident_disaster"}}]}
+    response = TestClient(app).post("/v1/intake/alertmanager", json=hook, headers=bearer("alertmanager"))
+    assert response.status_code == 202, response.text
+    assert len(store.unpublished()) == 1
+
+
+def test_signing_in_as_a_person_with_a_nul_character_is_4xx(app_and_store) -> None:  # type: ignore[no-untyped-def]
+    app, _ = app_and_store
+    response = TestClient(app, raise_server_exceptions=False).post(
+        "/auth/sign-in", json={"person": "zhou\x00haibo", "password": "a-long-enough-password"})
+    assert 400 <= response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/v1/incidents/INC-A%00B"), ("GET", "/v1/incidents/INC-A%00B/reports"), ("GET", "/v1/drills/run%00"),
+    ("POST", "/v1/drills/run%00/end"), ("POST", "/v1/incidents/INC-A%00B/ack"), ("GET", "/console/incidents/a%00b"),
+    ("GET", "/v1/incidents?since=2026-01-01T00:00:00%2B08:00%00")])
+def test_a_nul_character_in_the_url_is_400_naming_it(app_and_store, method: str, path: str) -> None:  # type: ignore[no-untyped-def]
+    app, store = app_and_store
+    response = TestClient(app, raise_server_exceptions=False).request(
+        method, path, json={}, headers={"Authorization": f"Bearer {admin_token(store)}"})
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] in ("path", "query")
