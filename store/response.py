@@ -5,7 +5,9 @@ escalation scheduler's wake-up), so a timer waiting for the next due time learns
 """
 
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +36,7 @@ from pingan.store.tables import (
 
 log = logging.getLogger(__name__)
 _listeners: list[Callable[[], None]] = []
+_held = threading.local()  # `written` is not None inside wakeups_held() on this thread
 
 
 def on_deadline_written(listener: Callable[[], None]) -> Callable[[], None]:
@@ -43,7 +46,25 @@ def on_deadline_written(listener: Callable[[], None]) -> Callable[[], None]:
     return lambda: _listeners.remove(listener) if listener in _listeners else None
 
 
+@contextmanager
+def wakeups_held() -> Iterator[None]:
+    """Hold this thread's deadline wake-ups for the block, then wake once if a deadline was written in it. For a
+    batch's transaction (streams/batches.py): the scheduler cannot see its deadlines before the commit, so waking it
+    for each one only spent its queries; once after the commit it sees them all (issue 15)."""
+    outer = getattr(_held, "written", None)
+    _held.written = False
+    try:
+        yield
+    finally:
+        written, _held.written = _held.written, outer
+    if written:
+        _deadline_written()
+
+
 def _deadline_written() -> None:
+    if getattr(_held, "written", None) is not None:  # inside wakeups_held(): once, when it ends
+        _held.written = True
+        return
     for listener in list(_listeners):
         try:
             listener()

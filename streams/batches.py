@@ -26,6 +26,7 @@ from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.events import IncidentEvent, RawEvent
 from pingan.store.batch import batch_tx
 from pingan.store.repository import Store
+from pingan.store.response import wakeups_held
 from pingan.streams.stages import StageOutput, response_stage, triage_stage
 
 BATCH_MAX = 200  # messages per batch: bounds a transaction's length (the chain lock is held until it commits)
@@ -47,11 +48,10 @@ def response_batch(store: Store, plans: Callable[[], PlanSet], events: Sequence[
     """response_stage for each event, in order, in one transaction. `plans` is read once per batch: a hot reload
     swaps the plan set between two batches, never inside one."""
     planset = plans()
-    with batch_tx(store) as tx:
+    with wakeups_held(), batch_tx(store) as tx:  # the scheduler is woken once, after the commit
         tx.prefetch_responses([e.incident.id for e in events])
         tx.prefetch_triage_times([e.event_id for e in events])
         outs = [response_stage(tx, planset, e, time_scale, areas) for e in events]
-    _deadlines_committed()
     return outs
 
 
@@ -67,13 +67,3 @@ def merged(outs: Sequence[StageOutput]) -> StageOutput:
         out.notifications += o.notifications
         out.actions += o.actions
     return out
-
-
-def _deadlines_committed() -> None:
-    """Deadlines written inside the batch woke the scheduler before they were committed, when its own read could
-    not see them yet: wake it again now that they are (store/response.py's listeners, where that module has them)."""
-    from pingan.store import response
-
-    wake = getattr(response, "_deadline_written", None)
-    if wake is not None:
-        wake()

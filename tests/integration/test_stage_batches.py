@@ -14,6 +14,7 @@ from pingan.schemas.events import IncidentEvent, RawEvent
 from pingan.schemas.incident import IncidentReport
 from pingan.store.outbox import new_incident_id
 from pingan.store.repository import Store
+from pingan.store.response import on_deadline_written
 from pingan.store.tables import actions, escalations, incidents, notifications, responses, triage_events
 from pingan.streams.batches import merged, response_batch, triage_batch
 
@@ -136,3 +137,15 @@ def test_the_same_event_twice_in_one_batch_is_decided_once(store: Store) -> None
     assert counts(store)["triage_events"] == 1 and counts(store)["responses"] == 1
     assert len({n.idempotency_key for n in twice.notifications}) == counts(store)["notifications"]
     assert verify_chain(store.iter_log()) == (counts(store)["actions"], None)
+
+
+def test_the_scheduler_is_woken_once_per_batch_after_its_commit(store: Store) -> None:
+    created = [e for o in triage_batch(store, [raw(f"k-{n}", n) for n in range(5)], WINDOW, {})
+               for e in o.incident_events]
+    seen: list[int] = []  # the deadlines another connection (the scheduler's) sees when it is woken
+    unregister = on_deadline_written(lambda: seen.append(counts(store)["escalations"]))
+    try:
+        response_batch(store, lambda: PLANS, created, 1.0)
+    finally:
+        unregister()
+    assert len(seen) == 1 and seen[0] == counts(store)["escalations"] > 0
