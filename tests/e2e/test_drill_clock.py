@@ -201,7 +201,10 @@ def test_a_x600_drill_meets_its_delayed_steps_and_grade_windows_read_drill_minut
     assert steps["commander-voice"]["actual_min"] is not None, steps
     assert steps["commander-voice"]["result"] == "met", lateness
     # The grade rule counts drill minutes: canteen A stays IV, canteen B is raised to III by its surge.
-    assert by_inject["slow-1"]["grade"] == "IV" and by_inject["slow-1"]["report_count"] == 5, by_inject["slow-1"]
+    sent = [(e["what"], e.get("inject"), e["at_min"]) for e in results["log"]]
+    print("x600 drill log (what, inject, drill minute):", sent)
+    slow = by_inject["slow-1"]
+    assert slow["grade"] == "IV" and slow["report_count"] == 5, (sent, slow)
     assert by_inject["fast-1"]["grade"] == "III" and by_inject["fast-1"]["report_count"] == 5, by_inject["fast-1"]
     for name in ("slow-1", "fast-1", "fire"):
         assert by_inject[name]["failures"] == [], (name, by_inject[name]["failures"])

@@ -123,3 +123,34 @@ def test_deadlines_count_from_the_plan_activated_entry(db_url: str) -> None:
                 and r.kind == "step")
     assert step.due_at - activated == timedelta(seconds=10), (activated, step.due_at)  # t+10 at 60x
     store.close()
+
+
+def test_grade_windows_count_when_reports_came_not_when_triage_got_to_them(db_url: str) -> None:
+    """Five drill reports 20 plan minutes apart (2 s at x600) that a backlog triages within a second: no 30-minute
+    window holds five, so the food-poisoning plan's surge rule must not raise the incident."""
+    from datetime import timedelta
+
+    from pingan.handlers.plans.load import load_plans
+    from pingan.plans import PLANS_DIR
+    from pingan.schemas.events import IntakeItem, RawEvent
+    from pingan.streams.stages import response_stage, triage_stage
+
+    plans = load_plans(PLANS_DIR)
+    store = Store(db_url)
+    DrillStore(store).register("surge-600", "时钟", False, [], time_scale=600)
+    report = IncidentReport(category="public_health", subtype="food_occupational_poisoning", grade="IV",
+                            title="演练：食堂多人腹泻", status="exercise", source="drill", dedup_key="canteen",
+                            labels={"drill_run": "surge-600"})
+    t0 = None
+    for k in range(5):
+        accepted = store.accept(IntakeItem(report=report), "raw")
+        row = next(r for r in store.unpublished() if r.event_id == accepted.event_id)
+        store.mark_published([row.event_id])
+        event = RawEvent.model_validate_json(row.payload)
+        t0 = t0 or event.received_at - timedelta(seconds=10)  # received 2 s apart, 10 s ago; triaged just now
+        event = event.model_copy(update={"received_at": t0 + timedelta(seconds=2 * k)})
+        for out in triage_stage(store, event, timedelta(hours=1)).incident_events:
+            response_stage(store, plans, out)
+    incident = store.list_incidents().items[0]
+    assert incident.report_count == 5 and incident.grade.value == "IV", (incident.report_count, incident.grade)
+    store.close()
