@@ -12,8 +12,8 @@ yields a `Store` bound to it: every read and write of the store's classes (`Stor
 - a failure anywhere rolls the whole batch back: nothing of it is stored, nothing is emitted, and the agent, which
   has not acknowledged the batch's offsets, runs it again whole (the idempotency keys make a replay harmless);
 - the log's chain head is read once per batch: append_actions keeps it in the connection's `info` for as long as
-  the transaction lasts, and keeps the entries it chains there too, inserted in one statement just before the
-  commit (store/log.py; nothing in a stage reads the log back except append_actions' own key check, which sees them);
+  the transaction lasts (store/log.py). Its entries are inserted as they are appended, not held back to the commit:
+  a stage may read the log inside the batch (the grade rules read the incident's `created`/`correlated` entries);
 - what the stages ask once per message is read once per batch where it can be: whether triage has seen each event,
   the open incidents with the batch's dedup keys, whether the response has decided each incident, when triage
   decided each (`prefetch_*`, kept true as the batch writes), and each stored incident body is parsed once.
@@ -36,7 +36,7 @@ from pingan.schemas.incident import Incident
 from pingan.schemas.taxonomy import IncidentState
 from pingan.store.engine import write_tx
 from pingan.store.ledger import CHUNK
-from pingan.store.log import CHAIN_HEAD, PENDING, flush_pending
+from pingan.store.log import CHAIN_HEAD
 from pingan.store.repository import Store
 from pingan.store.tables import incidents, responses, triage_events
 
@@ -173,10 +173,7 @@ def batch_tx(store: Store) -> Iterator[BatchStore]:
     """The whole block is one write transaction (committed when it ends, rolled back on an exception)."""
     with write_tx(store.engine) as conn:
         conn.info[CHAIN_HEAD] = None  # append_actions reads the head once, then keeps it here
-        conn.info[PENDING] = {}  # and keeps the entries it chains here, inserted all at once below
         try:
             yield BatchStore(store, conn)
-            flush_pending(conn)
         finally:
             conn.info.pop(CHAIN_HEAD, None)  # the connection goes back to the pool: the next transaction reads anew
-            conn.info.pop(PENDING, None)

@@ -13,9 +13,6 @@ from pingan.store.tables import actions
 # Key in Connection.info: while a batch's transaction runs (store/batch.py), the chain head after its last append,
 # so a batch reads the head from the table once, not once per message. Absent outside a batch.
 CHAIN_HEAD = "pingan_chain_head"
-# Key in Connection.info: a batch's entries, chained but not yet inserted (key -> row). flush_pending() inserts them
-# all in one statement before the batch commits. Absent outside a batch.
-PENDING = "pingan_chain_pending"
 
 
 def append_actions(conn: Connection, drafts: Sequence[ActionDraft]) -> list[Action]:
@@ -26,9 +23,6 @@ def append_actions(conn: Connection, drafts: Sequence[ActionDraft]) -> list[Acti
     seen: set[str] = set()
     if keys:
         seen = set(conn.scalars(select(actions.c.idempotency_key).where(actions.c.idempotency_key.in_(keys))))
-        pending = conn.info.get(PENDING)
-        if pending:  # entries this batch appended and has not inserted yet are logged too
-            seen.update(k for k in keys if k in pending)
     fresh = []
     for draft in drafts:
         if draft.idempotency_key and draft.idempotency_key in seen:
@@ -43,24 +37,10 @@ def append_actions(conn: Connection, drafts: Sequence[ActionDraft]) -> list[Acti
         head = conn.execute(select(actions.c.seq, actions.c.hash).order_by(actions.c.seq.desc()).limit(1)).first()
         cached = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     entries = chain(cached[0], cached[1], fresh)
-    rows = [_to_row(a) for a in entries]
-    if PENDING in conn.info:
-        pending = conn.info[PENDING]
-        for i, row in enumerate(rows):
-            pending[row["idempotency_key"] or f"\0{row['seq']}:{i}"] = row
-    else:
-        conn.execute(actions.insert(), rows)
+    conn.execute(actions.insert(), [_to_row(a) for a in entries])
     if CHAIN_HEAD in conn.info:  # inside a batch: we hold the chain lock until it commits, so this stays the head
         conn.info[CHAIN_HEAD] = (entries[-1].seq, entries[-1].hash)
     return entries
-
-
-def flush_pending(conn: Connection) -> None:
-    """Insert a batch's chained entries, in seq order, in one statement."""
-    pending = conn.info.get(PENDING)
-    if pending:
-        conn.execute(actions.insert(), sorted(pending.values(), key=lambda r: r["seq"]))  # type: ignore[arg-type, return-value]
-        pending.clear()
 
 
 def _to_row(action: Action) -> dict[str, object]:
