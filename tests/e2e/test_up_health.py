@@ -43,6 +43,10 @@ def test_an_api_that_stops_answering_healthz_is_restarted(tmp_path: Path) -> Non
     stack.up()
     hung = None
     try:
+        # Hung after it has served: once `pingan up` says ready, its probe has seen the API answer (before that, a
+        # silent API is one still starting, which the start-up grace covers).
+        assert stack.proc is not None
+        wait_for(lambda: "pingan up: ready" in stack.proc.log_tail(50), 60, 0.1, "pingan up's ready line")
         hung = wait_for(lambda: api_pid(stack), 10, 0.1, "the api process")
         os.kill(hung, signal.SIGSTOP)  # alive, and deaf
         assert not answers(stack)
