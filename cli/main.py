@@ -121,10 +121,18 @@ def tail(
     max_messages: Annotated[int | None, typer.Option("--max", help="Stop after this many")] = None,
     timeout: Annotated[float | None, typer.Option(help="Stop after this many idle seconds")] = None,
 ) -> None:
-    """Print a topic's messages from the beginning (key and JSON value)."""
+    """Print a topic's messages from the beginning (key and JSON value); `actions` is the log, read from the store."""
     from pingan.streams.tail import tail as tail_topic
 
     settings = runtime.settings()
+    if topic == "actions":  # the log's entries are no longer produced one by one (issue 15): the store has them all
+        from pingan.store.log import follow_log
+
+        for count, action in enumerate(follow_log(runtime.store().engine, follow, idle_timeout_s=timeout), 1):
+            runtime.echo(f"log:{action.seq} {action.incident_id} {action.model_dump_json()}")
+            if max_messages is not None and count >= max_messages:
+                return
+        return
     bootstrap = runtime.bootstrap_servers()
     for partition, offset, key, value in tail_topic(bootstrap, settings.topic(topic), from_beginning=True,
                                                     follow=follow, max_messages=max_messages, timeout_s=timeout):

@@ -101,9 +101,8 @@ def log_head(engine: Engine) -> tuple[int, str]:
     return (head.seq, head.hash) if head else (0, GENESIS_HASH)
 
 
-def iter_log(engine: Engine, batch: int = 5000) -> Iterator[Action]:
-    """The whole log in seq order, in batches so that a long log does not sit in memory at once."""
-    after = 0
+def iter_log(engine: Engine, batch: int = 5000, after: int = 0) -> Iterator[Action]:
+    """The whole log in seq order (or what follows `after`), in batches so that a long log does not sit in memory."""
     while True:
         with engine.connect() as conn:
             rows = list(
@@ -117,3 +116,19 @@ def iter_log(engine: Engine, batch: int = 5000) -> Iterator[Action]:
             # model_construct keeps tampered values as they are, so verify sees exactly what is stored.
             yield row_to_action(row)
         after = rows[-1]["seq"]
+
+
+def follow_log(engine: Engine, follow: bool = True, poll_s: float = 0.2,
+               idle_timeout_s: float | None = None) -> Iterator[Action]:
+    """The log from its first entry, then (with `follow`) each new entry as it is committed: what `pingan tail
+    actions` prints. The store is the log's one copy; the worker no longer produces each entry to a topic."""
+    import time
+
+    after, idle_since = 0, time.monotonic()
+    while True:
+        for action in iter_log(engine, after=after):
+            after, idle_since = action.seq, time.monotonic()
+            yield action
+        if not follow or (idle_timeout_s is not None and time.monotonic() - idle_since >= idle_timeout_s):
+            return
+        time.sleep(poll_s)

@@ -66,6 +66,17 @@ def test_up_says_ready_once_and_readyz_agrees(stack: Stack) -> None:
     assert [line for line in log.read_text().splitlines() if line.startswith("pingan up: ready")] == ready
 
 
+def test_tail_actions_reads_the_log_from_the_store(stack: Stack) -> None:
+    incident_id = stack.post("/v1/incidents", json={**FIRE, "title": "车间起火"}).json()["id"]
+    wait_for(lambda: stack.delivered(incident_id), 30, 0.2, "delivered")
+    out = cli(stack.env, "tail", "actions", "--no-follow").stdout.splitlines()
+    mine = [json.loads(line.split(" ", 2)[2]) for line in out if line.split(" ", 2)[1:2] == [incident_id]]
+    assert [a["kind"] for a in mine][:2] == ["created", "plan_activated"] and "delivered" in [a["kind"] for a in mine]
+    seqs = [int(line.split(" ", 1)[0].removeprefix("log:")) for line in out]
+    assert seqs == sorted(seqs) and seqs[0] == 1  # the whole log, in order, from its first entry
+    assert len(cli(stack.env, "tail", "actions", "--max", "2").stdout.splitlines()) == 2
+
+
 def test_sigkill_after_202_still_delivers_exactly_once(stack: Stack) -> None:
     response = stack.post("/v1/incidents", json={**FIRE, "title": "厂房起火"})
     assert response.status_code == 202
