@@ -1,5 +1,6 @@
 """The pipeline figure: a real worker, N incidents put straight on `incidents.raw`, and the store polled until
-every one is `notified`; also how pipeline.py starts a worker (child_env) and how long it waits for one.
+every one is `notified`; also how pipeline.py starts a worker (child_env, start_worker: the steady mode in
+pipeline_steady.py starts its own the same way) and how long it waits for one.
 
 Used by pipeline.py (it runs as `python bench/pipeline.py`, so this is imported as `pipeline_incidents`).
 """
@@ -8,10 +9,20 @@ import argparse
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import BenchError, Child, clean_env, cpu_seconds, machine_busy_seconds, percentile, wait_for
+from common import (
+    BenchError,
+    Child,
+    clean_env,
+    cpu_seconds,
+    machine_busy_seconds,
+    percentile,
+    tree_cpu_seconds,
+    wait_for,
+)
 from kafka import KafkaProducer
 from sqlalchemy import func, select
 
@@ -82,37 +93,60 @@ def max_seq(store: Store) -> int:
         return int(conn.scalar(select(func.max(actions.c.seq))) or 0)
 
 
-def run_pipeline(args: argparse.Namespace, tmp: Path, bootstrap: str, db_url: str, broker_pid: int | None,
-                 children: list[Child]) -> dict[str, float]:
+@dataclass
+class Ready:
+    """A worker of its own (app id, topic prefix, data dir) that took one warm-up incident end to end."""
+
+    run: str
+    worker: Child
+    store: Store
+    raw_topic: str
+    baseline: int  # the log's last seq before the measured incidents
+
+
+def start_worker(name: str, tmp: Path, bootstrap: str, db_url: str, children: list[Child]) -> Ready:
+    """Starts `pingan worker` (data dir tmp/<name>; log tmp/worker.log for the burst, as before, else
+    tmp/worker-<name>.log) and waits until it is ready. The caller closes the store (Ready.store)."""
     run = uuid.uuid4().hex[:8]
     prefix = f"bench{run}."
     settings = Settings(topic_prefix=prefix, app_id=f"pingan-bench-{run}", data_dir=tmp, database_url=db_url)
     raw_topic = settings.topic(topics.RAW)
     store = Store(settings.resolved_database_url)
     try:
-        data_dir = tmp / "pipeline"
+        data_dir = tmp / name
         data_dir.mkdir()
         env = child_env(bootstrap, data_dir, db_url, settings.app_id, prefix)
         started = time.monotonic()
-        worker = Child("pipeline worker", [sys.executable, "-m", "pingan.cli.main", "worker"], env,
-                       tmp / "worker.log")
+        worker = Child(f"{name} worker", [sys.executable, "-m", "pingan.cli.main", "worker"], env,
+                       tmp / ("worker.log" if name == "pipeline" else f"worker-{name}.log"))
         children.append(worker)
-        print(f"pipeline: worker pid {worker.pid}, log {worker.log_path}", flush=True)
+        print(f"{name}: worker pid {worker.pid}, log {worker.log_path}", flush=True)
 
         # Ready = one incident went the whole way through the outbox, triage, response and notifier.
         warm = store.accept(fire_report(f"bench-{run}-warmup", -1), raw_topic)
         wait_for(lambda: "delivered" in [a.kind.value for a in store.timeline(warm.incident_id)],
                  READY_TIMEOUT_S, "the warm-up incident to be delivered", interval_s=0.2, alive=worker)
-        print(f"pipeline: worker ready after {time.monotonic() - started:.1f} s", flush=True)
+        print(f"{name}: worker ready after {time.monotonic() - started:.1f} s", flush=True)
         # The topics exist already (the worker created them); this only checks it with the bench's settings.
         ensure_topics(bootstrap, settings)
-        baseline = max_seq(store)
+        return Ready(run, worker, store, raw_topic, max_seq(store))
+    except BaseException:
+        store.close()
+        raise
 
+
+def run_pipeline(args: argparse.Namespace, tmp: Path, bootstrap: str, db_url: str, broker_pid: int | None,
+                 children: list[Child]) -> dict[str, float]:
+    ready = start_worker("pipeline", tmp, bootstrap, db_url, children)
+    run, worker, store, raw_topic, baseline = (ready.run, ready.worker, ready.store, ready.raw_topic,
+                                               ready.baseline)
+    try:
         producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5,
                                  max_block_ms=30_000)
         received: dict[str, datetime] = {}
         cpu0 = {"worker": cpu_seconds(worker.pid), "broker": cpu_seconds(broker_pid),
                 "bench": time.process_time(), "machine": machine_busy_seconds()}
+        tree0 = tree_cpu_seconds(worker.pid)
         t0_wall = datetime.now(UTC)
         t0 = time.monotonic()
         futures = []
@@ -153,6 +187,7 @@ def run_pipeline(args: argparse.Namespace, tmp: Path, bootstrap: str, db_url: st
         seen_s = time.monotonic() - t0
         cpu1 = {"worker": cpu_seconds(worker.pid), "broker": cpu_seconds(broker_pid),
                 "bench": time.process_time(), "machine": machine_busy_seconds()}
+        tree1 = tree_cpu_seconds(worker.pid)
 
         latencies = sorted((t["notified"] - received[i]).total_seconds() for i, t in times.items())
         last_notified = max(t["notified"] for t in times.values())
@@ -181,9 +216,13 @@ def run_pipeline(args: argparse.Namespace, tmp: Path, bootstrap: str, db_url: st
         # Whatever else ran on the machine meanwhile (a shared box): it takes cores from the pipeline.
         figures["cpu_other_s"] = figures["cpu_machine_s"] - sum(
             figures[f"cpu_{who}_s"] for who in ("worker", "broker", "bench"))
+        # Issue 15: the worker's CPU per incident in every run, from its process tree's own CPU time.
+        figures["cpu_worker_tree_s"] = tree1 - tree0
+        figures["cpu_worker_ms_per_incident"] = (tree1 - tree0) / args.n * 1000
         print(f"pipeline: {args.n} notified in {elapsed:.1f} s = {figures['rate']:,.1f} incidents/s; "
               f"latency p50 {figures['p50_s']:.2f} s, p99 {figures['p99_s']:.2f} s, "
-              f"max {figures['max_s']:.2f} s", flush=True)
+              f"max {figures['max_s']:.2f} s; worker CPU {figures['cpu_worker_ms_per_incident']:.1f} ms per "
+              "incident", flush=True)
         worker.stop()
         return figures
     finally:

@@ -45,8 +45,11 @@ def _other_share(results: dict[str, Figures | None]) -> list[tuple[str, float]]:
     cores = os.cpu_count() or 1
     out = []
     pipe = results.get("pipeline")
-    if pipe and pipe["pipeline"].get("cpu_other_s") is not None:
+    if pipe and pipe["pipeline"] and pipe["pipeline"].get("cpu_other_s") is not None:
         out.append(("pipeline", pipe["pipeline"]["cpu_other_s"] / (pipe["pipeline"]["seen_s"] * cores)))
+    steady = (pipe or {}).get("steady")
+    if steady and steady.get("cpu_other_s") is not None:
+        out.append(("pipeline steady", steady["cpu_other_s"] / (steady["seen_s"] * cores)))
     intake = results.get("intake")
     for e in (intake or {}).get("endpoints", []):
         out.append((f"intake {e['name'].split(' (')[0]}", e["cpu_other_s"] / (e["elapsed_s"] * cores)))
@@ -96,8 +99,8 @@ def raw_section(run: Figures) -> str:
 def pipeline_section(f: Figures | None, raw: float) -> str:
     if not f:
         return "*Not run, or failed.*"
-    p, fwd = f["pipeline"], f.get("forward")
-    rows = [
+    p, fwd, steady = f["pipeline"], f.get("forward"), f.get("steady")
+    rows = [] if not p else [
         ["pipeline throughput", f"**{_n(p['rate'], 1)} incidents/s** ({p['n']:,} in {p['elapsed_s']:.1f} s, "
          "first produce to last `notified`)", _ratio(p["rate"], raw)],
         ["latency intake → `notified`", f"p50 {p['p50_s']:.1f} s, p99 {p['p99_s']:.1f} s, max {p['max_s']:.1f} s", ""],
@@ -107,13 +110,31 @@ def pipeline_section(f: Figures | None, raw: float) -> str:
          f"incident), broker {p['cpu_broker_s']:.0f} s, bench {p['cpu_bench_s']:.1f} s, other processes "
          f"{p['cpu_other_s']:.0f} s, in {p['seen_s']:.0f} s of wall time on {os.cpu_count()} cores", ""],
     ]
+    if steady:
+        rows += steady_rows(steady)
     if fwd:
         rows += [
             ["faust one-hop forward", f"**{_n(fwd['rate'])} msgs/s** ({fwd['n']:,} × 300 B in {fwd['elapsed_s']:.2f} s"
              f"; worker CPU {fwd['cpu_worker_s'] / fwd['n'] * 1000:.2f} ms per message)", _ratio(fwd["rate"], raw)],
-            ["pipeline ÷ forward", _ratio(p["rate"], fwd["rate"]), ""],
         ]
+        if p:
+            rows.append(["pipeline ÷ forward", _ratio(p["rate"], fwd["rate"]), ""])
     return f"{_cmd(f)} Database: {f['database']}.\n\n" + _table(["", "figure", "÷ raw broker rate"], rows)
+
+
+def steady_rows(s: Figures) -> list[list[str]]:
+    """The steady-rate run (issue 15): a fixed rate below capacity, so latency is not queueing behind a burst."""
+    notified = f"{s['notified']:,}" if s["notified"] == s["sent"] else f"**only {s['notified']:,}**"
+    return [
+        [f"steady {s['rate']:g} incidents/s for {s['duration_s']:g} s",
+         f"{s['sent']:,} sent, {notified} notified; achieved rate {_n(s['achieved_rate'], 1)}/s (sends behind "
+         f"schedule at most {_n(s['send_late_max_ms'], 1)} ms)", ""],
+        ["steady: latency intake → `notified`", f"**p50 {_n(s['p50_ms'])} ms, p95 {_n(s['p95_ms'])} ms, "
+         f"p99 {_n(s['p99_ms'])} ms, max {_n(s['max_ms'])} ms**", ""],
+        ["steady: worker CPU", f"**{_n(s['cpu_worker_ms_per_incident'], 1)} ms per incident** (its process tree, "
+         f"{s['cpu_worker_s']:.1f} s); broker {s['cpu_broker_s']:.1f} s, bench {s['cpu_bench_s']:.1f} s, other "
+         f"processes {s['cpu_other_s']:.1f} s, in {s['seen_s']:.0f} s of wall time", ""],
+    ]
 
 
 def intake_section(f: Figures | None, raw: float) -> str:

@@ -6,8 +6,9 @@
 
 1. One tansu (or KAFKA_BOOTSTRAP_SERVERS) for the whole run; its raw kafka-python rate (common.raw_broker_rate) is
    measured before the benches and again after them, and every figure is also given as a ratio to their mean.
-2. match.py, intake.py, pipeline.py and surge.py, one after the other, each in its own process with --json; their
-   output goes to the console and to a log in the temp dir (kept when a bench fails).
+2. match.py, intake.py, pipeline.py (a burst and a steady-rate run) and surge.py, one after the other, each in
+   its own process with --json; their output goes to the console and to a log in the temp dir (kept when a bench
+   fails).
 3. docs/benchmarks.md: report.py fills bench/benchmarks_template.md (the fixed explanations) with the machine, the
    date, the load before and after, the exact command and a table per bench.
 """
@@ -33,8 +34,8 @@ from pingan.streams.process import die_with_parent
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 QUICK = {"raw_n": 5000, "match_sizes": "10,100,1000", "match_matches": 4000, "intake_duration": 3.0,
-         "intake_raw_duration": 1.0, "pipeline_n": 200, "forward_n": 1000, "surge_reports": 3000,
-         "surge_seconds": 15.0, "surge_events": 50}
+         "intake_raw_duration": 1.0, "pipeline_n": 200, "forward_n": 1000, "pipeline_rate": 50.0,
+         "pipeline_duration": 5.0, "surge_reports": 3000, "surge_seconds": 15.0, "surge_events": 50}
 
 
 def run_bench(name: str, argv: list[str], tmp: Path, env: dict[str, str]) -> tuple[dict[str, object] | None, float]:
@@ -66,7 +67,7 @@ def uptime() -> str:
         return uptime_line()
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="where to write the report")
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere (a few minutes)")
@@ -77,16 +78,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intake-raw-duration", type=float, default=5.0)
     parser.add_argument("--pipeline-n", type=int, default=1000, help="incidents through the pipeline")
     parser.add_argument("--forward-n", type=int, default=5000, help="messages through the faust one-hop forward")
+    parser.add_argument("--pipeline-rate", type=float, default=50.0,
+                        help="incidents/s of the pipeline's steady-rate run (issue 15's target is at 50/s)")
+    parser.add_argument("--pipeline-duration", type=float, default=20.0, help="seconds of the steady-rate run")
     parser.add_argument("--surge-reports", type=int, default=50000)
     parser.add_argument("--surge-seconds", type=float, default=60.0)
     parser.add_argument("--surge-events", type=int, default=200)
     parser.add_argument("--only", default="match,intake,pipeline,surge", help="comma-separated benches to run")
     parser.add_argument("--note", action="append", default=[], help="a line to add under the run's facts")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds, so the finally stops the broker
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
+    return args
+
+
+def bench_plan(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Each bench's own arguments (they share run_all's broker, so none measures the raw rate again)."""
+    return {
+        "match": ["--sizes", args.match_sizes, "--matches", str(args.match_matches)],
+        "intake": ["--duration", f"{args.intake_duration:g}", "--raw-duration",
+                   f"{args.intake_raw_duration:g}", "--client", "raw"],
+        "pipeline": ["--n", str(args.pipeline_n), "--forward-n", str(args.forward_n), "--rate",
+                     f"{args.pipeline_rate:g}", "--duration", f"{args.pipeline_duration:g}", "--raw-n", "0"],
+        "surge": ["--reports", str(args.surge_reports), "--seconds", f"{args.surge_seconds:g}",
+                  "--events", str(args.surge_events), "--raw-n", "0"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds, so the finally stops the broker
     command = shlex.join(["python", "bench/run_all.py", *(sys.argv[1:] if argv is None else argv)])
 
     tmp = Path(tempfile.mkdtemp(prefix="pingan-bench-all-"))
@@ -105,14 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 env["BENCH_BROKER_PID"] = str(broker_pid)
             raw_before = raw_broker_rate(bootstrap, args.raw_n, broker_pid)
             print(f"run_all: broker {bootstrap}; raw rate {raw_before['rate']:,.0f} msgs/s", flush=True)
-            plan = {
-                "match": ["--sizes", args.match_sizes, "--matches", str(args.match_matches)],
-                "intake": ["--duration", f"{args.intake_duration:g}", "--raw-duration",
-                           f"{args.intake_raw_duration:g}", "--client", "raw"],
-                "pipeline": ["--n", str(args.pipeline_n), "--forward-n", str(args.forward_n), "--raw-n", "0"],
-                "surge": ["--reports", str(args.surge_reports), "--seconds", f"{args.surge_seconds:g}",
-                          "--events", str(args.surge_events), "--raw-n", "0"],
-            }
+            plan = bench_plan(args)
             for name in args.only.split(","):
                 if name not in plan:
                     raise BenchError(f"unknown bench {name!r}")
