@@ -44,7 +44,8 @@ def test_school_drill_scores_the_tasks_done_and_the_task_command_refuses_nonsens
         partial = tmp_path / "partial.json"
         proc = subprocess.Popen(pingan_argv("drill", "run", str(Path(PLANS_DIR) / "drills" / "typhoon.yaml"),
                                             "--speed", "120", "--json", str(partial), "--url", stack.url),
-                                env=stack.drill_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                env=stack.drill_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_interruptible)
         time.sleep(8)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -56,3 +57,11 @@ def test_school_drill_scores_the_tasks_done_and_the_task_command_refuses_nonsens
         assert ended.status_code == 200 and ended.json()["ended_at"]
     finally:
         stack.stop()
+
+
+def _interruptible() -> None:
+    """Ctrl-C reaches the drill as it reaches one started from a shell. A signal mask and an ignored SIGINT are
+    inherited through exec: in the full suite under pytest-xdist the drill started with SIGINT not delivered (it ran
+    to its end, twice), which this test's own run alone never showed."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
