@@ -57,6 +57,7 @@ from common import (
     Child,
     RawHttp,
     cpu_seconds,
+    machine_busy_seconds,
     machine_facts,
     percentile,
     uptime_line,
@@ -155,18 +156,21 @@ def run_phase(name: str, target: Target, ids: list[str], rate: float | None, rx:
     else:
         size = target.batch
         batches, due = [ids[n:n + size] for n in range(0, len(ids), size)], None
-    cpu0 = cpu()
+    cpu0, machine0, bench0 = cpu(), machine_busy_seconds(), time.process_time()
     sent = asyncio.run(send(target, batches, due, args.connections))
     try:
         wait_for(lambda: rx.count(target.system, ids) == len(ids), args.drain_timeout,
                  f"{target.system}'s {name} webhooks", interval_s=0.05, alive=child)
         drained = True
     except BenchError:
+        child.check_alive()  # a dead system is the run's error, not a slow phase
         drained = False
     cpu1 = cpu()  # to the last webhook: the settle below is idle time
     time.sleep(args.settle)  # a late second webhook for the same alert would show by now
     cpu_parts = {k: v - cpu0.get(k, 0.0) for k, v in cpu1.items()}
     cpu_s = sum(cpu_parts.values())
+    # Everyone else on the machine meanwhile (the idle other system, other engineers' runs): check it before trusting.
+    other_s = machine_busy_seconds() - machine0 - cpu_s - (time.process_time() - bench0)
     with rx.lock:
         got = {i: sorted(rx.arrivals[target.system][i]) for i in ids if i in rx.arrivals[target.system]}
     latencies = sorted(times[0] - sent.at[i] for i, times in got.items() if i in sent.at)
@@ -180,11 +184,12 @@ def run_phase(name: str, target: Target, ids: list[str], rate: float | None, rx:
         "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
         "max_ms": latencies[-1] * 1000 if latencies else float("nan"),
         "answer_p50_ms": percentile(answers, 50), "answer_p99_ms": percentile(answers, 99),
-        "cpu_s": cpu_s, "cpu_parts_s": cpu_parts, "load": uptime_line(),
+        "cpu_s": cpu_s, "cpu_parts_s": cpu_parts, "cpu_other_s": other_s, "load": uptime_line(),
     }
-    print(f"{target.system:>12} {name:<14} delivered {len(got)}/{len(ids)}, p50 {figures['p50_ms']:.1f} ms, "
-          f"p99 {figures['p99_ms']:.1f} ms, last webhook {figures['to_last_webhook_s']:.2f} s after the first "
-          f"send, dup {figures['duplicates']}, non-2xx {figures['non_2xx']}, CPU {cpu_s:.1f} s", flush=True)
+    print(f"{target.system:>12} {name:<14} {len(got)}/{len(ids)}, p50 {figures['p50_ms']:.1f} ms, "
+          f"p99 {figures['p99_ms']:.1f} ms, last {figures['to_last_webhook_s']:.2f} s after the first send, "
+          f"dup {figures['duplicates']}, non-2xx {figures['non_2xx']}, CPU {cpu_s:.1f} s (others {other_s:.1f} s)",
+          flush=True)
     return figures
 
 
@@ -208,9 +213,9 @@ def table(results: list[dict[str, Any]]) -> str:
             (f"{phase}: last webhook", *(f"{fmt(r['to_last_webhook_s'], ',.2f')} s (sent in {r['send_s']:.2f} s)"
                                          for r in (am, pa))),
             (f"{phase}: duplicates, non-2xx", *(f"{r['duplicates']}, {r['non_2xx']}" for r in (am, pa))),
-            (f"{phase}: CPU-seconds", *(f"{r['cpu_s']:.1f}" + (" (" + ", ".join(
+            (f"{phase}: CPU-s (others')", *(f"{r['cpu_s']:.1f}" + (" (" + ", ".join(
                 f"{k} {v:.1f}" for k, v in sorted(r["cpu_parts_s"].items(), key=lambda kv: -kv[1])) + ")"
-                if len(r["cpu_parts_s"]) > 1 else "") for r in (am, pa))),
+                if len(r["cpu_parts_s"]) > 1 else "") + f" ({r['cpu_other_s']:.1f})" for r in (am, pa))),
         ]
     widths = [max(len(row[c]) for row in rows) for c in range(3)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
