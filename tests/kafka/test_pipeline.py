@@ -8,6 +8,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -80,22 +81,26 @@ def test_five_reports_make_one_incident(stack: Stack) -> None:
 def test_plan_hot_reload(stack: Stack) -> None:
     fire = Path(stack.env["PINGAN_PLANS_DIR"]) / "building-fire.yaml"
     fire.write_text(re.sub(r"(?m)^version: 1$", "version: 2", fire.read_text(encoding="utf-8")), encoding="utf-8")
-    edited = time.monotonic()
+    edited, edited_at = time.monotonic(), datetime.now(UTC)
 
-    def version(incident_id: str) -> str | None:
+    def activation(incident_id: str) -> tuple[str, datetime] | None:
         body = stack.delivered(incident_id)
         if not body:
             return None
-        return next((str(a.get("plan_version")) for a in body["timeline"] if a["kind"] == "plan_activated"), None)
+        return next(((str(a.get("plan_version")), datetime.fromisoformat(a["at"])) for a in body["timeline"]
+                     if a["kind"] == "plan_activated"), None)
 
     n = 0
     while True:  # report until an incident activates version 2: the worker reloads within a second or so
         incident_id = stack.post("/v1/incidents", json={**FIRE, "title": f"厂房起火 {n}",
                                                         "dedup_key": f"reload-{time.monotonic_ns()}"}).json()["id"]
-        got = wait_for(lambda i=incident_id: version(i), 60, 0.1, "activation")
-        if str(got) == "2":
+        got, at = wait_for(lambda i=incident_id: activation(i), 60, 0.1, "activation")
+        if got == "2":
             break
-        assert time.monotonic() - edited < 10, f"the changed plan was not taken within 10 s (still v{got})"
+        # The reload is what is timed, not the pipeline: a plan activated 10 s after the edit must be the new one
+        # (a loaded machine may take seconds to carry a report through, which says nothing about the reload).
+        late = (at - edited_at).total_seconds()
+        assert late < 10, f"the changed plan was not taken within 10 s (v{got} activated {late:.1f} s after the edit)"
         n += 1
     print(f"\nplan hot reload on Kafka: version 2 active {time.monotonic() - edited:.1f} s after the edit")
 
