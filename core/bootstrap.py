@@ -4,6 +4,7 @@ Tests and drills swap adapters by passing their own `channels`; nothing else nee
 """
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from pingan.handlers.channels.base import ChannelAdapter
@@ -29,6 +30,7 @@ class Services:
     plans: PlanSet
     channels: dict[str, ChannelAdapter] = field(default_factory=dict)
     areas: DistrictCheck | None = None  # the district check; None when it is off (PINGAN_DISTRICT_AREA_CHECK=false)
+    plans_loaded_ns: int = 0  # time.time_ns() just before the plans were read: the hot reload's starting point
 
     def close(self) -> None:
         for channel in self.channels.values():
@@ -80,6 +82,8 @@ def bootstrap(settings: Settings | None = None, *, with_plans: bool = True,
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_url)
+    loaded_ns = time.time_ns()
     plans = load_plans(settings.plans_dir) if with_plans else PlanSet.empty()
     areas = load_district(settings) if with_plans else None  # what the response stage decides with, like the plans
-    return Services(settings, store, plans, channels if channels is not None else build_channels(settings), areas)
+    return Services(settings, store, plans, channels if channels is not None else build_channels(settings), areas,
+                    loaded_ns)

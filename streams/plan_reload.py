@@ -23,17 +23,26 @@ def fingerprint(directory: Path) -> str:
     return digest.hexdigest()
 
 
+def _newest_mtime_ns(directory: Path) -> int:
+    return max((p.stat().st_mtime_ns for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()),
+               default=0)
+
+
 class PlanWatcher(threading.Thread):
     """Polls the plans directory (a file watch that works on every filesystem, NFS included)."""
 
     def __init__(self, directory: Path, on_reload: Callable[[PlanSet], None], interval_s: float = 1.0,
-                 on_failure: Callable[[PlanLoadError], None] | None = None) -> None:
+                 on_failure: Callable[[PlanLoadError], None] | None = None, loaded_since_ns: int | None = None) -> None:
         super().__init__(name="plan-watcher", daemon=True)
         self.directory = directory
         self.on_reload = on_reload
         self.on_failure = on_failure
         self.interval_s = interval_s
         self._seen = fingerprint(directory)
+        # A file changed between the serving set's load (`loaded_since_ns`, taken just before it) and this watcher's
+        # first look would otherwise be its baseline, never reloaded: the first check reloads instead.
+        if loaded_since_ns is not None and _newest_mtime_ns(directory) >= loaded_since_ns:
+            self._seen = ""
         self._stop_event = threading.Event()
         self.reloads = 0
         self.failures = 0

