@@ -303,3 +303,30 @@ phone_commands = Table(
     Column("reply", Text, nullable=True),  # the first answer, once it is made
     Column("at", UtcDateTime, nullable=False),
 )
+
+# Public SMS subscriptions (issue 17, store/subscriptions.py): every subscribe and unsubscribe as it came, never
+# overwritten. A number's subscriptions are its `subscribe` rows with no later `unsubscribe` of the same area or of
+# every area ("*"): 退订 / TD / STOP end them all. `id` orders the history (times may tie).
+sms_subscriptions = Table(
+    "sms_subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("phone", String(64), nullable=False, index=True),
+    Column("action", String(16), nullable=False),  # subscribe, unsubscribe
+    Column("area_code", String(32), nullable=False),  # a district area's code; "*" for every area
+    Column("lang", String(4), nullable=False, default="zh"),  # what they wrote in: what they are sent
+    Column("message_sid", String(64), nullable=True, unique=True),  # a re-posted message changes nothing
+    Column("at", UtcDateTime, nullable=False),
+)
+
+# Release broadcasts planned (issue 17, store/subscriptions.py): one row per release whose SMS intents are in the
+# ledger, written in the same transaction, so two workers or a restart never plan one twice.
+release_broadcasts = Table(
+    "release_broadcasts",
+    metadata,
+    Column("release_id", String(96), primary_key=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("planned", Integer, nullable=False),  # intents written
+    Column("planned_at", UtcDateTime, nullable=False),
+    Column("throttled", Integer, nullable=False, default=0),  # provider 429s met while sending, summed per batch
+)
