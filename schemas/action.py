@@ -48,6 +48,13 @@ class ActionKind(StrEnum):
     account_locked = "account_locked"  # too many failures in a row: no sign-in until the lock ends
     note = "note"  # a person's note on an incident (the console's "add a note")
     shift_handover = "shift_handover"  # 交接班: incident_id is "shift:<date>", the open incidents in the details
+    # Public information releases (issue 17): incident_id is the release's incident, details.release its id.
+    release_drafted = "release_drafted"
+    release_edited = "release_edited"
+    release_approved = "release_approved"
+    release_rejected = "release_rejected"
+    release_published = "release_published"
+    release_withdrawn = "release_withdrawn"
 
 
 class ActionDraft(Model):

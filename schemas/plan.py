@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from pingan.schemas.common import LocalizedText, Model
 from pingan.schemas.directory import ID_PATTERN
+from pingan.schemas.release import ReleaseChannel, ReleaseKind
 from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, Subtype
 
 
@@ -187,12 +188,25 @@ class EscalateRule(Model):
 
 
 class ReleaseTemplate(Model):
-    """A public message (新闻发布); it always needs approval before release."""
+    """A public message (新闻发布); it always needs approval before release (handlers/releases).
+
+    `text` is the release's description; placeholders as in a notify step's template. `headline` and `instruction`
+    are optional: without a headline the incident's title and grade make one."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)
     grades: list[Grade] = Field(default_factory=lambda: list(Grade))
     text: LocalizedText
+    headline: LocalizedText | None = None
+    instruction: LocalizedText | None = None
     requires_approval: bool = True
+    approver_roles: list[str] = Field(
+        default_factory=lambda: ["commander"], min_length=1,
+        description="Who may approve (four eyes: never the drafter or the last editor): account roles "
+        "(handlers/access) or this level's command roles")
+    kind: ReleaseKind | None = Field(
+        default=None, description="all_clear: the template that ends the incident; None: its alert and updates")
+    channels: list[ReleaseChannel] = Field(
+        default_factory=lambda: list(ReleaseChannel), min_length=1, description="Where it is published")
 
 
 class Plan(Model):

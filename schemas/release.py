@@ -77,6 +77,7 @@ class Release(Model):
     edited_at: UtcDatetime | None = None
     approved_by: str | None = Field(default=None, max_length=64)
     approved_at: UtcDatetime | None = None
+    approved_revision: int | None = Field(default=None, ge=1, description="The revision approved; only it publishes")
     rejected_by: str | None = Field(default=None, max_length=64)
     rejected_reason: str | None = Field(default=None, max_length=2000)
     published_by: str | None = Field(default=None, max_length=64)

@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("handlers", ("pingan.handlers",)),
     ("store", ("pingan.store",)),
     ("services", ("pingan.bootstrap", "pingan.commands", "pingan.metrics", "pingan.metrics_scrape",
-                  "pingan.drill_runner", "pingan.drill_intake", "pingan.log_witness")),
+                  "pingan.drill_runner", "pingan.drill_intake", "pingan.log_witness", "pingan.releases")),
     ("streams", ("pingan.streams",)),
     ("processes", ("pingan.watchdog", "pingan.supervisor", "pingan.drill_replay")),
     ("edges", ("pingan.web", "pingan.cli")),
@@ -49,6 +49,7 @@ HANDLER_DOMAINS: dict[str, set[str]] = {
     "channels": set(),
     "incidents": {"plans"},
     "drills": {"plans", "incidents"},
+    "releases": {"plans", "incidents"},
 }
 
 # Same-layer imports that are still forbidden: the console and the API never reach into the CLI.
