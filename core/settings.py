@@ -130,7 +130,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Sends in flight at once per channel, over NOTIFY_CONCURRENCY's defaults (twilio_sms 50, "
         "twilio_voice 20, webhook 20, email 10, console and sandbox 1); JSON, e.g. {\"twilio_sms\": 100}. "
-        "One recipient's messages always go one after the other, in order",
+        "One person's messages always go one after the other, in order; a webhook receiver's, per incident",
     )
     twilio_sender_mps: float | None = Field(
         default=None, gt=0,

@@ -7,9 +7,10 @@ grade I activation took minutes. Now the agent hands each batch it takes from it
    moment gathered into one transaction (a key claimed elsewhere is left alone, so claim -> send -> record stays
    exactly once per intent). Claiming a recipient's whole backlog at once would leave it all `sending` at a
    crash, and each such row costs a reconcile (a Twilio message list) before it can go;
-2. send: intents grouped by recipient (channel and address); up to the channel's limit (settings.notify_limit)
-   of recipients are sent to at once, each on the channel's own thread pool, while one recipient's messages go
-   one after the other, in order. A Twilio sender number may also have a token bucket (twilio_sender_mps);
+2. send: intents grouped by recipient (channel and address; for a webhook, also the incident: order_key); up to
+   the channel's limit (settings.notify_limit) of groups are sent to at once, each on the channel's own thread
+   pool, while one group's messages go one after the other, in order. A Twilio sender number may also have a
+   token bucket (twilio_sender_mps);
 3. back-pressure: a throttled send (Twilio HTTP 429 / error 20429) waits its Retry-After and goes again, counted
    in pingan_notification_throttled{channel}; it is never failed and spends no attempt. Claims still waiting
    are renewed, so no scheduler mistakes them for a lost worker's;
@@ -44,6 +45,21 @@ T = TypeVar("T")
 FLUSH_S = 0.05  # results are settled at most this long after they come in
 CLAIM_AHEAD = 4  # a recipient's messages claimed at once: at most this many a killed worker leaves `sending` unsent
 THROTTLE_GIVE_UP_S = 300.0  # a message throttled this long goes back to the scheduler rather than hold its batch
+
+
+# Channels whose receivers are systems, not people: their messages keep order within one incident, and different
+# incidents' messages to one receiver go concurrently. A person reads an SMS, a call or an e-mail in the order it
+# came, so theirs keep one order; a webhook receiver gets each request's incident and key in its body and headers,
+# and holding incident B's webhook behind incident A's capped one receiver at about 20 requests a second (one
+# round trip at a time: bench/versus_alertmanager.py, issue 15), which Alertmanager, ordering nothing, does not.
+ORDERED_PER_INCIDENT = frozenset({"webhook"})
+
+
+def order_key(channel: str, n: Notification) -> tuple[str, ...]:
+    """The messages that must go one after the other, in order: a person's, or a system's about one incident."""
+    if channel in ORDERED_PER_INCIDENT:
+        return (channel, n.recipient.address, n.incident_id)
+    return (channel, n.recipient.address)
 
 
 class TokenBucket:
@@ -116,12 +132,13 @@ class Dispatcher:
         return StageOutput(actions=batch.actions)
 
     def _group(self, notes: list[Notification]) -> list[list[Item]]:
-        """By recipient (channel and address), in arrival order; the channel chosen for each (or why none)."""
+        """By order_key (a person's address; a system's address and incident), in arrival order; the channel chosen
+        for each (or why none)."""
         groups: OrderedDict[tuple[str, str], list[Item]] = OrderedDict()
         for n in notes:
             chosen = channel_for(n, self.channels, _live_for(self.store, n, self.settings.live_participants))
             name = chosen if isinstance(chosen, str) else chosen.name
-            groups.setdefault((name, n.recipient.address), []).append((n, chosen))
+            groups.setdefault(order_key(name, n), []).append((n, chosen))
         # Oldest first within a recipient: a retried message and the ones held back behind it may come back in
         # one batch in any order. The sort is stable, so one fan-out's messages (one created_at) keep theirs.
         return [sorted(items, key=lambda item: item[0].created_at) for items in groups.values()]

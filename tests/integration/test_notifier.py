@@ -8,19 +8,24 @@ recipient's in order, and the throttled answers show in pingan_notification_thro
 """
 
 import asyncio
+import json
+import threading
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import REGISTRY
 
 from pingan.handlers.channels.console import ConsoleChannel
 from pingan.handlers.channels.twilio_sms import TwilioSmsChannel
 from pingan.handlers.channels.twilio_voice import TwilioVoiceChannel
+from pingan.handlers.channels.webhook import WebhookChannel
 from pingan.schemas.notification import Channel, DeliveryState, Notification, Recipient
 from pingan.settings import Settings
 from pingan.store.ledger import HELD_BACK_UNTRIED
 from pingan.store.repository import Store
-from pingan.streams.notifier import Dispatcher, TokenBucket
+from pingan.streams.notifier import Dispatcher, TokenBucket, order_key
 from tests.fixtures.twilio_server import FakeTwilio
 
 RECIPIENTS, EACH = 200, 5
@@ -138,3 +143,80 @@ def test_token_bucket_paces_a_sender() -> None:
         return loop.time() - start
 
     assert asyncio.run(go()) >= 0.19  # one at once, then ten more at 50/s
+
+
+class SlowReceiver:
+    """A webhook receiver that holds each request `hold_s` and records the order and the most requests in flight."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s, self.in_flight, self.most_in_flight = hold_s, 0, 0
+        self.texts: list[str] = []
+        self.lock = threading.Lock()
+        rx = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                with rx.lock:
+                    rx.in_flight += 1
+                    rx.most_in_flight = max(rx.most_in_flight, rx.in_flight)
+                time.sleep(rx.hold_s)
+                with rx.lock:
+                    rx.in_flight -= 1
+                    rx.texts.append(body["text"])
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def webhook_orders(incidents: int, each: int, url: str) -> list[Notification]:
+    return [Notification(
+        idempotency_key=f"WH-{i:03d}-{k}".ljust(16, "0"), incident_id=f"INC-WH-{i:03d}", plan_id="p", plan_version=1,
+        step=f"s{k}", recipient=Recipient(id="newsroom", name="系统", channel=Channel.webhook, address=url),
+        channel=Channel.webhook, text=f"INC-WH-{i:03d} #{k}", created_at=T0 + timedelta(milliseconds=k))
+        for k in range(each) for i in range(incidents)]
+
+
+def test_webhooks_to_one_receiver_keep_order_per_incident_and_go_concurrently(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A system's receiver: one incident's webhooks stay in order, different incidents' go at once (up to the
+    channel's limit), where one queue per receiver capped it at one round trip at a time (issue 15)."""
+    rx = SlowReceiver(hold_s=0.05)
+    try:
+        notes = webhook_orders(incidents=12, each=3, url=rx.url)
+        for i in range(12):
+            store.apply_response(f"INC-WH-{i:03d}", "p", 1, [n for n in notes if n.incident_id.endswith(f"{i:03d}")],
+                                 [])
+        settings = Settings(data_dir=tmp_path, notify_concurrency={"webhook": 6})
+        dispatcher = Dispatcher(store, {"webhook": WebhookChannel("whsec-order-0123456789", pool_size=6)}, settings)
+        asyncio.run(dispatcher.run(notes))
+        dispatcher.close()
+        assert sorted(rx.texts) == sorted(n.text for n in notes)  # each once
+        for i in range(12):
+            mine = [t for t in rx.texts if t.startswith(f"INC-WH-{i:03d} ")]
+            assert mine == [f"INC-WH-{i:03d} #{k}" for k in range(3)]  # in order within the incident
+        assert 1 < rx.most_in_flight <= 6  # concurrent across incidents, within the channel's limit
+        assert {store.ledger_entry(n.idempotency_key).state for n in notes} == {DeliveryState.delivered}  # type: ignore[union-attr]
+    finally:
+        rx.stop()
+
+
+def test_order_keys() -> None:
+    """People's channels keep one order per address; a webhook one per address and incident."""
+    sms = orders("INC-A", recipients=1, each=1)[0]
+    other = sms.model_copy(update={"incident_id": "INC-B"})
+    assert order_key("twilio_sms", sms) == order_key("twilio_sms", other)
+    assert order_key("email", sms) == order_key("email", other)
+    assert order_key("webhook", sms) != order_key("webhook", other)
