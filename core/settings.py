@@ -195,6 +195,15 @@ class Settings(BaseSettings):
         "<data dir>/intake-tokens.json as `metrics`")
     public_docs: bool = Field(
         default=False, description="true: /docs, /redoc and /openapi.json answer anyone; false: signed-in people only")
+    # Public information releases as CAP 1.2 (issue 17): schemas/adapters/cap_out.py, web/public.py.
+    cap_sender: str = Field(
+        default="pingan@emergency.invalid", pattern=r"^[^\s,<&]+$",
+        description="CAP <sender> of every published release: stable, never changed once alerts are out (references "
+        "name it); no spaces, commas, < or &")
+    cap_sender_name: str = Field(default="平安应急指挥中心|Pingan Emergency Office", min_length=1,
+                                 description="CAP <senderName>, `zh|en`")
+    cap_expires_h: float = Field(default=24.0, gt=0, le=24 * 30,
+                                 description="A published alert or update expires this long after publication")
     log_level: str = "INFO"
 
     @property
