@@ -51,6 +51,7 @@ HANDLER_DOMAINS: dict[str, set[str]] = {
     "drills": {"plans", "incidents"},
     "releases": {"plans", "incidents"},
     "trends": set(),  # issue 18's detectors: pure arithmetic over report counts
+    "sitreps": {"plans"},  # issue 17's situation reports: figures against the plans' targets
 }
 
 # Same-layer imports that are still forbidden: the console and the API never reach into the CLI.
