@@ -6,7 +6,8 @@ The pure check that compares them is handlers/incidents/areas.py; the file is re
 District file format: a GeoJSON FeatureCollection (RFC 7946, coordinates [lon, lat]). Each Feature is one area of
 the district with a Polygon or MultiPolygon geometry and the properties `code` (administrative code, matched by
 prefix against an alert's geocodes), `name_zh`, `name_en` and `aliases` (names an alert's <areaDesc> may use),
-and optionally `level` and `parent`. One foreign member at the top level, `enclosing`, lists the areas that contain
+and optionally `level` (district, town, community, grid: the hierarchy), `parent` (the code of the area it lies in)
+and, for a grid, `officers` (its grid officers' directory ids). One foreign member at the top level, `enclosing`, lists the areas that contain
 the whole district (its city, province…) as `{"code": …, "names": […]}`: an alert for Zhuhai city names no place
 of the town, yet it concerns the town.
 """
@@ -56,6 +57,7 @@ class DistrictArea(Model):
     level: str | None = Field(default=None, max_length=32)
     parent: str | None = Field(default=None, max_length=32)
     aliases: list[str] = Field(default_factory=list)
+    officers: list[str] = Field(default_factory=list, description="A grid's officers (网格员): directory person ids")
     polygons: list[list[Ring]] = Field(default_factory=list, description="Each polygon: its shell, then its holes")
 
     def names(self) -> list[str]:
@@ -157,7 +159,7 @@ def district_from_geojson(text: str, source: str) -> District:
             areas.append(DistrictArea(
                 code=props.get("code"), name_zh=props.get("name_zh"), name_en=props.get("name_en"),
                 level=props.get("level"), parent=props.get("parent"), aliases=props.get("aliases") or [],
-                polygons=polygons))
+                officers=props.get("officers") or [], polygons=polygons))
         except ValidationError as exc:
             first = exc.errors()[0]
             field = f"features[{i}].properties." + ".".join(str(p) for p in first["loc"])

@@ -34,6 +34,9 @@ class Person(Model):
     lang: str = Field(default="zh", pattern=r"^(zh|en)$")
     contacts: Contacts = Field(default_factory=Contacts)
     roles: list[DirectoryRole] = Field(default_factory=list, description="e.g. [plan_approver]")
+    area: str | None = Field(default=None, max_length=32, description=(
+        "The area code (plans/areas/) the person is registered in, e.g. a grid officer's grid: a report they send "
+        "that names no better place is placed there"))
 
 
 class Department(Model):

@@ -141,7 +141,7 @@ class DistrictCheck:
         for kind, shape in shapes:
             if self._whole.intersects(shape):
                 hits = [a for a, s, _ in self._areas if s.intersects(shape)]
-                finest = [a for a in hits if a.level != "town"] or hits
+                finest = [a for a in hits if a.level not in ("district", "town")] or hits
                 out.append(f"{kind} meets " + ", ".join(a.name_zh or a.name_en or a.code for a in finest[:3]))
         return out
 
