@@ -330,3 +330,20 @@ release_broadcasts = Table(
     Column("planned_at", UtcDateTime, nullable=False),
     Column("throttled", Integer, nullable=False, default=0),  # provider 429s met while sending, summed per batch
 )
+
+# Public information releases (issue 17, store/releases.py): the whole Release as JSON in `body`, the fields that
+# are searched beside it. Each change is committed with its log entry; the log keeps every revision's text.
+releases = Table(
+    "releases",
+    metadata,
+    Column("id", String(96), primary_key=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # actual, exercise, test: the public feed skips all but actual
+    Column("revision", Integer, nullable=False),
+    Column("drafted_at", UtcDateTime, nullable=False),
+    Column("published_at", UtcDateTime, nullable=True, index=True),
+    Column("cap_identifier", String(200), nullable=True, unique=True),
+    Column("body", Text, nullable=False),
+)
