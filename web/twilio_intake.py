@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
 from pingan import metrics
+from pingan.handlers.incidents.subscriptions import parse_keyword
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.errors import IntakeError
 from pingan.schemas.adapters.twilio_forms import (
@@ -31,6 +32,7 @@ from pingan.store.drills import DrillStore
 from pingan.web.guards import charge_unauthenticated, read_body
 from pingan.web.intake import Intake, rejected
 from pingan.web.twilio_commands import sms_command, status_callback, voice_ack
+from pingan.web.twilio_subscriptions import subscription_reply
 
 log = logging.getLogger("pingan.intake")
 TWIML = "application/xml"
@@ -98,6 +100,11 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
             return rejected("hotline_sms", exc)
         # Store reads and writes, and the classifier's tokenizer: in a thread, so the event loop keeps answering.
         # A drill's texts are reports: an exercise never commands an incident by phone.
+        keyword = parse_keyword(form.get("Body", "")) if drill is None else None
+        if keyword is not None:  # 订阅 / 退订 …: before a duty command or a report (issue 17)
+            reply = await run_in_threadpool(subscription_reply, intake, form, keyword,
+                                            detect_lang(form.get("Body", "")))
+            return Response(reply, media_type=TWIML)
         if drill is None:
             command_reply = await run_in_threadpool(sms_command, intake, form, detect_lang(form.get("Body", "")))
             if command_reply is not None:
