@@ -23,7 +23,7 @@ def _add_month_keep_day(day: date) -> date:
     return date(year, month, min(day.day, last))
 
 
-def parse_since(text: str, tz: ZoneInfo) -> datetime:
+def parse_since(text: str, tz: ZoneInfo, option: str = "--since") -> datetime:
     """`2026-11-30` (a local date, at local midnight) or an ISO time; a time without an offset is local."""
     text = text.strip()
     try:
@@ -31,7 +31,7 @@ def parse_since(text: str, tz: ZoneInfo) -> datetime:
             return _local_midnight(date.fromisoformat(text), tz)
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"--since: {text!r} is not a date (2026-11-30) or an ISO time (2026-11-30T08:00+08:00)")\
+        raise ValueError(f"{option}: {text!r} is not a date (2026-11-30) or an ISO time (2026-11-30T08:00+08:00)")\
             from None
     return value if value.tzinfo else value.replace(tzinfo=tz)
 
