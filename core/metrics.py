@@ -79,6 +79,11 @@ PLAN_RELOADS = Counter("pingan_plan_reloads", "Plan sets reloaded by the worker"
 # retries, escalations), so that a drill never moves an SLO or an alert; it is counted here, apart.
 EXERCISE_NOTIFICATIONS = Counter("pingan_exercise_notifications", "Notification attempts of exercise and test "
                                  "incidents (drills), by outcome; the sandbox records them", ["outcome"])
+# The public SMS broadcast of releases (issue 17): the store has the per-release figures (store/subscriptions.py);
+# this is their sum, so labelled by outcome only (a release id would be an unbounded label).
+RELEASE_SMS_OUTCOMES = frozenset({"sent", "failed", "throttled", "unsubscribed"})
+RELEASE_SMS = Counter("pingan_release_sms", "Public SMS broadcast of releases, by outcome: sent, failed, throttled "
+                      "(a provider 429, waited out and sent again), unsubscribed (stopped at send time)", ["outcome"])
 PLAN_RELOAD_FAILURES = Counter("pingan_plan_reload_failures", "Plan reloads refused (the last good set serves)")
 
 for _stage in STAGES:  # every stage has a series from the start, so rate() and absent() behave
@@ -195,3 +200,8 @@ def acknowledged(timeline: Sequence[Any], status: Any = "actual") -> None:
     ack = next((a.at for a in reversed(timeline) if a.kind.value == "acknowledged"), None)
     if notified is not None and ack is not None:
         stage_latency("notified_to_acknowledged", seconds_since(notified, ack))
+
+
+def release_sms(outcome: str, count: int = 1) -> None:
+    """One public broadcast SMS's fate (actual releases only: exercise traffic is counted apart)."""
+    RELEASE_SMS.labels(_bounded(outcome, RELEASE_SMS_OUTCOMES)).inc(count)
