@@ -37,7 +37,10 @@ Words are matched in the event text of the chosen <info>, then of the others (so
 message whose Chinese event word is unknown); Latin words must start a word ("dust" does not match
 "industrial"), CJK words match anywhere. SAME event codes (EQW, TSW, FFW, SVR, CAE…) match too.
 
-When no rule matches, the first CAP category with a fallback decides, DEFAULT_CATEGORY_FALLBACKS. A fallback names
+When no rule matches, an <event> that is exactly the name of a subtype in schemas/adapters/cap_terms.py
+(SUBTYPE_TERMS, the table export writes them from: 经济安全事件, "Criminal case"…) is that subtype.
+
+When nothing else matches, the first CAP category with a fallback decides, DEFAULT_CATEGORY_FALLBACKS. A fallback names
 a category and subtype only where the CAP category alone says which one it is, and never a hazard:
     Geo -> natural_disaster/geological      Met -> natural_disaster/meteorological
     Fire -> accident_disaster/fire          CBRNE -> accident_disaster/hazardous_chemicals
@@ -54,13 +57,19 @@ Grade (severity x urgency x certainty), DEFAULT_GRADE_RULES:
     Moderate -> III;  Minor, Unknown (and anything else) -> IV
 Warning colour follows the grade (I red, II orange, III yellow, IV blue), except for social_security and other
 events, which carry no warning colour.
+
+Export (schemas/adapters/cap_out.py) uses the inverse of these same tables, never tables of its own:
+CapMapping.cap_event (category/subtype -> CAP category and event, from cap_terms; a hazard -> the first zh keyword
+of its rule and its name), CapMapping.cap_grade_terms (grade -> the severity, urgency and certainty the grade rules
+above map back to that grade, preferring Extreme/Severe/Moderate/Minor for I/II/III/IV, Expected, Likely).
 """
 
 import re
-from functools import cached_property
+from functools import cache, cached_property
 
 from pydantic import ConfigDict, Field, model_validator
 
+from pingan.schemas.adapters.cap_terms import SUBTYPE_TERMS, SubtypeTerms, hazard_event_en
 from pingan.schemas.common import Model
 from pingan.schemas.taxonomy import SUBTYPES_BY_CATEGORY, Category, Grade, Subtype, WarningColour
 
@@ -150,11 +159,12 @@ DEFAULT_HAZARD_RULES: tuple[HazardRule, ...] = (
     _r(_t(_N, Subtype.geological, "landslide"), "landslide", "mudslide", "debris flow", "rockfall", "滑坡",
        "泥石流", "崩塌", "土石流", "山崩", "地质灾害", "地質災害"),
     _r(_t(_N, Subtype.geological, "avalanche"), "avalanche", "雪崩", codes=("AVW", "AVA")),
+    # Before wildfire: 森林火险 (a fire-danger warning, no fire yet) contains the wildfire word 林火.
+    _r(_t(_N, Subtype.forest_fire, "fire_danger"), "red flag", "fire weather", "fire danger", "森林火险",
+       "森林火險"),
     _r(_t(_N, Subtype.forest_fire, "wildfire"), "wildfire", "wild fire", "bushfire", "bush fire", "forest fire",
        "grass fire", "grassfire", "brush fire", "森林火灾", "森林火災", "草原火灾", "山火", "林火",
        codes=("FRW",)),
-    _r(_t(_N, Subtype.forest_fire, "fire_danger"), "red flag", "fire weather", "fire danger", "森林火险",
-       "森林火險"),
     _r(_t(_N, Subtype.flood_drought, "dam_failure"), "dam failure", "dam break", "levee", "溃坝", "潰壩", "决堤",
        "決堤", codes=("DBW", "DBA")),
     _r(_t(_N, Subtype.flood_drought, "reservoir_discharge"), "reservoir", "水库", "水庫", "泄洪", "洩洪", "放流"),
@@ -233,6 +243,22 @@ DEFAULT_COLOURS: dict[Grade, WarningColour] = {
 }
 
 
+def _event_names() -> dict[str, HazardTarget]:
+    names: dict[str, HazardTarget] = {}
+    for (category, subtype), terms in SUBTYPE_TERMS.items():
+        for name in (terms.event_zh, terms.event_en):
+            names[name.casefold()] = _t(category, subtype)
+    return names
+
+
+# Export's preferences among the CAP values that map back to a grade: the severity a grade's colour means in the
+# national warning system (红 Extreme, 橙 Severe, 黄 Moderate, 蓝 Minor), then a warning's usual Expected/Likely.
+_SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
+_URGENCIES = ("Expected", "Immediate", "Future", "Past", "Unknown")
+_CERTAINTIES = ("Likely", "Observed", "Possible", "Unlikely", "Unknown")
+_NATURAL_SEVERITY = {Grade.I: "Extreme", Grade.II: "Severe", Grade.III: "Moderate", Grade.IV: "Minor"}
+
+
 class CapMapping(Model):
     """The tables that turn CAP fields into Pingan's taxonomy; see the module docstring for the defaults."""
 
@@ -248,6 +274,8 @@ class CapMapping(Model):
     test_event_keywords: tuple[str, ...] = ("required monthly test", "required weekly test",
                                             "national periodic test")
     max_parameter_labels: int = Field(default=40, ge=0, le=200)
+    event_names: dict[str, HazardTarget] = Field(
+        default_factory=_event_names, description="Exact <event> names (casefolded) -> target, from cap_terms")
 
     def classify(self, infos: list[InfoFacts]) -> HazardTarget:
         """Category/subtype/hazard for a message whose <info>s are given most-preferred first."""
@@ -255,6 +283,9 @@ class CapMapping(Model):
             for rule in self.hazard_rules:
                 if rule.matches(info.categories, info.event, info.event_codes):
                     return rule.target
+        for info in infos:
+            if (named := self.event_names.get(info.event.strip().casefold())) is not None:
+                return named
         for cap_category in infos[0].categories if infos else ():
             if cap_category in self.category_fallbacks:
                 return self.category_fallbacks[cap_category]
@@ -274,11 +305,59 @@ class CapMapping(Model):
             return None
         return self.colours.get(grade)
 
+    def cap_grade_terms(self, grade: Grade) -> tuple[str, str, str]:
+        """(severity, urgency, certainty) that these grade rules map back to `grade`: the inverse, for export."""
+        return _grade_terms(self.grade_rules, self.default_grade, grade)
+
+    def cap_event(self, category: Category, subtype: Subtype, hazard: str | None = None) -> tuple[str, str, str]:
+        """(CAP category, event zh, event en) that classify() reads back as this category and subtype (and hazard,
+        when one of the hazard rules names it): the inverse, for export."""
+        terms = SUBTYPE_TERMS.get((category, subtype)) or SUBTYPE_TERMS[(Category.other, Subtype.general)]
+        if hazard is not None:
+            for rule in self.hazard_rules:
+                target = rule.target
+                if (target.category, target.subtype, target.hazard) == (category, subtype, hazard):
+                    zh = next((k for k in rule.keywords if _CJK.match(k)), None)
+                    if zh is not None:
+                        return terms.cap_category, zh, hazard_event_en(hazard)
+        return terms.cap_category, terms.event_zh, terms.event_en
+
+    def hazard_in(self, texts: list[str], category: Category, subtype: Subtype) -> str | None:
+        """The hazard a release's own words name (台风 in "台风橙色预警"), if a hazard rule of this category and subtype
+        matches them; export names the event after it."""
+        for text in texts:
+            for rule in self.hazard_rules:
+                target = rule.target
+                if target.hazard and (target.category, target.subtype) == (category, subtype) \
+                        and rule.matches([], text, []):
+                    return target.hazard
+        return None
+
     def is_test_event(self, event: str, event_codes: list[str]) -> bool:
         folded = event.casefold()
         if any(k in folded for k in self.test_event_keywords):
             return True
         return any(code.strip().upper() in self.test_event_codes for code in event_codes)
 
+
+@cache
+def _grade_terms(rules: tuple[GradeRule, ...], default: Grade, grade: Grade) -> tuple[str, str, str]:
+    def forward(severity: str, urgency: str, certainty: str) -> Grade:
+        for rule in rules:
+            if (severity in rule.severity and (rule.urgency is None or urgency in rule.urgency)
+                    and (rule.certainty is None or certainty in rule.certainty)):
+                return rule.grade
+        return default
+
+    natural = _NATURAL_SEVERITY[grade]
+    for severity in (natural, *(s for s in _SEVERITIES if s != natural)):
+        for urgency in _URGENCIES:
+            for certainty in _CERTAINTIES:
+                if forward(severity, urgency, certainty) is grade:
+                    return severity, urgency, certainty
+    raise ValueError(f"no CAP severity, urgency and certainty map to grade {grade.value}")
+
+
+__all__ = ["DEFAULT_MAPPING", "CapMapping", "GradeRule", "HazardRule", "HazardTarget", "InfoFacts", "SubtypeTerms"]
 
 DEFAULT_MAPPING = CapMapping()
