@@ -28,6 +28,9 @@ WARNINGS (reported, never fatal):
   approvers, approved by its last editor or by someone without the directory's plan_approver role; a directory
   where no one holds plan_approver (then no plan can be approved); an expired plan; escalate_grade.raise_to or
   release grades with no level in the plan; an override that covers a non-member.
+AREAS (handlers.plans.lint_areas): the district's hierarchy in areas/*.geojson (rings closed, no sibling overlaps,
+  every area within its parent, codes unique, parents exist, grid officers exist).
+TRENDS (handlers.plans.lint_trends): the trend early-warning rules file, plans/trends/rules.yaml, when present.
 COVERAGE (handlers.plans.lint_coverage): more than one catch-all plan is an error; no catch-all, a catch-all
   not approved, and each category's cells only the catch-all covers are warnings (without a catch-all: a
   category and grade with no plan at all).
@@ -47,7 +50,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pingan.handlers.plans.approval import plan_approvers
 from pingan.handlers.plans.cells import dates_overlap, equal_specificity
 from pingan.handlers.plans.directory import DirectoryIndex, recipient_for
+from pingan.handlers.plans.lint_areas import area_problems
 from pingan.handlers.plans.lint_coverage import coverage_problems
+from pingan.handlers.plans.lint_trends import read_trend_rules
 from pingan.handlers.plans.planset import PlanSet, plan_cells
 from pingan.handlers.plans.problems import PlanProblem, Severity
 from pingan.handlers.plans.reader import PlansRead, read_plans
@@ -72,6 +77,9 @@ class LintReport:
 def lint_plans(directory: Path, today: date | None = None) -> LintReport:
     read = read_plans(directory)
     errors, warnings = check_read(read, today)
+    _, trend_problems = read_trend_rules(directory)  # plans/trends/rules.yaml (issue 18), when there is one
+    errors += [p for p in trend_problems if p.severity is Severity.error]
+    warnings += [p for p in trend_problems if p.severity is Severity.warning]
     return LintReport(_sorted(read.problems + errors), _sorted(warnings), read.planset() if read.complete else None)
 
 
@@ -79,7 +87,8 @@ def check_read(read: PlansRead, today: date | None = None) -> tuple[list[PlanPro
     """The set-level rules over what read_plans loaded: (errors, warnings)."""
     checker = _Checker(read, today or date.today())
     checker.run()
-    return checker.errors, checker.warnings
+    area_errors, area_warnings = area_problems(read)  # plans_dir/areas: the grid and its officers
+    return checker.errors + area_errors, checker.warnings + area_warnings
 
 
 def _sorted(problems: list[PlanProblem]) -> list[PlanProblem]:
