@@ -7,9 +7,10 @@ District file format: a GeoJSON FeatureCollection (RFC 7946, coordinates [lon, l
 the district with a Polygon or MultiPolygon geometry and the properties `code` (administrative code, matched by
 prefix against an alert's geocodes), `name_zh`, `name_en` and `aliases` (names an alert's <areaDesc> may use),
 and optionally `level` (district, town, community, grid: the hierarchy), `parent` (the code of the area it lies in)
-and, for a grid, `officers` (its grid officers' directory ids). One foreign member at the top level, `enclosing`, lists the areas that contain
-the whole district (its city, province…) as `{"code": …, "names": […]}`: an alert for Zhuhai city names no place
-of the town, yet it concerns the town.
+and, for a grid, `officers` (its grid officers' directory ids). One foreign member at the top level, `enclosing`,
+lists the areas that contain the whole district (its city, province…) as `{"code": …, "names": […]}`: an alert for
+Zhuhai city names no place of the town, yet it concerns the town. `pingan plans lint` checks the hierarchy
+(handlers/plans/lint_areas.py); Placement is where triage put a report in it (handlers/incidents/placement.py).
 """
 
 import json
@@ -62,6 +63,40 @@ class DistrictArea(Model):
 
     def names(self) -> list[str]:
         return [n for n in (self.name_zh, self.name_en, *self.aliases) if n and n.strip()]
+
+
+class PlacedArea(Model):
+    """One area of a placement's path: its code, level and names, as the district file has them."""
+
+    code: str = Field(min_length=1, max_length=32)
+    level: str | None = Field(default=None, max_length=32)
+    name_zh: str | None = Field(default=None, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
+
+
+PLACEMENT_METHODS = ("coordinates", "area_code", "place_name", "caller", "unplaced")
+
+
+class Placement(Model):
+    """Where triage placed a report in the district's hierarchy (handlers/incidents/placement.py): the path from the
+    district down to the deepest area it could (district -> sub-district -> community -> grid), how, and why."""
+
+    path: list[PlacedArea] = Field(default_factory=list, max_length=10, description="Widest first")
+    method: str = Field(pattern="^(" + "|".join(PLACEMENT_METHODS) + ")$", description=(
+        "coordinates (point in polygon, or the area holding a CAP shape), area_code (a code of ours the report "
+        "gave), place_name (a name or alias found in its text), caller (the reporter's registered area), "
+        "unplaced"))
+    evidence: str = Field(default="", max_length=500, description="What placed it, for the duty room")
+    outside: bool = Field(default=False, description="Its coordinates lie outside the district: path is the "
+                                                     "district only")
+
+    def at(self, level: str) -> PlacedArea | None:
+        """The area of that level on the path (e.g. "community"), or None."""
+        return next((a for a in self.path if a.level == level), None)
+
+    @property
+    def deepest(self) -> PlacedArea | None:
+        return self.path[-1] if self.path else None
 
 
 class EnclosingArea(Model):

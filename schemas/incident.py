@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from pingan.schemas.areas import MAX_ALERT_AREAS, AlertArea
+from pingan.schemas.areas import MAX_ALERT_AREAS, AlertArea, Placement
 from pingan.schemas.common import Model, UtcDatetime
 from pingan.schemas.taxonomy import (
     SUBTYPES_BY_CATEGORY,
@@ -25,6 +25,8 @@ class Location(Model):
     area_name: str | None = Field(default=None, max_length=200)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
+    placement: Placement | None = Field(default=None, description=(
+        "Set by triage: the area path the report was placed in and how (a source's own value is replaced)"))
 
     @model_validator(mode="after")
     def _lat_lon_together(self) -> "Location":
