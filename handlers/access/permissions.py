@@ -37,6 +37,9 @@ class Permission(StrEnum):
     drills_start = "drills.start"
     drills_live = "drills.live"
     log_read = "log.read"
+    releases_draft = "releases.draft"  # 信息发布: draft, edit and withdraw a public release (issue 17)
+    releases_approve = "releases.approve"  # approve or reject one (four eyes: never one's own; the plan names roles)
+    releases_publish = "releases.publish"  # publish an approved release to its channels
     users_manage = "users.manage"
     tokens_manage = "tokens.manage"
 
@@ -49,8 +52,8 @@ _RESPOND = {P.incidents_report, P.acknowledge, P.escalate, P.handover, P.task, P
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.viewer: frozenset(_READ),
     Role.duty_officer: frozenset(_READ | _RESPOND),
-    Role.commander: frozenset(_READ | _RESPOND | {P.close, P.regrade}),
-    Role.public_information: frozenset(_READ),
+    Role.commander: frozenset(_READ | _RESPOND | {P.close, P.regrade, P.releases_approve, P.releases_publish}),
+    Role.public_information: frozenset(_READ | {P.releases_draft, P.releases_publish}),
     Role.plan_author: frozenset(_READ | {P.plans_test, P.plans_approve}),
     Role.drill_coordinator: frozenset(_READ | {P.drills_start, P.drills_live}),
     Role.department_liaison: frozenset({P.incidents_read, P.acknowledge, P.task, P.note, P.confirm, P.oncall_read}),
