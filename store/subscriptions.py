@@ -140,6 +140,25 @@ class SubscriptionStore:
                                          .where(sms_subscriptions.c.phone.in_(wanted[i:i + CHUNK]))))
         return set(wanted) - live
 
+    def unsubscribed_since(self, after_id: int) -> tuple[set[str], int]:
+        """Numbers that unsubscribed from everything in changes after `after_id`, and the newest change's id: the
+        notifier polls this while a batch goes, so a 退订 that arrives mid-broadcast stops the rest."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sms_subscriptions.c.id, sms_subscriptions.c.phone, sms_subscriptions.c.action,
+                                       sms_subscriptions.c.area_code)
+                                .where(sms_subscriptions.c.id > after_id).order_by(sms_subscriptions.c.id)).all()
+        out: set[str] = set()
+        for r in rows:
+            if r.action == "unsubscribe" and r.area_code == ALL_AREAS:
+                out.add(r.phone)
+            elif r.action == "subscribe":
+                out.discard(r.phone)  # subscribed again since: theirs to have
+        return out, max((r.id for r in rows), default=after_id)
+
+    def last_change(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(func.max(sms_subscriptions.c.id))) or 0
+
     # -- broadcasts ------------------------------------------------------------------------------------------
 
     def planned(self, release_ids: Sequence[str]) -> set[str]:

@@ -32,11 +32,13 @@ from typing import Any, TypeVar
 
 from pingan import metrics
 from pingan.handlers.channels.base import ChannelAdapter
+from pingan.handlers.incidents.broadcast import STEP_PREFIX, is_broadcast, is_public
 from pingan.schemas.delivery import SendOutcome, SendResult
 from pingan.schemas.notification import DeliveryState, Notification
 from pingan.settings import Settings
 from pingan.store.ledger import HELD_BACK, HELD_BACK_UNTRIED, Claim, Settlement
 from pingan.store.repository import Store
+from pingan.store.subscriptions import UNSUBSCRIBED, SubscriptionStore
 from pingan.streams.attempt import Tried, settlement, try_once
 from pingan.streams.stages import StageOutput, _live_for, channel_for
 
@@ -45,6 +47,7 @@ T = TypeVar("T")
 FLUSH_S = 0.05  # results are settled at most this long after they come in
 CLAIM_AHEAD = 4  # a recipient's messages claimed at once: at most this many a killed worker leaves `sending` unsent
 THROTTLE_GIVE_UP_S = 300.0  # a message throttled this long goes back to the scheduler rather than hold its batch
+OPT_OUT_POLL_S = 0.2  # how stale the notifier's view of new unsubscriptions may be while a broadcast goes
 
 
 # Channels whose receivers are systems, not people: their messages keep order within one incident, and different
@@ -118,6 +121,9 @@ class Dispatcher:
         unique = list({n.idempotency_key: n for n in reversed(orders)}.values())[::-1]  # a repeated order: once
         groups = await asyncio.to_thread(self._group, unique)
         batch = _Batch(self.store, self.settings.sending_lease_s)
+        public = [n.recipient.address for n in unique if is_public(n)]
+        if public:
+            batch.opt_outs = await asyncio.to_thread(_OptOuts, self.store, public)
         claimer = _Claimer(self.store)
         # The groups ask for their first claims before the claimer runs, so those go in one transaction.
         tasks = [asyncio.ensure_future(self._recipient(items, claimer, batch)) for items in groups]
@@ -129,6 +135,9 @@ class Dispatcher:
             claiming.cancel()
             batch.done = True
             await flusher
+            if batch.release_throttled:
+                await _retrying("count throttled", SubscriptionStore(self.store).add_throttled,
+                                batch.release_throttled)
         return StageOutput(actions=batch.actions)
 
     def _group(self, notes: list[Notification]) -> list[list[Item]]:
@@ -159,15 +168,20 @@ class Dispatcher:
                     return
 
     async def _one(self, n: Notification, chosen: ChannelAdapter | str, claim: Claim, batch: "_Batch") -> Settlement:
+        if batch.opt_outs is not None and is_public(n) and await batch.opt_outs.blocked(n.recipient.address):
+            chosen = UNSUBSCRIBED  # 退订 arrived after the broadcast was planned: honoured before the send
         if isinstance(chosen, str):
             tried, via = Tried(SendResult(SendOutcome.permanent_failure, detail=chosen), True), None
         else:
-            tried, via = await self._send(chosen, n, claim), chosen.name
+            tried, via = await self._send(chosen, n, claim, batch), chosen.name
         if tried.sent and tried.result is not None and not tried.throttled:
             metrics.send_result(via or n.channel.value, n, tried.result)
         settled = Settlement(n.idempotency_key, DeliveryState.intended, tried.detail, unclaim=True) \
             if tried.throttled else settlement(n, tried, claim.attempt, via)
         batch.add(settled)
+        if is_broadcast(n) and n.incident_status.value == "actual" and settled.state is not DeliveryState.intended:
+            metrics.release_sms("unsubscribed" if chosen == UNSUBSCRIBED else
+                                "failed" if settled.state is DeliveryState.failed else "sent")
         if settled.state is DeliveryState.intended and tried.result is not None:
             log.warning("transient failure on %s, attempt %d: %s", n.channel.value, claim.attempt,
                         tried.result.detail)
@@ -187,7 +201,7 @@ class Dispatcher:
         for key, claim in rest.items():
             batch.add(Settlement(key, DeliveryState.intended, HELD_BACK if claim.tried_before else HELD_BACK_UNTRIED))
 
-    async def _send(self, channel: ChannelAdapter, n: Notification, claim: Claim) -> Tried:
+    async def _send(self, channel: ChannelAdapter, n: Notification, claim: Claim, batch: "_Batch") -> Tried:
         """One attempt, repeated after each Retry-After while the provider throttles (up to THROTTLE_GIVE_UP_S)."""
         loop = asyncio.get_running_loop()
         bucket = self._bucket(channel)
@@ -203,6 +217,11 @@ class Dispatcher:
             assert tried.result is not None
             self.throttled += 1
             metrics.send_result(channel.name, n, tried.result)  # counts pingan_notification_throttled
+            if is_broadcast(n):
+                release_id = n.step.removeprefix(STEP_PREFIX)
+                batch.release_throttled[release_id] = batch.release_throttled.get(release_id, 0) + 1
+                if n.incident_status.value == "actual":
+                    metrics.release_sms("throttled")
             wait = float(tried.result.extra.get("retry_after_s") or 1.0)
             if time.monotonic() - started + wait > THROTTLE_GIVE_UP_S:
                 return Tried(tried.result, True, f"throttled for {THROTTLE_GIVE_UP_S:.0f}s; queued again")
@@ -261,6 +280,8 @@ class _Batch:
         self.actions: list[Any] = []
         self.done = False
         self.renew_every = max(1.0, lease_s / 3)
+        self.opt_outs: _OptOuts | None = None  # a batch with public broadcast SMS: who unsubscribed
+        self.release_throttled: dict[str, int] = {}  # release id -> provider 429s met in this batch
 
     def opened(self, claims: dict[str, Claim]) -> None:
         self.open.update(claims)
@@ -282,3 +303,22 @@ class _Batch:
                 await _retrying("renew", self.store.renew, sorted(self.open))
                 renewed = time.monotonic()
             await asyncio.sleep(FLUSH_S)
+
+
+class _OptOuts:
+    """Who must not get a public broadcast SMS of this batch: no live subscription at the batch's start, or an
+    unsubscription from everything since (polled every OPT_OUT_POLL_S while the batch sends, one cheap query on
+    the changes' id), so a 退订 that comes in the middle of a 10,000-number broadcast stops the rest of it."""
+
+    def __init__(self, store: Store, phones: list[str]) -> None:
+        self.subs = SubscriptionStore(store)
+        self.mark = self.subs.last_change()
+        self.out = self.subs.opted_out(phones)
+        self.polled = time.monotonic()
+
+    async def blocked(self, phone: str) -> bool:
+        if time.monotonic() - self.polled >= OPT_OUT_POLL_S:
+            self.polled = time.monotonic()
+            new, self.mark = await _retrying("opt-outs", self.subs.unsubscribed_since, self.mark)
+            self.out |= new
+        return phone in self.out

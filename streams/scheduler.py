@@ -31,6 +31,7 @@ from pingan.schemas.notification import Notification
 from pingan.schemas.taxonomy import Grade, IncidentState
 from pingan.store.response import DueRow, ResponseStore, on_deadline_written
 from pingan.streams import topics
+from pingan.streams.broadcast import Broadcaster
 from pingan.streams.producer import make_producer, publish_all
 from pingan.streams.stages import reconcile_sending
 
@@ -52,6 +53,7 @@ class Scheduler(threading.Thread):
         self._wake = threading.Event()
         self.fired = 0
         self.retried = 0
+        self.broadcaster = Broadcaster(services)  # published releases' SMS broadcasts (issue 17)
 
     def wake(self) -> None:
         """A deadline was written or moved: look again for the next due time now."""
@@ -118,7 +120,7 @@ class Scheduler(threading.Thread):
     def sweep(self, producer: KafkaProducer) -> None:
         """Re-publish intents that need it and settle abandoned sends."""
         now = self.clock()
-        self._publish(producer, self.retries(now) + self.abandoned(now))
+        self._publish(producer, self.retries(now) + self.abandoned(now) + self.broadcaster.due())
 
     def _publish(self, producer: KafkaProducer, orders: list[Notification]) -> None:
         if orders:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pingan import metrics
 from pingan.handlers.channels.base import ChannelAdapter
 from pingan.handlers.incidents.areas import AreaVerdict, DistrictCheck, area_draft, needs_area_check
+from pingan.handlers.incidents.broadcast import is_public
 from pingan.handlers.incidents.correlation import best_fit, causes, joinable
 from pingan.handlers.incidents.delivery import after_send
 from pingan.handlers.incidents.escalation import deadlines, grade_raise
@@ -30,6 +31,7 @@ from pingan.store.ledger import HELD_BACK_UNTRIED, LedgerEntry
 from pingan.store.message_keys import MessageKeys
 from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
+from pingan.store.subscriptions import UNSUBSCRIBED, SubscriptionStore
 from pingan.streams.attempt import Tried, settlement, try_once
 
 log = logging.getLogger(__name__)
@@ -220,6 +222,8 @@ def notify_stage(store: Store, channels: dict[str, ChannelAdapter], n: Notificat
     entry = store.ledger_entry(n.idempotency_key)
     attempt = entry.attempts if entry else 1
     chosen = channel_for(n, channels, _live_for(store, n, live_participants))
+    if is_public(n) and SubscriptionStore(store).opted_out([n.recipient.address]):
+        chosen = UNSUBSCRIBED  # a public broadcast SMS to a number that sent 退订 since it was planned (issue 17)
     if isinstance(chosen, str):
         tried = Tried(SendResult(SendOutcome.permanent_failure, detail=chosen), True)
         via = None

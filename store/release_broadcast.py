@@ -1,0 +1,46 @@
+"""Planning a published release's SMS broadcast (issue 17): the intents it takes and its mark, in one transaction.
+
+Who is reached is decided by handlers/incidents/broadcast.py: an actual release, the subscribers of its areas (read
+from store/subscriptions.py now); an exercise release, the live participants of the drill its incident belongs to
+and nobody else. `plan_broadcast` then writes those intents into the notification ledger and the release's
+`release_broadcasts` row together: a second planner (another worker, a restart, a replayed message) meets the row
+and plans nothing, so a broadcast is planned once and each number gets at most one SMS of a release.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from pingan.handlers.incidents.broadcast import participant_intents, subscriber_intents, wants_sms
+from pingan.schemas.areas import District
+from pingan.schemas.common import utcnow
+from pingan.schemas.directory import Person
+from pingan.schemas.notification import Notification
+from pingan.schemas.release import Release, ReleaseState
+from pingan.store.drills import DrillStore
+from pingan.store.repository import Store
+from pingan.store.subscriptions import SubscriptionStore
+
+
+def broadcast_intents(store: Store, release: Release, district: District, people: Iterable[Person],
+                      live_override: frozenset[str] | None = None, now: datetime | None = None) -> list[Notification]:
+    """The intents the release's broadcast takes now (none for a release that is not published or names no SMS)."""
+    now = now or utcnow()
+    if release.state is not ReleaseState.published or not wants_sms(release):
+        return []
+    if not release.is_exercise:
+        return subscriber_intents(release, district, SubscriptionStore(store).subscribers(), now)
+    incident = store.get_incident(release.incident_id)
+    run = incident.labels.get("drill_run") if incident is not None else None
+    # As the notifier reads them (streams/stages._live_for): the operator's list, else the run's registration.
+    live = live_override if live_override is not None else DrillStore(store).live_participants(run)
+    return participant_intents(release, people, live, run, now)
+
+
+def plan_broadcast(store: Store, release: Release, district: District, people: Iterable[Person],
+                   live_override: frozenset[str] | None = None,
+                   now: datetime | None = None) -> list[Notification] | None:
+    """Plan the release's broadcast once: its intents, or None when it was planned already (nothing written)."""
+    intents = broadcast_intents(store, release, district, people, live_override, now)
+    if not SubscriptionStore(store).plan(release.id, release.incident_id, intents):
+        return None
+    return intents

@@ -1,0 +1,80 @@
+"""The worker's broadcast job (issue 17): published releases with an SMS broadcast not yet planned are planned,
+and their intents go to the notifications topic like a plan's, to the concurrent notifier (streams/notifier.py:
+throttled per sender number, 429-aware, exactly one claim per intent).
+
+It runs on the escalation scheduler's sweep thread (streams/scheduler.py), at most every INTERVAL_S. Each release
+is planned in one transaction with its mark (store/release_broadcast.py), so two workers, a restart between the
+commit and the publish, or a replay never plan one twice; an intent whose message is lost after the commit is
+re-published by the scheduler's retries like any other `intended` row.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pingan.bootstrap import Services
+from pingan.schemas.areas import District, district_from_geojson
+from pingan.schemas.notification import Notification
+from pingan.schemas.release import Release
+from pingan.store.release_broadcast import plan_broadcast
+from pingan.store.repository import Store
+from pingan.store.subscriptions import SubscriptionStore
+
+log = logging.getLogger(__name__)
+INTERVAL_S = 2.0
+
+ReleaseSource = Callable[[Store], list[Release]]
+
+
+def published_releases(store: Store) -> list[Release]:
+    """Every published release, exercise ones included (those reach a drill's live participants only)."""
+    try:
+        from pingan.store.releases import list_published
+    except ImportError:  # the release workflow's store is not there: nothing is ever published
+        return []
+    return list_published(store, include_exercise=True)
+
+
+def _district(services: Services) -> District:
+    if services.areas is not None:
+        return services.areas.district
+    path: Path = services.settings.district_areas
+    return district_from_geojson(path.read_text(encoding="utf-8"), str(path))
+
+
+class Broadcaster:
+    def __init__(self, services: Services, releases: ReleaseSource = published_releases,
+                 interval_s: float = INTERVAL_S) -> None:
+        self.services = services
+        self.releases = releases
+        self.interval_s = interval_s
+        self.subs = SubscriptionStore(services.store)
+        self.last = 0.0
+        self.planned = 0  # releases this worker planned, since start
+        self._district: District | None = None
+
+    def due(self, force: bool = False) -> list[Notification]:
+        """Plan every published release whose broadcast is not planned yet; the intents planned now."""
+        if not force and time.monotonic() - self.last < self.interval_s:
+            return []
+        self.last = time.monotonic()
+        store = self.services.store
+        wanted = [r for r in self.releases(store) if "sms_broadcast" in {c.value for c in r.channels}]
+        done = self.subs.planned([r.id for r in wanted])
+        out: list[Notification] = []
+        for release in wanted:
+            if release.id in done:
+                continue
+            if self._district is None:
+                self._district = _district(self.services)
+            people = self.services.plans.directory.people.values()
+            intents = plan_broadcast(store, release, self._district, people,
+                                     self.services.settings.live_participants)
+            if intents is None:
+                continue  # another worker planned it first
+            self.planned += 1
+            log.info("release %s: SMS broadcast planned, %d message(s)%s", release.id, len(intents),
+                     " (exercise: live participants only)" if release.is_exercise else "")
+            out += intents
+        return out

@@ -1,0 +1,149 @@
+"""Issue 17: the SMS broadcast of a published release, on a real store (SQLite and PostgreSQL), the concurrent
+notifier (streams/notifier.py) and the real twilio client against the local Twilio server.
+
+Every subscriber of the release's area gets exactly one SMS, a non-subscriber none, a number that sent 退订 none
+(also when 退订 comes after the broadcast was planned and before it is sent); a replayed or repeated planning,
+another worker's planning and a replayed order send nothing twice; an exercise release reaches only the drill's
+live participants. The worker end to end (real broker, faust worker) is tests/integration/test_release_pipeline.py.
+"""
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from pingan.bootstrap import Services
+from pingan.handlers.channels.twilio_sms import TwilioSmsChannel
+from pingan.schemas.areas import AlertArea
+from pingan.schemas.common import LocalizedText
+from pingan.schemas.notification import Notification
+from pingan.schemas.release import Release, ReleaseChannel, ReleaseState, ReleaseTexts
+from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Subtype
+from pingan.settings import Settings
+from pingan.store.drills import DrillStore
+from pingan.store.repository import Store
+from pingan.store.subscriptions import SubscriptionStore
+from pingan.store.tables import releases
+from pingan.streams.broadcast import Broadcaster
+from pingan.streams.notifier import Dispatcher
+from tests.fixtures.twilio_server import FakeTwilio
+from tests.integration.access_rig import PLANS, report
+
+TOWN, TANGJIA, JISHAN = "440402100", "440402100001", "440402100003"
+NOW = datetime.now(UTC)
+
+
+def make_release(rid: str, incident_id: str, area: str | None = "鸡山社区",
+                 status: IncidentStatus = IncidentStatus.actual) -> Release:
+    return Release(
+        id=rid, incident_id=incident_id, state=ReleaseState.published, status=status,
+        category=Category.natural_disaster, subtype=Subtype.meteorological, grade=Grade.II,
+        texts=ReleaseTexts(headline=LocalizedText(zh="台风橙色预警", en="Typhoon orange warning"),
+                           description=LocalizedText(zh="台风今晚登陆，请留在室内。", en="Stay indoors tonight.")),
+        areas=[AlertArea(name=area)] if area else [],
+        channels=[ReleaseChannel.cap, ReleaseChannel.sms_broadcast], drafted_by="pio", drafted_at=NOW,
+        approved_by="commander", approved_at=NOW, published_by="pio", published_at=NOW,
+        cap_identifier=f"cap-{rid}")
+
+
+def publish(store: Store, release: Release) -> None:
+    """As the release workflow leaves a published release in the releases table (store/releases.py)."""
+    with store.engine.begin() as conn:
+        conn.execute(insert(releases).values(
+            id=release.id, incident_id=release.incident_id, state=release.state.value, kind=release.kind.value,
+            status=release.status.value, revision=release.revision, drafted_at=release.drafted_at,
+            published_at=release.published_at, cap_identifier=release.cap_identifier,
+            body=release.model_dump_json()))
+
+
+def services(store: Store, tmp_path: Path, **settings: object) -> Services:
+    return Services(settings=Settings(data_dir=tmp_path, heartbeat_interval_s=0, **settings), store=store,
+                    plans=PLANS)
+
+
+def send(store: Store, server: FakeTwilio, tmp_path: Path, orders: list[Notification]) -> None:
+    channel = TwilioSmsChannel(server.account_sid, server.auth_token, server.from_number,
+                               api_base_url=server.base_url, pool_size=10)
+    dispatcher = Dispatcher(store, {"twilio_sms": channel}, Settings(data_dir=tmp_path))
+    try:
+        asyncio.run(dispatcher.run(orders))
+    finally:
+        dispatcher.close()
+
+
+def to(server: FakeTwilio) -> list[str]:
+    return sorted(m["to"] for m in server.messages)
+
+
+def test_each_subscriber_of_the_area_gets_one_sms_and_no_one_else(tmp_path: Path, db_url: str,
+                                                                  twilio_server: FakeTwilio) -> None:
+    store = Store(db_url)
+    subs = SubscriptionStore(store)
+    jishan, town, sibling, left, late, both = (f"+86138000000{i:02d}" for i in range(1, 7))
+    stranger = "+8613800000099"
+    subs.subscribe(jishan, JISHAN)
+    subs.subscribe(town, TOWN, "en")  # the town covers its community Jishan
+    subs.subscribe(sibling, TANGJIA)  # another community: not reached
+    subs.subscribe(left, JISHAN)
+    subs.unsubscribe_all(left)  # 退订 before the release
+    subs.subscribe(late, JISHAN)
+    subs.subscribe(both, JISHAN)
+    subs.subscribe(both, TOWN)  # two subscriptions that both cover it: still one SMS
+    incident = report(store, "台风 鸡山", "natural_disaster", "meteorological", "II")
+    release = make_release("REL-T1", incident)
+    publish(store, release)
+
+    worker = Broadcaster(services(store, tmp_path))
+    planned = worker.due(force=True)
+    assert sorted(n.recipient.address for n in planned) == sorted([jishan, town, late, both])
+    assert {n.idempotency_key for n in planned} == {f"release:REL-T1:sms:{p}" for p in (jishan, town, late, both)}
+    # A replayed sweep, another worker and a direct replay of the planning plan nothing more.
+    assert worker.due(force=True) == []
+    assert Broadcaster(services(store, tmp_path)).due(force=True) == []
+    assert SubscriptionStore(store).plan("REL-T1", incident, planned) is False
+
+    subs.unsubscribe_all(late)  # 退订 after planning, before sending
+    send(store, twilio_server, tmp_path, planned + planned[:2])  # a repeated order too
+    send(store, twilio_server, tmp_path, planned)  # a replayed batch
+    assert to(twilio_server) == sorted([jishan, town, both])
+    texts = {m["to"]: m["body"] for m in twilio_server.messages}
+    assert texts[jishan].startswith("【平安】台风橙色预警") and "回复TD退订" in texts[jishan]
+    assert texts[town].startswith("[Pingan] Typhoon orange warning")  # subscribed in English
+
+    figures = subs.figures("REL-T1").as_dict()
+    assert (figures["planned"], figures["sent"], figures["unsubscribed"], figures["failed"],
+            figures["pending"]) == (4, 3, 1, 0, 0)
+    assert store.ledger_entry(f"release:REL-T1:sms:{late}").detail.startswith("unsubscribed")  # type: ignore[union-attr]
+    assert stranger not in to(twilio_server) and sibling not in to(twilio_server)
+
+
+def test_district_wide_release_reaches_every_subscriber(tmp_path: Path, sqlite_url: str,
+                                                        twilio_server: FakeTwilio) -> None:
+    store = Store(sqlite_url)
+    subs = SubscriptionStore(store)
+    for i, area in enumerate([TOWN, TANGJIA, JISHAN]):
+        subs.subscribe(f"+861380000010{i}", area)
+    incident = report(store, "台风 全镇", "natural_disaster", "meteorological", "II")
+    publish(store, make_release("REL-ALL", incident, area=None))
+    send(store, twilio_server, tmp_path, Broadcaster(services(store, tmp_path)).due(force=True))
+    assert to(twilio_server) == [f"+861380000010{i}" for i in range(3)]
+
+
+def test_an_exercise_release_reaches_only_live_participants(tmp_path: Path, db_url: str,
+                                                            twilio_server: FakeTwilio) -> None:
+    store = Store(db_url)
+    SubscriptionStore(store).subscribe("+8613800000201", TOWN)  # a subscriber: never reached by a drill
+    people = [p for p in PLANS.directory.people.values() if p.contacts.sms][:2]
+    live, other = people
+    DrillStore(store).register("RUN-REL", "台风演练", True, [live.id])
+    incident = report(store, "演练 台风", "natural_disaster", "meteorological", "II", status="exercise",
+                      labels={"drill_run": "RUN-REL"})
+    release = make_release("REL-X1", incident, area="唐家湾", status=IncidentStatus.exercise)
+    publish(store, release)
+    planned = Broadcaster(services(store, tmp_path)).due(force=True)
+    assert [(n.recipient.id, n.drill_run) for n in planned] == [(live.id, "RUN-REL")]
+    send(store, twilio_server, tmp_path, planned)
+    assert to(twilio_server) == [live.contacts.sms]
+    assert twilio_server.messages[0]["body"].startswith("【平安】【演练】") or "DRILL" in twilio_server.messages[0]["body"]
+    assert other.contacts.sms not in to(twilio_server)
