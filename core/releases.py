@@ -127,6 +127,7 @@ class ReleaseService:
                 release = draft_release(
                     incident, plan, level, _published(existing), release_id=_next_id(incident.id, existing),
                     by=caller.person, at=utcnow(), all_clear=all_clear, template_id=template_id, channels=channels)
+                rules.may_draft(release, self.actor(incident, caller))
                 release_store.save(conn, release)
                 logged = self._log(conn, release, ActionKind.release_drafted, caller, {
                     "kind": release.kind.value, "template": release.template_id, "references": release.references,

@@ -35,6 +35,14 @@ def _holds(actor: Actor, roles: Sequence[str]) -> bool:
     return bool(actor.roles & set(roles))
 
 
+def may_draft(release: Release, actor: Actor) -> None:
+    """A public information officer drafts; so may an approver (whose draft another approver then approves)."""
+    if not _holds(actor, [PUBLIC_INFORMATION, *release.approver_roles]):
+        raise ReleaseRefused(f"draft: only a public information officer or a person holding "
+                             f"{' or '.join(release.approver_roles)} drafts a release; {actor.person} holds "
+                             f"{_roles(actor)}")
+
+
 def may_edit(release: Release, actor: Actor) -> None:
     if actor.person != release.drafted_by and PUBLIC_INFORMATION not in actor.roles:
         raise ReleaseRefused(f"edit: only the drafter ({release.drafted_by}) or a public information officer may edit "

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from pingan.handlers.audit.log_chain import verify_chain
+from pingan.handlers.drills.scoring import score_incident
 from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.releases import Caller, ReleaseNotFound, ReleaseRefused, ReleaseService
@@ -49,6 +50,9 @@ def test_a_grade_ii_typhoon_alert_update_and_all_clear_with_four_eyes(store: Sto
     service = ReleaseService(store, PLANS, SENDER)
     incident = typhoon(store)
 
+    with pytest.raises(ReleaseRefused, match="draft: only a public information officer"):
+        service.draft(incident.id, DUTY)
+    assert release_store.list_for_incident(store, incident.id) == []
     first = service.draft(incident.id, PIO).release
     assert first.kind is ReleaseKind.alert and "二级响应" in first.texts.description.zh
 
@@ -59,7 +63,7 @@ def test_a_grade_ii_typhoon_alert_update_and_all_clear_with_four_eyes(store: Sto
     with pytest.raises(ReleaseRefused, match="needs a person holding commander"):
         service.approve(first.id, DUTY)
     reasons = refusals(store, incident.id)
-    assert len(reasons) == 3 and "only an approved release" in reasons[0] and "four eyes" in reasons[1]
+    assert len(reasons) == 4 and "only an approved release" in reasons[1] and "four eyes" in reasons[2]
     assert release_store.get(store, first.id).state is ReleaseState.draft  # type: ignore[union-attr]
 
     approved = service.approve(first.id, COMMANDER, revision=1).release
@@ -93,6 +97,14 @@ def test_a_grade_ii_typhoon_alert_update_and_all_clear_with_four_eyes(store: Sto
     assert kinds.count(ActionKind.release_published) == 3 and kinds.count(ActionKind.release_approved) == 3
     assert [a.actor for a in timeline if a.kind is ActionKind.release_approved] == ["huang-liping"] * 3
     assert sum(1 for a in timeline if a.kind is ActionKind.task_done) == 1
+    current = store.get_incident(incident.id)
+    assert current is not None
+    scored = score_incident("typhoon", {"incident": current.model_dump(mode="json"),
+                                        "timeline": [a.model_dump(mode="json") for a in timeline]}, PLANS,
+                            time_scale=1.0, ended_at=utcnow(), drill_started_at=incident.received_at)
+    task = next(t for lv in scored["levels"] if lv["grade"] == "II" for t in lv["tasks"]
+                if t["task"] == "first-release")
+    assert task["result"] == "met" and task["by"] == "xiang-yun"
     checked, broken = verify_chain(store.iter_log())
     assert broken is None and checked == len(list(store.iter_log()))
 

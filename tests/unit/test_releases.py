@@ -127,6 +127,10 @@ def test_the_last_editor_cannot_approve_and_an_approver_needs_the_role(typhoon: 
 
 def test_only_the_drafter_or_public_information_edits(typhoon: Plan) -> None:
     release = draft(typhoon)
+    rules.may_draft(release, PIO)
+    rules.may_draft(release, COMMANDER)
+    with pytest.raises(ReleaseRefused, match="draft: only a public information officer or a person holding commander"):
+        rules.may_draft(release, DUTY)
     with pytest.raises(ReleaseRefused, match="only the drafter"):
         rules.edit(release, COMMANDER, T0, channels=[ReleaseChannel.cap])
     by_colleague = rules.edit(release, PIO2, T0, channels=[ReleaseChannel.cap])
