@@ -178,6 +178,14 @@ class Settings(BaseSettings):
         default=None, description="Also POST each checkpoint here (a witness outside this machine)")
     timezone: str = Field(default="Asia/Shanghai",
                           description="The district's time zone: the console shows every time in it")
+    # The daily situation report (态势研判, issue 17; pingan/sitrep_daily.py, run by the worker).
+    sitrep_daily_at: str | None = Field(
+        default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Local time (HH:MM, in `timezone`) the worker makes yesterday's report; unset: no daily report")
+    sitrep_daily_to: str = Field(
+        default="", description="Comma-separated e-mail addresses (SMTP settings) and/or https URLs (signed like "
+        "the webhook channel) the daily report goes to; empty: stored and listed only")
+    sitrep_daily_lang: Literal["zh", "en"] = Field(default="zh", description="The daily report's language")
     # People and sign-in (issue 13): web/auth.py, store/identity.py, store/sessions.py.
     session_idle_timeout_s: int = Field(
         default=1800, ge=60, description="A console session unused this long ends (idle timeout); sign in again")

@@ -347,3 +347,21 @@ releases = Table(
     Column("cap_identifier", String(200), nullable=True, unique=True),
     Column("body", Text, nullable=False),
 )
+
+# Situation reports (态势研判, issue 17; store/sitreps.py): one row per report the worker issued. The id is the period
+# ("sitrep-day-2026-11-29"), so two workers or a restart find the day's row and issue it once.
+sitreps = Table(
+    "sitreps",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("period_start", UtcDateTime, nullable=False, index=True),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("generated_at", UtcDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # sending, delivered, failed, stored (no recipients)
+    Column("claimed_at", UtcDateTime, nullable=False),  # a delivery left `sending` this long ago is taken over
+    Column("delivery", Text, nullable=False),  # JSON: recipient -> outcome
+    Column("lang", String(4), nullable=False),
+    Column("body", Text, nullable=False),  # the Sitrep as JSON
+    Column("html", Text, nullable=False),
+)
