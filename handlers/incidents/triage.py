@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pingan.handlers.incidents.correlation import merged_facts
+from pingan.handlers.incidents.placement import Placer, placed_report
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.events import RawEvent, RawKind, TriageOutcome
 from pingan.schemas.incident import Incident, IncidentReport
@@ -58,9 +59,15 @@ def follow_up_refusal(kind: RawKind, report: IncidentReport, candidate: Incident
             f"{theirs or candidate.source.value}; updates and cancels apply only to the same sender's messages")
 
 
-def triage(event: RawEvent, candidate: Incident | None, window: timedelta) -> TriageDecision:
+def triage(event: RawEvent, candidate: Incident | None, window: timedelta,
+           placer: Placer | None = None) -> TriageDecision:
     """`candidate` is the open incident with the event's dedup_key and status, if the store has one; for a follow-up
-    naming earlier messages (event.references), the incident of any of them, possibly a closed one."""
+    naming earlier messages (event.references), the incident of any of them, possibly a closed one.
+    `placer`: the district's areas (handlers/incidents/placement.py, built once at bootstrap); with it, the report
+    is placed in the area hierarchy first (`location.placement`), so a new incident, an update and the log carry
+    it. Placing never changes the dedup key (the key uses the report's own area code)."""
+    if placer is not None:
+        event = event.model_copy(update={"report": placed_report(event.report, placer)})
     report = event.report
     if candidate is not None and (refusal := follow_up_refusal(event.kind, report, candidate)):
         return _refused(event, candidate, refusal)
@@ -86,11 +93,22 @@ def triage(event: RawEvent, candidate: Incident | None, window: timedelta) -> Tr
         "subtype": incident.subtype.value,
         "grade": incident.grade.value,
         "dedup_key": incident.dedup_key,
+        **_placement_details(incident),
         "update_without_original": event.kind is RawKind.update or None,
         # An Update is a whole message: with nothing to apply it to, a new incident beats silence.
         "reason": f"an update that {REFERENCES_UNKNOWN}: opened as a new incident"
         if event.kind is RawKind.update and event.references and candidate is None else None,
     }, key=f"created:{incident.id}")])
+
+
+def _placement_details(incident: Incident) -> dict[str, Any]:
+    """The placement, for the `created` entry: the deepest area's code, the method and the evidence."""
+    placement = incident.location.placement
+    if placement is None:
+        return {}
+    deepest = placement.deepest
+    return {"area_code": deepest.code if deepest else None, "placed_by": placement.method,
+            "placement": placement.evidence, "outside_district": placement.outside or None}
 
 
 def _refused(event: RawEvent, candidate: Incident, reason: str) -> TriageDecision:
