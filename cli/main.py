@@ -11,6 +11,7 @@ from pingan.cli import reports, response, runtime, sitrep
 from pingan.cli.drill import drill_app
 from pingan.cli.intake import intake_app
 from pingan.cli.plans import plans_app
+from pingan.cli.release import release_app
 from pingan.cli.users import tokens_app, users_app
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Source, Subtype
 
@@ -25,6 +26,7 @@ app.add_typer(plans_app, name="plans")
 app.add_typer(drill_app, name="drill")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(release_app, name="release")
 
 
 @app.command()

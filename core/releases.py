@@ -42,7 +42,7 @@ from pingan.store.response import ResponseStore
 
 FIRST_RELEASE_TASK = "first-release"  # the plan task the incident's first published release meets
 
-__all__ = ["FIRST_RELEASE_TASK", "Caller", "ReleaseNotFound", "ReleaseRefused", "ReleaseService"]
+__all__ = ["FIRST_RELEASE_TASK", "Caller", "ReleaseNotFound", "ReleaseRefused", "ReleaseService", "account_roles"]
 
 
 class ReleaseNotFound(ReleaseRefused):
