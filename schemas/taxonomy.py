@@ -44,6 +44,9 @@ class Subtype(StrEnum):
     # 待甄别: a citizen's text that reads as no report (a greeting, a test, noise, a lone weak word), for the duty
     # room to look at. Not `general`: nothing is known to have happened, so it must not join a general incident.
     unclassified = "unclassified"
+    # 趋势预警 (issue 18): no one reported an incident; the count of reports of one kind in one area rose beyond its
+    # baseline (pingan.handlers.trends). A signal for the duty room to look into, carrying its evidence, so `other`.
+    trend_warning = "trend_warning"
     # Not in the 2006 overall plan's short list, but a subtype of 社会安全事件 in GB/T 35561-2017 (突发事件分类与编码):
     # violent crime against the public (持刀伤人, 驾车冲撞人群, 纵火, 投毒) that is not known to be terrorism.
     criminal_case = "criminal_case"  # 刑事案件
@@ -88,7 +91,7 @@ SUBTYPES_BY_CATEGORY: dict[Category, frozenset[Subtype]] = {
             Subtype.criminal_case,
         }
     ),
-    Category.other: frozenset({Subtype.general, Subtype.unclassified}),
+    Category.other: frozenset({Subtype.general, Subtype.unclassified, Subtype.trend_warning}),
 }
 
 
@@ -126,6 +129,7 @@ class Source(StrEnum):
     api = "api"
     cli = "cli"
     drill = "drill"
+    trend = "trend"  # the trend early-warning stage (streams/trends.py): raised from counts, not reported
 
 
 class IncidentStatus(StrEnum):

@@ -37,7 +37,9 @@ MAX_PLACES_CHARS = 500
 def joinable(report: IncidentReport) -> bool:
     """Reports from people join events by fit; a monitoring source's alert is its own event unless its key matches
     (two different alerts of one kind are two things to look at, not one)."""
-    return report.source not in WARNING_SOURCES and NO_JOIN_LABEL not in report.labels
+    # A trend warning is its own event: it joins only its own series' open warning, by its dedup key.
+    return report.source not in WARNING_SOURCES and report.source is not Source.trend \
+        and NO_JOIN_LABEL not in report.labels
 
 
 def areas_fit(report: IncidentReport, incident: Incident) -> bool:
