@@ -27,6 +27,7 @@ from pingan.web.drills import drills_router
 from pingan.web.errors import install_error_ids
 from pingan.web.guards import check_metrics_token, load_tokens
 from pingan.web.intake import Intake, intake_router, start_cap_feeds
+from pingan.web.public import public_router
 from pingan.web.reads import reads_router
 from pingan.web.reports import reports_router
 from pingan.web.twilio_intake import twilio_router
@@ -75,6 +76,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     api.include_router(reads_router(store))
     api.include_router(commands_router(intake))
     api.include_router(drills_router(intake))
+    api.include_router(public_router(settings, store))  # /public/: the CAP feed and warnings, no sign-in
     install_console(api, intake)  # the duty console's pages under /console
     install_error_ids(api)  # a bug is a 500 with an error id in the log, never a stack trace (web/errors.py)
 

@@ -107,12 +107,13 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
                                        "PINGAN_TWILIO_AUTH_TOKEN"},
 }
 PUBLIC = {"/healthz", "/readyz", "/auth/csrf", "/auth/sign-in"}
+PUBLIC_PREFIX = "/public/"  # the CAP feed, CAP documents and the warnings page (web/public.py): anyone
 BEARER_INTAKE = {"/v1/intake/alertmanager": "alertmanagerToken", "/v1/intake/cap": "capToken"}
 
 
 def security_of(method: str, path: str) -> list[dict[str, list[str]]]:
     """Who may call an operation: any one of the requirements listed (each a set of schemes used together)."""
-    if path in PUBLIC:
+    if path in PUBLIC or path.startswith(PUBLIC_PREFIX):
         return []
     if path in BEARER_INTAKE:
         return [{BEARER_INTAKE[path]: []}]
