@@ -24,7 +24,7 @@ from pingan.handlers.incidents.tasks import task_key, tasks_done
 from pingan.handlers.plans.directory import resolve
 from pingan.handlers.plans.planset import PlanSet
 from pingan.handlers.releases import rules
-from pingan.handlers.releases.drafting import ReleaseRefused, draft_release
+from pingan.handlers.releases.drafting import ReleaseForbidden, ReleaseRefused, draft_release
 from pingan.handlers.releases.rules import Actor
 from pingan.schemas.action import Action, ActionDraft, ActionKind
 from pingan.schemas.areas import AlertArea
@@ -42,7 +42,8 @@ from pingan.store.response import ResponseStore
 
 FIRST_RELEASE_TASK = "first-release"  # the plan task the incident's first published release meets
 
-__all__ = ["FIRST_RELEASE_TASK", "Caller", "ReleaseNotFound", "ReleaseRefused", "ReleaseService", "account_roles"]
+__all__ = ["FIRST_RELEASE_TASK", "Caller", "ReleaseForbidden", "ReleaseNotFound", "ReleaseRefused", "ReleaseService",
+           "account_roles"]
 
 
 class ReleaseNotFound(ReleaseRefused):

@@ -33,6 +33,10 @@ class ReleaseRefused(Exception):
     """A release step that the rules refuse; the message says why, for the person who tried (and the log)."""
 
 
+class ReleaseForbidden(ReleaseRefused):
+    """Refused because of who asked: four eyes, or a role the step needs (HTTP 403; the others are 409)."""
+
+
 def templates_for(plan: Plan, level: Level, kind: ReleaseKind) -> list[ReleaseTemplate]:
     """The plan's templates for this level's grade and this kind (all-clear templates only for an all-clear)."""
     ending = kind is ReleaseKind.all_clear

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pingan.handlers.releases.drafting import ReleaseRefused, marked_texts, next_kind
+from pingan.handlers.releases.drafting import ReleaseForbidden, ReleaseRefused, marked_texts, next_kind
 from pingan.schemas.areas import AlertArea
 from pingan.schemas.release import Release, ReleaseChannel, ReleaseKind, ReleaseState, ReleaseTexts
 
@@ -38,15 +38,15 @@ def _holds(actor: Actor, roles: Sequence[str]) -> bool:
 def may_draft(release: Release, actor: Actor) -> None:
     """A public information officer drafts; so may an approver (whose draft another approver then approves)."""
     if not _holds(actor, [PUBLIC_INFORMATION, *release.approver_roles]):
-        raise ReleaseRefused(f"draft: only a public information officer or a person holding "
-                             f"{' or '.join(release.approver_roles)} drafts a release; {actor.person} holds "
-                             f"{_roles(actor)}")
+        raise ReleaseForbidden(f"draft: only a public information officer or a person holding "
+                               f"{' or '.join(release.approver_roles)} drafts a release; {actor.person} holds "
+                               f"{_roles(actor)}")
 
 
 def may_edit(release: Release, actor: Actor) -> None:
     if actor.person != release.drafted_by and PUBLIC_INFORMATION not in actor.roles:
-        raise ReleaseRefused(f"edit: only the drafter ({release.drafted_by}) or a public information officer may edit "
-                             f"release {release.id}; {actor.person} holds {_roles(actor)}")
+        raise ReleaseForbidden(f"edit: only the drafter ({release.drafted_by}) or a public information officer may "
+                               f"edit release {release.id}; {actor.person} holds {_roles(actor)}")
 
 
 def edit(release: Release, actor: Actor, at: datetime, *, texts: ReleaseTexts | None = None,
@@ -74,14 +74,14 @@ def edit(release: Release, actor: Actor, at: datetime, *, texts: ReleaseTexts | 
 
 def _four_eyes(release: Release, actor: Actor, doing: str) -> None:
     if actor.person == release.drafted_by:
-        raise ReleaseRefused(f"four eyes: {actor.person} drafted release {release.id} and cannot {doing} it; "
-                             f"another person holding {' or '.join(release.approver_roles)} must")
+        raise ReleaseForbidden(f"four eyes: {actor.person} drafted release {release.id} and cannot {doing} it; "
+                               f"another person holding {' or '.join(release.approver_roles)} must")
     if release.edited_by and actor.person == release.edited_by:
-        raise ReleaseRefused(f"four eyes: {actor.person} last edited release {release.id} and cannot {doing} it; "
-                             f"another person holding {' or '.join(release.approver_roles)} must")
+        raise ReleaseForbidden(f"four eyes: {actor.person} last edited release {release.id} and cannot {doing} it; "
+                               f"another person holding {' or '.join(release.approver_roles)} must")
     if not _holds(actor, release.approver_roles):
-        raise ReleaseRefused(f"{doing}: release {release.id} needs a person holding "
-                             f"{' or '.join(release.approver_roles)}; {actor.person} holds {_roles(actor)}")
+        raise ReleaseForbidden(f"{doing}: release {release.id} needs a person holding "
+                               f"{' or '.join(release.approver_roles)}; {actor.person} holds {_roles(actor)}")
 
 
 def _revision(release: Release, revision: int | None, doing: str) -> None:
@@ -128,8 +128,8 @@ def publish(release: Release, actor: Actor, at: datetime, published: Sequence[Re
                              f"{release.approved_revision} was approved; it must be approved again")
     _revision(release, revision, "the publication")
     if actor.person != release.drafted_by and not _holds(actor, [PUBLIC_INFORMATION, *release.approver_roles]):
-        raise ReleaseRefused(f"publish: {actor.person} is neither the drafter nor a public information officer or "
-                             f"approver ({' or '.join(release.approver_roles)}); holds {_roles(actor)}")
+        raise ReleaseForbidden(f"publish: {actor.person} is neither the drafter nor a public information officer or "
+                               f"approver ({' or '.join(release.approver_roles)}); holds {_roles(actor)}")
     kind, references = next_kind([r for r in published if r.id != release.id],
                                  release.kind is ReleaseKind.all_clear)
     return release.model_copy(update={"state": ReleaseState.published, "kind": kind, "references": references,
@@ -144,8 +144,8 @@ def withdraw(release: Release, actor: Actor) -> Release:
             else "it is already withdrawn"
         raise ReleaseRefused(f"withdraw: release {release.id} is {release.state.value}; {what}")
     if actor.person != release.drafted_by and not _holds(actor, [PUBLIC_INFORMATION, *release.approver_roles]):
-        raise ReleaseRefused(f"withdraw: only the drafter, a public information officer or an approver may withdraw "
-                             f"release {release.id}; {actor.person} holds {_roles(actor)}")
+        raise ReleaseForbidden(f"withdraw: only the drafter, a public information officer or an approver may withdraw "
+                               f"release {release.id}; {actor.person} holds {_roles(actor)}")
     return release.model_copy(update={"state": ReleaseState.withdrawn})
 
 
