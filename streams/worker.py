@@ -9,6 +9,7 @@ from pingan import metrics
 from pingan.bootstrap import Services, bootstrap
 from pingan.log_witness import LogWitness
 from pingan.settings import Settings
+from pingan.sitrep_daily import DailySitreps
 from pingan.streams.broker_profile import resolved
 from pingan.streams.plan_reload import PlanWatcher
 from pingan.streams.producer import make_producer
@@ -65,6 +66,8 @@ def run_worker(settings: Settings | None = None) -> None:
     scheduler.start()
     witness = LogWitness(services.store, services.settings)
     witness.start()
+    daily_sitreps = DailySitreps(services.store, services.settings, services.channels)  # off unless sitrep_daily_at
+    daily_sitreps.start()
     if services.settings.metrics_port:
         metrics.register_partition_lag(app, services.settings.topic_prefix)
     worker = faust.Worker(app, loglevel=services.settings.log_level.lower(), quiet=True)
@@ -78,4 +81,5 @@ def run_worker(settings: Settings | None = None) -> None:
         watcher.stop()
         scheduler.stop()
         witness.stop()
+        daily_sitreps.stop()
         services.close()

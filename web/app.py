@@ -29,7 +29,9 @@ from pingan.web.guards import check_metrics_token, load_tokens
 from pingan.web.intake import Intake, intake_router, start_cap_feeds
 from pingan.web.public import public_router
 from pingan.web.reads import reads_router
+from pingan.web.releases import releases_router
 from pingan.web.reports import reports_router
+from pingan.web.sitreps import sitreps_router
 from pingan.web.twilio_intake import twilio_router
 
 
@@ -74,6 +76,8 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     api.include_router(twilio_router(intake, config))
     api.include_router(reports_router(intake))  # before the generic /{verb} route of commands
     api.include_router(reads_router(store))
+    api.include_router(releases_router(intake))  # before the generic /{verb} route of commands
+    api.include_router(sitreps_router(store))  # situation reports (态势研判)
     api.include_router(commands_router(intake))
     api.include_router(drills_router(intake))
     api.include_router(public_router(settings, store))  # /public/: the CAP feed and warnings, no sign-in

@@ -269,3 +269,30 @@ def render_html(report: Sitrep, lang: str = "zh") -> str:
             f"<h2>{t['notifications']}</h2>{channel_chart(report.notifications, lang, t)}{channels}"
             f"<h2>{t['roll_call']} · {t['tasks']}</h2>{duty}<h2>{t['releases']}</h2>{releases}"
             f"<h2>{t['still_open']}</h2>{still_open}<h2>{t['top_areas']}</h2>{areas}</body></html>")
+
+
+def summary_text(report: Sitrep, lang: str = "zh") -> str:
+    """A few lines for an e-mail body or a webhook's text: the figures a leader reads first (under 1,600 chars)."""
+    t = TEXT[lang if lang in TEXT else "zh"]
+    tz = ZoneInfo(report.period.timezone)
+    p = report.period
+    span = f"{p.start.astimezone(tz):%Y-%m-%d %H:%M} – {p.end.astimezone(tz):%Y-%m-%d %H:%M}"
+    times = {r.measure: r for r in report.response_times}
+    sent = sum(c.sent for c in report.notifications)
+    failed = sum(c.failed for c in report.notifications)
+    top = report.top_areas[0] if report.top_areas else None
+    lines = [
+        f"{t['title']} ({t[p.kind]}) {span} {p.timezone}",
+        f"{t['incidents']}: {report.incidents} ({t['prev']} {report.incidents_previous}); {t['reports']}: "
+        f"{report.reports}; {t['still_open']}: {len(report.still_open)}",
+    ]
+    for measure in ("first_notification", "first_acknowledgement", "close"):
+        r = times.get(measure)
+        if r is not None:
+            lines.append(f"{t[measure]}: {t['median']} {_num(r.median_min)} / {t['p90']} {_num(r.p90_min)} min; "
+                         f"{t['met']} {r.met}, {t['missed']} {r.missed}")
+    lines.append(f"{t['notifications']}: {t['sent']} {sent}, {t['failed']} {failed}; {t['tasks']}: {t['met']} "
+                 f"{report.tasks.met}, {t['late']} {report.tasks.late}, {t['missed']} {report.tasks.missed}")
+    if top is not None:
+        lines.append(f"{t['top_areas']}: {_name(top.area, lang, t)} ({top.reports})")
+    return "\n".join(lines)[:1600]

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("store", ("pingan.store",)),
     ("services", ("pingan.bootstrap", "pingan.commands", "pingan.metrics", "pingan.metrics_scrape",
                   "pingan.drill_runner", "pingan.drill_intake", "pingan.log_witness", "pingan.releases",
-                  "pingan.sitreps")),
+                  "pingan.sitreps", "pingan.sitrep_daily")),
     ("streams", ("pingan.streams",)),
     ("processes", ("pingan.watchdog", "pingan.supervisor", "pingan.drill_replay")),
     ("edges", ("pingan.web", "pingan.cli")),
