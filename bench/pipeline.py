@@ -134,6 +134,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=None,
                         help="steady mode: incidents/s, paced by an absolute schedule (needs --duration)")
     parser.add_argument("--duration", type=float, default=None, help="steady mode: seconds of sending")
+    parser.add_argument("--profile", action="store_true",
+                        help="steady mode: py-spy the worker (--gil) while it runs; the summary is in the figures")
     args = parser.parse_args(argv)
     if (args.rate is None) != (args.duration is None):
         parser.error("--rate and --duration go together")

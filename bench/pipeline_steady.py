@@ -20,7 +20,8 @@ from pathlib import Path
 
 from common import Child, cpu_seconds, machine_busy_seconds, percentile, tree_cpu_seconds
 from kafka import KafkaProducer
-from pipeline_incidents import fire_report, log_times, notified_count, start_worker
+from pipeline_incidents import fire_report, log_times, notified_count, start_worker, triage_times
+from pyspy import Profiler, render
 
 from pingan.schemas.events import RawEvent
 from pingan.store.outbox import new_incident_id
@@ -74,6 +75,24 @@ def steady_figures(rate: float, duration: float, sent: int, send_times: list[flo
     return figures
 
 
+def stage_latencies(received: dict[str, datetime], triaged: dict[str, datetime],
+                    times: dict[str, dict[str, datetime]]) -> dict[str, dict[str, float]]:
+    """Where an incident's time goes: sent -> triage committed (the broker hop, the agent's batch, the transaction),
+    -> the plan activated (a hop and the response's transaction), -> notified (a hop, the notifier's claim and
+    send). p50 / p90 in ms over the incidents that went the whole way."""
+    spans: dict[str, list[float]] = {"sent->triaged": [], "triaged->plan_activated": [],
+                                      "plan_activated->notified": []}
+    for incident_id, kinds in times.items():
+        marks = [received.get(incident_id), triaged.get(incident_id), kinds.get("plan_activated"),
+                 kinds.get("notified")]
+        if any(m is None for m in marks):
+            continue
+        for name, (a, b) in zip(spans, zip(marks, marks[1:], strict=False), strict=True):
+            spans[name].append((b - a).total_seconds() * 1000)  # type: ignore[operator]
+    return {name: {"p50_ms": percentile(sorted(v), 50), "p90_ms": percentile(sorted(v), 90), "n": len(v)}
+            for name, v in spans.items()}
+
+
 def run_steady(args: argparse.Namespace, tmp: Path, bootstrap: str, db_url: str, broker_pid: int | None,
                children: list[Child]) -> dict[str, float]:
     count = max(1, round(args.rate * args.duration))
@@ -101,8 +120,10 @@ def run_steady(args: argparse.Namespace, tmp: Path, bootstrap: str, db_url: str,
 
         print(f"steady: {count} incidents at {args.rate:g}/s for {args.duration:g} s on {ready.raw_topic}",
               flush=True)
+        profiler = Profiler(worker.pid, tmp / "worker-steady.pyspy.txt").start() if args.profile else None
         cpu0 = cpu_now()
         t0 = time.monotonic()
+        started_at = datetime.now(UTC)
         lateness = paced(args.rate, count, send)
         producer.flush(60)
         for future in futures:
@@ -133,10 +154,17 @@ def run_steady(args: argparse.Namespace, tmp: Path, bootstrap: str, db_url: str,
             time.sleep(POLL_S)
         seen_s = time.monotonic() - t0
         cpu1 = cpu_now()
+        profile = profiler.stop(seen_s) if profiler else None
 
         latencies = [(t["notified"] - received[i]).total_seconds() for i, t in times.items() if "notified" in t]
         figures = steady_figures(args.rate, args.duration, count, send_times, lateness, latencies,
                                  {who: cpu1[who] - cpu0[who] for who in cpu0}, seen_s)
+        figures["stages"] = stage_latencies(received, triage_times(store, started_at, set(received)), times)
+        print("steady: by stage (p50 / p90 ms): " + ", ".join(
+            f"{name} {v['p50_ms']:.0f} / {v['p90_ms']:.0f}" for name, v in figures["stages"].items()), flush=True)
+        if profile is not None:
+            figures["profile"] = profile
+            print(render(profile), flush=True)
         print(f"steady: {figures['notified']} / {count} notified; intake->notified p50 {figures['p50_ms']:.0f} ms, "
               f"p99 {figures['p99_ms']:.0f} ms; worker CPU {figures['cpu_worker_ms_per_incident']:.1f} ms per "
               "incident", flush=True)

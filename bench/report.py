@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import report_issue15 as i15
+
 TEMPLATE = Path(__file__).resolve().parent / "benchmarks_template.md"
 Figures = dict[str, Any]
 
@@ -218,6 +220,12 @@ def render(run: Figures, results: dict[str, Figures | None]) -> str:
         "intake": intake_section(results.get("intake"), raw),
         "match": match_section(results.get("match"), raw),
         "surge": surge_section(results.get("surge"), raw),
+        "targets": i15.targets_section(results),
+        "databases": i15.databases_section(results),
+        "profile": i15.profile_section(results),
+        "notifier": i15.notifier_section(results),
+        "startup": i15.startup_section(results),
+        "versus": i15.versus_section(results),
     }
     text = TEMPLATE.read_text(encoding="utf-8")
     for key, value in parts.items():

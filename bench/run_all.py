@@ -1,16 +1,19 @@
-"""Runs every bench on one broker and writes docs/benchmarks.md from their figures.
+"""Runs every bench and writes docs/benchmarks.md from their figures, on SQLite and on PostgreSQL.
 
-    python bench/run_all.py                 # the default sizes: about 10-15 minutes on 2 cores
-    python bench/run_all.py --quick         # small sizes, a few minutes: to check the machinery
-    python bench/run_all.py --out /tmp/b.md --surge-reports 5000 --surge-seconds 20
+    python bench/run_all.py                 # the default sizes: about 30-40 minutes on 2 cores
+    python bench/run_all.py --quick         # small sizes, about 10 minutes: to check the machinery
+    python bench/run_all.py --only pipeline,pipeline_pg --out /tmp/b.md
+    python bench/run_all.py --no-pg         # SQLite only (no PostgreSQL server at --pg-admin-url)
 
-1. One tansu (or KAFKA_BOOTSTRAP_SERVERS) for the whole run; its raw kafka-python rate (common.raw_broker_rate) is
-   measured before the benches and again after them, and every figure is also given as a ratio to their mean.
-2. match.py, intake.py, pipeline.py (a burst and a steady-rate run) and surge.py, one after the other, each in
-   its own process with --json; their output goes to the console and to a log in the temp dir (kept when a bench
-   fails).
+1. One tansu (or KAFKA_BOOTSTRAP_SERVERS) for the benches that take a broker; its raw kafka-python rate
+   (common.raw_broker_rate) is measured before the benches and again after them, and every figure is also given as
+   a ratio to their mean. startup.py and versus_alertmanager.py run `pingan up`, which starts its own embedded tansu.
+2. Each bench in its own process with --json, one after the other; their output goes to the console and to a log
+   in the temp dir (kept when a bench fails). The pipeline, notifier and versus_alertmanager benches run twice:
+   on SQLite, then on PostgreSQL in a scratch database created at --pg-admin-url for the bench and dropped after.
+   The SQLite pipeline's steady run is profiled with py-spy (bench/pyspy.py), for what bounds it.
 3. docs/benchmarks.md: report.py fills bench/benchmarks_template.md (the fixed explanations) with the machine, the
-   date, the load before and after, the exact command and a table per bench.
+   date, the load before and after, the exact command, issue 15's targets against this run, and a table per bench.
 """
 
 import argparse
@@ -23,6 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,14 +41,36 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 QUICK = {"raw_n": 5000, "match_sizes": "10,100,1000", "match_matches": 4000, "intake_duration": 3.0,
          "intake_raw_duration": 1.0, "pipeline_n": 200, "forward_n": 1000, "pipeline_rate": 50.0,
-         "pipeline_duration": 5.0, "surge_reports": 3000, "surge_seconds": 15.0, "surge_events": 50}
+         "pipeline_duration": 5.0, "surge_reports": 3000, "surge_seconds": 15.0, "surge_events": 50,
+         "notifier_n": 300, "startup_runs": 5, "vs_rate": 100.0, "vs_duration": 5.0, "vs_burst": 300}
+BENCHES = "match,intake,pipeline,pipeline_pg,notifier,notifier_pg,startup,versus,versus_pg,surge"
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-def run_bench(name: str, argv: list[str], tmp: Path, env: dict[str, str]) -> tuple[dict[str, object] | None, float]:
+@contextmanager
+def scratch_database(admin_url: str, name: str) -> Iterator[str]:
+    """A PostgreSQL database of its own for one bench (created, then dropped): no figure sees another's rows."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    db = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{db}"'))
+        yield make_url(admin_url).set(database=db).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run_bench(name: str, script: str, argv: list[str], tmp: Path, env: dict[str, str]
+              ) -> tuple[dict[str, object] | None, float]:
     """Runs one bench, echoing its output; returns its JSON figures (None if it failed) and its wall time."""
     out_json = tmp / f"{name}.json"
-    cmd = [sys.executable, f"bench/{name}.py", *argv, "--json", str(out_json)]  # run from ROOT
-    print(f"\n=== {name}: {shlex.join(['python', f'bench/{name}.py', *argv])}", flush=True)
+    cmd = [sys.executable, f"bench/{script}.py", *argv, "--json", str(out_json)]  # run from ROOT
+    print(f"\n=== {name}: {shlex.join(['python', f'bench/{script}.py', *argv])}", flush=True)
     started = time.monotonic()
     with (tmp / f"{name}.log").open("w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -84,7 +112,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--surge-reports", type=int, default=50000)
     parser.add_argument("--surge-seconds", type=float, default=60.0)
     parser.add_argument("--surge-events", type=int, default=200)
-    parser.add_argument("--only", default="match,intake,pipeline,surge", help="comma-separated benches to run")
+    parser.add_argument("--notifier-n", type=int, default=1000, help="SMS through the slow, throttling provider")
+    parser.add_argument("--startup-runs", type=int, default=15, help="CLI runs per command in startup.py")
+    parser.add_argument("--vs-rate", type=float, default=100.0, help="versus_alertmanager's steady alerts/s")
+    parser.add_argument("--vs-duration", type=float, default=20.0)
+    parser.add_argument("--vs-burst", type=int, default=2000)
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL,
+                        help="PostgreSQL where each *_pg bench gets a scratch database")
+    parser.add_argument("--no-pg", action="store_true", help="skip the *_pg benches")
+    parser.add_argument("--only", default=BENCHES, help=f"comma-separated benches to run (default {BENCHES})")
     parser.add_argument("--note", action="append", default=[], help="a line to add under the run's facts")
     args = parser.parse_args(argv)
     if args.quick:
@@ -93,16 +129,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def bench_plan(args: argparse.Namespace) -> dict[str, list[str]]:
-    """Each bench's own arguments (they share run_all's broker, so none measures the raw rate again)."""
+def bench_plan(args: argparse.Namespace) -> dict[str, tuple[str, list[str], bool]]:
+    """name -> (script, its own arguments, on PostgreSQL). They share run_all's broker, so none measures the raw
+    rate again."""
+    pipeline = ["--n", str(args.pipeline_n), "--forward-n", str(args.forward_n), "--rate", f"{args.pipeline_rate:g}",
+                "--duration", f"{args.pipeline_duration:g}", "--raw-n", "0"]
+    versus = ["--rate", f"{args.vs_rate:g}", "--duration", f"{args.vs_duration:g}", "--burst", str(args.vs_burst)]
     return {
-        "match": ["--sizes", args.match_sizes, "--matches", str(args.match_matches)],
-        "intake": ["--duration", f"{args.intake_duration:g}", "--raw-duration",
-                   f"{args.intake_raw_duration:g}", "--client", "raw"],
-        "pipeline": ["--n", str(args.pipeline_n), "--forward-n", str(args.forward_n), "--rate",
-                     f"{args.pipeline_rate:g}", "--duration", f"{args.pipeline_duration:g}", "--raw-n", "0"],
-        "surge": ["--reports", str(args.surge_reports), "--seconds", f"{args.surge_seconds:g}",
-                  "--events", str(args.surge_events), "--raw-n", "0"],
+        "match": ("match", ["--sizes", args.match_sizes, "--matches", str(args.match_matches)], False),
+        "intake": ("intake", ["--duration", f"{args.intake_duration:g}", "--raw-duration",
+                              f"{args.intake_raw_duration:g}", "--client", "raw"], False),
+        "pipeline": ("pipeline", [*pipeline, "--profile"], False),
+        "pipeline_pg": ("pipeline", pipeline, True),
+        "notifier": ("notifier", ["--n", str(args.notifier_n)], False),
+        "notifier_pg": ("notifier", ["--n", str(args.notifier_n)], True),
+        "startup": ("startup", ["--runs", str(args.startup_runs)], False),
+        "versus": ("versus_alertmanager", versus, False),
+        "versus_pg": ("versus_alertmanager", versus, True),
+        "surge": ("surge", ["--reports", str(args.surge_reports), "--seconds", f"{args.surge_seconds:g}",
+                            "--events", str(args.surge_events), "--raw-n", "0"], False),
     }
 
 
@@ -131,7 +176,14 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.only.split(","):
                 if name not in plan:
                     raise BenchError(f"unknown bench {name!r}")
-                results[name], durations[name] = run_bench(name, plan[name], tmp, env)
+                script, argv, on_pg = plan[name]
+                if on_pg and args.no_pg:
+                    continue
+                if on_pg:
+                    with scratch_database(args.pg_admin_url, name) as url:
+                        results[name], durations[name] = run_bench(name, script, [*argv, "--db-url", url], tmp, env)
+                else:
+                    results[name], durations[name] = run_bench(name, script, argv, tmp, env)
                 if results[name] is None:
                     failed.append(name)
             raw_after = raw_broker_rate(bootstrap, args.raw_n, broker_pid)

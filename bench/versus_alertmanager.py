@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait for late duplicates (default 2)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite, configs)")
+    parser.add_argument("--db-url", default=None, help="Pingan's database (default: SQLite in its data dir)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds like Ctrl-C: the finally stops the children
     rates = [float(r) for r in args.rate.split(",") if r.strip()]
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         load_before = uptime_line()
         am, am_port, am_version = start_alertmanager(tmp, rx)
         children.append(am)
-        up, up_port, token, ready_s = start_pingan(tmp, rx)
+        up, up_port, token, ready_s = start_pingan(tmp, rx, args.db_url)
         children.append(up)
         print(f"bench: temp dir {tmp}; {am_version} on :{am_port}; pingan up ready after {ready_s:.1f} s on "
               f":{up_port}; receiver :{rx.port}; {load_before}", flush=True)
@@ -281,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
               f"\nunreadable webhooks: {len(rx.bad)}\nmachine:\n" + "\n".join(f"  {k}: {v}" for k, v in facts.items()),
               flush=True)
         write_json(args.json, {"bench": "versus_alertmanager", "command": shlex.join(["python", *sys.argv]),
-                               "alertmanager": am_version, "pingan_ready_s": ready_s, "load_before": load_before,
+                               "alertmanager": am_version, "pingan_ready_s": ready_s,
+                               "database": "PostgreSQL" if args.db_url else "SQLite", "load_before": load_before,
                                "load_after": load_after, "results": results, "unreadable_webhooks": rx.bad[:10],
                                "table": side, "machine": facts})
         code = 0

@@ -143,12 +143,14 @@ def bench_plans(tmp: Path, rx: Receiver) -> Path:
     return plans_dir
 
 
-def start_pingan(tmp: Path, rx: Receiver) -> tuple[Child, int, str, float]:
+def start_pingan(tmp: Path, rx: Receiver, db_url: str | None = None) -> tuple[Child, int, str, float]:
     port = free_port()
     data = tmp / "data"
     env = clean_env(PINGAN_DATA_DIR=str(data), PINGAN_HTTP_PORT=str(port), PINGAN_METRICS_PORT="0",
                     PINGAN_PLANS_DIR=str(bench_plans(tmp, rx)), PINGAN_WEBHOOK_SECRET=SECRET,
                     PINGAN_INTAKE_RATE_PER_MINUTE="100000000")
+    if db_url:
+        env["PINGAN_DATABASE_URL"] = db_url  # else SQLite in the data dir
     started = time.monotonic()
     up = Child("pingan up", [sys.executable, "-m", "pingan.cli.main", "up"], env, tmp / "up.log")
     wait_for(lambda: "pingan up: ready" in up.log_path.read_text(errors="replace"), 300, "pingan up's ready line",
