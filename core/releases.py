@@ -43,7 +43,7 @@ from pingan.store.response import ResponseStore
 FIRST_RELEASE_TASK = "first-release"  # the plan task the incident's first published release meets
 
 __all__ = ["FIRST_RELEASE_TASK", "Caller", "ReleaseForbidden", "ReleaseNotFound", "ReleaseRefused", "ReleaseService",
-           "account_roles"]
+           "Step", "account_roles"]
 
 
 class ReleaseNotFound(ReleaseRefused):

@@ -20,6 +20,9 @@ from pingan.schemas.areas import AlertArea
 from pingan.schemas.release import Release, ReleaseChannel, ReleaseKind, ReleaseState, ReleaseTexts
 
 PUBLIC_INFORMATION = "public_information"
+# Who works releases as a public information officer: that role, and an admin (who holds every permission). An
+# admin approves only where the plan's approver_roles name admin: four eyes follow the plan, not the account table.
+OFFICERS = (PUBLIC_INFORMATION, "admin")
 EDITABLE = (ReleaseState.draft, ReleaseState.rejected, ReleaseState.approved)
 
 
@@ -37,14 +40,14 @@ def _holds(actor: Actor, roles: Sequence[str]) -> bool:
 
 def may_draft(release: Release, actor: Actor) -> None:
     """A public information officer drafts; so may an approver (whose draft another approver then approves)."""
-    if not _holds(actor, [PUBLIC_INFORMATION, *release.approver_roles]):
+    if not _holds(actor, [*OFFICERS, *release.approver_roles]):
         raise ReleaseForbidden(f"draft: only a public information officer or a person holding "
                                f"{' or '.join(release.approver_roles)} drafts a release; {actor.person} holds "
                                f"{_roles(actor)}")
 
 
 def may_edit(release: Release, actor: Actor) -> None:
-    if actor.person != release.drafted_by and PUBLIC_INFORMATION not in actor.roles:
+    if actor.person != release.drafted_by and not _holds(actor, OFFICERS):
         raise ReleaseForbidden(f"edit: only the drafter ({release.drafted_by}) or a public information officer may "
                                f"edit release {release.id}; {actor.person} holds {_roles(actor)}")
 
@@ -127,7 +130,7 @@ def publish(release: Release, actor: Actor, at: datetime, published: Sequence[Re
         raise ReleaseRefused(f"publish: release {release.id} is at revision {release.revision} but revision "
                              f"{release.approved_revision} was approved; it must be approved again")
     _revision(release, revision, "the publication")
-    if actor.person != release.drafted_by and not _holds(actor, [PUBLIC_INFORMATION, *release.approver_roles]):
+    if actor.person != release.drafted_by and not _holds(actor, [*OFFICERS, *release.approver_roles]):
         raise ReleaseForbidden(f"publish: {actor.person} is neither the drafter nor a public information officer or "
                                f"approver ({' or '.join(release.approver_roles)}); holds {_roles(actor)}")
     kind, references = next_kind([r for r in published if r.id != release.id],
@@ -143,7 +146,7 @@ def withdraw(release: Release, actor: Actor) -> Release:
         what = "correct it with an update or end it with an all-clear" if release.state is ReleaseState.published \
             else "it is already withdrawn"
         raise ReleaseRefused(f"withdraw: release {release.id} is {release.state.value}; {what}")
-    if actor.person != release.drafted_by and not _holds(actor, [PUBLIC_INFORMATION, *release.approver_roles]):
+    if actor.person != release.drafted_by and not _holds(actor, [*OFFICERS, *release.approver_roles]):
         raise ReleaseForbidden(f"withdraw: only the drafter, a public information officer or an approver may withdraw "
                                f"release {release.id}; {actor.person} holds {_roles(actor)}")
     return release.model_copy(update={"state": ReleaseState.withdrawn})
