@@ -32,23 +32,6 @@ BOUND_S = 30.0
 FIRE = {"category": "accident_disaster", "subtype": "fire", "grade": "IV"}
 
 
-def broker_pid(stack: Stack) -> int | None:
-    """The tansu child of this stack's `pingan up`, from /proc."""
-    assert stack.proc is not None
-    parent = stack.proc.popen.pid
-    for proc_dir in Path("/proc").iterdir():
-        if not proc_dir.name.isdigit():
-            continue
-        try:
-            stat = (proc_dir / "stat").read_text()
-            cmdline = (proc_dir / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"tansu" in cmdline:
-            return int(proc_dir.name)
-    return None
-
-
 def first_notified(db: Path) -> dict[str, list[float]]:
     """incident -> the times (epoch s) of its console `notified` entries in the log."""
     with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
@@ -86,7 +69,7 @@ def test_300_incidents_recover_within_30s_of_the_broker_return(tmp_path: Path) -
         poster = threading.Thread(target=post_all, daemon=True)
         poster.start()
         kill_now.wait(60)
-        pid = broker_pid(stack)
+        pid = stack.child_pid(b"tansu")
         assert pid is not None
         port = int(Path(stack.env["PINGAN_DATA_DIR"], "broker.address").read_text().strip().rsplit(":", 1)[1])
         os.kill(pid, signal.SIGKILL)  # memory, topics, offsets and the consumer group gone

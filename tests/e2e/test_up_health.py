@@ -12,24 +12,6 @@ import httpx
 from tests.fixtures.stack import Stack, wait_for
 
 
-def api_pid(stack: Stack) -> int | None:
-    """The `pingan api` child of this stack's `pingan up`, from /proc."""
-    assert stack.proc is not None
-    parent = stack.proc.popen.pid
-    for proc_dir in Path("/proc").iterdir():
-        if not proc_dir.name.isdigit():
-            continue
-        try:
-            stat = (proc_dir / "stat").read_text()
-            cmdline = (proc_dir / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent and b"pingan.cli.main" in cmdline and b"api" in cmdline:
-            return int(proc_dir.name)
-    return None
-
-
 def answers(stack: Stack) -> bool:
     try:
         return httpx.get(stack.url + "/healthz", timeout=1).status_code == 200
@@ -47,11 +29,12 @@ def test_an_api_that_stops_answering_healthz_is_restarted(tmp_path: Path) -> Non
         # silent API is one still starting, which the start-up grace covers).
         assert stack.proc is not None
         wait_for(lambda: "pingan up: ready" in stack.proc.log_tail(50), 60, 0.1, "pingan up's ready line")
-        hung = wait_for(lambda: api_pid(stack), 10, 0.1, "the api process")
+        api = (b"pingan.cli.main", b"api")
+        hung = wait_for(lambda: stack.child_pid(*api), 10, 0.1, "the api process")
         os.kill(hung, signal.SIGSTOP)  # alive, and deaf
         assert not answers(stack)
-        restarted = wait_for(lambda: (pid := api_pid(stack)) and pid != hung and answers(stack) and pid, 60, 0.2,
-                             "a new api answering /healthz")
+        restarted = wait_for(lambda: (pid := stack.child_pid(*api)) and pid != hung and answers(stack) and pid, 60,
+                             0.2, "a new api answering /healthz")
         assert restarted != hung
         assert stack.proc is not None
         log = stack.proc.log_tail(200)
