@@ -1,11 +1,13 @@
 """Settings: environment variables with the prefix PINGAN_, plus an optional TOML file (PINGAN_CONFIG)."""
 
+import json
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -212,7 +214,24 @@ class Settings(BaseSettings):
                                  description="CAP <senderName>, `zh|en`")
     cap_expires_h: float = Field(default=24.0, gt=0, le=24 * 30,
                                  description="A published alert or update expires this long after publication")
+    # The signed release webhook (issue 17): every published release goes to each of these, signed with its own
+    # secret as the webhook channel signs (handlers/channels/webhook.py), at least once with one Idempotency-Key.
+    release_webhooks: str | None = Field(
+        default=None, description="JSON list of {\"url\": \"https://…\", \"secret\": \"…\"}: media and other "
+        "systems each published release is POSTed to (signed X-Pingan-Signature with that secret); unset: none")
     log_level: str = "INFO"
+
+    @field_validator("release_webhooks")
+    @classmethod
+    def _release_webhooks_valid(cls, value: str | None) -> str | None:
+        if value:
+            release_webhook_targets(value)
+        return value
+
+    @property
+    def release_webhook_targets(self) -> dict[str, str]:
+        """url -> secret of PINGAN_RELEASE_WEBHOOKS (checked when the settings are read)."""
+        return release_webhook_targets(self.release_webhooks) if self.release_webhooks else {}
 
     @property
     def live_participants(self) -> frozenset[str] | None:
@@ -268,3 +287,23 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+
+def release_webhook_targets(value: str) -> dict[str, str]:
+    """url -> secret from PINGAN_RELEASE_WEBHOOKS; ValueError naming the entry that is wrong."""
+    try:
+        entries = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"release_webhooks: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(entries, list):
+        raise ValueError("release_webhooks: a JSON list of {\"url\", \"secret\"} objects")
+    out: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        url = entry.get("url") if isinstance(entry, dict) else None
+        secret = entry.get("secret") if isinstance(entry, dict) else None
+        if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"release_webhooks[{i}].url: an http(s) URL is required")
+        if not isinstance(secret, str) or len(secret) < 16:
+            raise ValueError(f"release_webhooks[{i}].secret: at least 16 characters are required")
+        out[url] = secret
+    return out
