@@ -12,6 +12,7 @@ from pingan.cli.drill import drill_app
 from pingan.cli.intake import intake_app
 from pingan.cli.plans import plans_app
 from pingan.cli.release import release_app
+from pingan.cli.trends import trends_app
 from pingan.cli.users import tokens_app, users_app
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Source, Subtype
 
@@ -27,6 +28,7 @@ app.add_typer(drill_app, name="drill")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(release_app, name="release")
+app.add_typer(trends_app, name="trends")
 
 
 @app.command()

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pingan.handlers.trends.series import INTERVALS, AreaRef, SeriesKey, series_of, slot_of
-from pingan.schemas.trends import Interval
+from pingan.handlers.trends.series import INTERVALS, AreaRef, SeriesKey, Verdict, evaluate, rule_for, series_of, slot_of
+from pingan.schemas.trends import Interval, TrendRule
 from pingan.store.repository import Store
 from pingan.store.tables import trend_alarms, trend_counts, trend_reports
 
@@ -142,3 +142,31 @@ class TrendStore:
 def _alarm_row(row: Any) -> AlarmRow:
     return AlarmRow(row.status, row.dedup_key, row.incident_id, row.event_id, row.raised_at, row.last_alarm_at,
                     row.alarms, json.loads(row.last_evidence))
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    """One series as `pingan trends` shows it: its recent counts, its rule and what the rule says now."""
+
+    key: SeriesKey
+    counts: list[int]  # oldest first; the last is the current interval
+    rule: TrendRule | None
+    verdict: Verdict | None
+
+
+def current_series(store: Store, rules: Sequence[TrendRule], now: datetime, *, status: str = "actual",
+                   area: str | None = None, category: str | None = None, watched_only: bool = False,
+                   scale: float = 1.0, shown: int = 14) -> list[SeriesView]:
+    """Every series with a report in the last 28 days (48 hours for hourly ones), with its detector's verdict now."""
+    trends = TrendStore(store)
+    current = {iv.value: slot_of(now, iv, scale) for iv in INTERVALS}
+    since = {"daily": current["daily"] - 27, "hourly": current["hourly"] - 47}
+    views: list[SeriesView] = []
+    for key, _ in trends.series(status, since, area=area, category=category):
+        rule = rule_for(rules, key)
+        if watched_only and rule is None:
+            continue
+        history = trends.counts(key, current[key.interval], max(rule.history if rule else 0, shown))
+        verdict = evaluate(rule, history) if rule is not None else None
+        views.append(SeriesView(key, history[-shown:], rule, verdict))
+    return views
