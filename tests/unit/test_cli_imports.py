@@ -33,7 +33,7 @@ def test_help_imports_no_heavy_module() -> None:
 def test_every_subcommand_help_is_light() -> None:
     code = ("from typer.main import get_command\nfrom pingan.cli.main import app\n"
             "import io, contextlib\ncommand = get_command(app)\n"
-            "for sub in ('plans', 'drill', 'intake', 'log', 'users', 'tokens', 'schema'):\n"
+            "for sub in ('plans', 'drill', 'intake', 'log', 'users', 'tokens', 'schema', 'release'):\n"
             "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
             "        command.main([sub, '--help'], prog_name='pingan')\n")
     assert _heavy(_loaded_after(code), HEAVY_FOR_HELP) == []
