@@ -35,6 +35,7 @@ from fastapi.responses import FileResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from lxml import etree
 
+from pingan.schemas.adapters.cap_mapping import DEFAULT_MAPPING
 from pingan.schemas.adapters.cap_out import CAP_MEDIA_TYPE, cap_time, release_to_cap
 from pingan.schemas.common import LocalizedText
 from pingan.schemas.release import Release, ReleaseKind, ReleaseState
@@ -79,6 +80,13 @@ def in_force(published: Sequence[Release], now: datetime, settings: Settings) ->
     current = [r for r in latest.values()
                if r.kind is not ReleaseKind.all_clear and expires_at(r, settings) > now]
     return sorted(current, key=lambda r: r.published_at or now, reverse=True)
+
+
+def colour_of(release: Release) -> str | None:
+    """The warning colour the page shows: the release's, else the one its grade means (as the CAP intake gives
+    it; none for social-security and other events)."""
+    colour = release.warning_colour or DEFAULT_MAPPING.colour(release.grade, release.category)
+    return colour.value if colour is not None else None
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -129,7 +137,8 @@ def atom_feed(releases: Sequence[Release], settings: Settings, base: str) -> byt
     """Atom 1.0 (RFC 4287) of the releases given, newest first."""
     a = f"{{{ATOM_NS}}}"
     ordered = sorted((r for r in releases if r.published_at and r.cap_identifier),
-                     key=lambda r: r.published_at or datetime.min.replace(tzinfo=UTC), reverse=True)[:FEED_LIMIT]
+                     key=lambda r: (r.published_at or datetime.min.replace(tzinfo=UTC), r.id), reverse=True)
+    ordered = ordered[:FEED_LIMIT]
     feed = etree.Element(f"{a}feed", nsmap={None: ATOM_NS})
     feed.set("{http://www.w3.org/XML/1998/namespace}lang", "zh-CN")
     name = sender_name(settings)
@@ -227,7 +236,7 @@ def public_router(settings: Settings, store: Store) -> APIRouter:
         html = _env.get_template("public.html").render(
             lang=chosen, other="en" if chosen == "zh" else "zh", warnings=current, office=sender_name(settings),
             t=lambda key, **f: translate(chosen, key, **f), term=lambda g, v: term(chosen, g, v),
-            local=local, expires=lambda r: expires_at(r, settings), zone=tz.key, base=base)
+            local=local, expires=lambda r: expires_at(r, settings), zone=tz.key, base=base, colour_of=colour_of)
         response = cached(request, html.encode(), "text/html; charset=utf-8", max(changes, default=None),
                           PAGE_MAX_AGE_S, vary="Accept-Language, Cookie")
         response.headers["Content-Security-Policy"] = (

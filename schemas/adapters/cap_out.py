@@ -136,6 +136,9 @@ def release_to_cap(release: Release, *, sender: str, earlier: Iterable[Release],
         severity, urgency, certainty = mapping.cap_grade_terms(release.grade)
         response = "Prepare" if texts.instruction is not None else "Monitor"
         expires = cap_time(release.published_at + timedelta(hours=expires_h), tz)
+    # The colour the grade means where the release names none (as the intake gives it; none for social-security and
+    # other events).
+    colour = release.warning_colour or mapping.colour(release.grade, release.category)
     for lang, language in LANGUAGES:
         info = _sub(root, "info")
         _sub(info, "language", language)
@@ -159,8 +162,8 @@ def release_to_cap(release: Release, *, sender: str, earlier: Iterable[Release],
         _pair(info, "parameter", "pingan_category", release.category.value)
         _pair(info, "parameter", "pingan_subtype", release.subtype.value)
         _pair(info, "parameter", "pingan_grade", release.grade.value)
-        if release.warning_colour is not None:
-            _pair(info, "parameter", "warning_colour", release.warning_colour.value)
+        if colour is not None:
+            _pair(info, "parameter", "warning_colour", colour.value)
         for n, area in enumerate(release.areas, start=1):
             _area(info, area, n, lang)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

@@ -13,13 +13,17 @@ The names are chosen so that the keyword rules, which run first, either leave th
 category of a subtype that has a fallback in cap_mapping.DEFAULT_CATEGORY_FALLBACKS is that fallback's key (Met,
 Geo, Fire, CBRNE, Infra, Env, Transport); the test checks they agree.
 
-`other/unclassified` (a citizen's text that reads as no report) has no row: it is never a public warning's
-subject; export writes it as other/general.
+The subtypes of PUBLISHED_AS_GENERAL have no row: `other/unclassified` (a citizen's text that reads as no report)
+and `other/trend_warning` (a signal the office raised from its own counts) are the duty room's, never a public
+warning's subject as such; export writes them as other/general. A new subtype must get a row or join that set
+(the test fails until it does).
 """
 
 from typing import NamedTuple
 
 from pingan.schemas.taxonomy import Category, Subtype
+
+PUBLISHED_AS_GENERAL = frozenset({Subtype.unclassified, Subtype.trend_warning})
 
 
 class SubtypeTerms(NamedTuple):

@@ -180,3 +180,14 @@ def test_the_public_routes_are_in_the_openapi_document_without_security(rig: Rig
     paths = rig.client.get("/openapi.json").json()["paths"]
     for path in ("/public/cap/feed.atom", "/public/cap/{identifier}.xml", "/public/"):
         assert paths[path]["get"]["security"] == [], path
+
+
+@pytest.mark.parametrize("identifier", ["%00nul", "x" * 201, "a%20b", "a,b", "%E2%80%AE%F0%9F%98%80"])
+def test_an_identifier_no_alert_can_have_is_a_404_not_a_500(rig: Rig, identifier: str) -> None:
+    # PostgreSQL refuses NUL in a text parameter: the app's own guard answers 400 naming the path before any query.
+    response = rig.client.get(f"/public/cap/{identifier}.xml")
+    if identifier.startswith("%00"):
+        assert response.status_code == 400 and response.json()["field"] == "path", response.text
+        return
+    assert response.status_code == 404, response.text
+    assert "identifier" in response.json()["detail"]

@@ -11,7 +11,7 @@ from lxml import etree
 from pingan.schemas.adapters.cap import cap_dedup_key, parse_cap
 from pingan.schemas.adapters.cap_mapping import DEFAULT_CATEGORY_FALLBACKS, DEFAULT_MAPPING, InfoFacts
 from pingan.schemas.adapters.cap_out import release_to_cap
-from pingan.schemas.adapters.cap_terms import SUBTYPE_TERMS
+from pingan.schemas.adapters.cap_terms import PUBLISHED_AS_GENERAL, SUBTYPE_TERMS
 from pingan.schemas.adapters.cap_xml import CAP12_NS, xsd_errors
 from pingan.schemas.common import LocalizedText
 from pingan.schemas.events import RawKind
@@ -55,8 +55,8 @@ def test_every_category_subtype_and_grade_survives_export_and_intake(category: C
     report = item.report
     assert item.kind is RawKind.report
     assert (report.category, report.grade) == (category, grade)
-    # other/unclassified (a citizen's text that reads as no report) is published as other/general.
-    assert report.subtype == (Subtype.general if subtype is Subtype.unclassified else subtype)
+    # other/unclassified and other/trend_warning, the duty room's own, are published as other/general.
+    assert report.subtype == (Subtype.general if subtype in PUBLISHED_AS_GENERAL else subtype)
     assert report.warning_colour == release.warning_colour
     assert report.status is IncidentStatus.actual
 
@@ -139,7 +139,7 @@ def test_every_hazard_the_intake_rules_name_comes_back_as_itself() -> None:
 
 def test_the_subtype_table_agrees_with_the_intake_fallbacks() -> None:
     every = {(c, s) for c, subs in SUBTYPES_BY_CATEGORY.items() for s in subs}
-    assert set(SUBTYPE_TERMS) == every - {(Category.other, Subtype.unclassified)}
+    assert set(SUBTYPE_TERMS) == every - {(Category.other, s) for s in PUBLISHED_AS_GENERAL}
     for cap_category, target in DEFAULT_CATEGORY_FALLBACKS.items():
         if target.category is not Category.other:
             assert SUBTYPE_TERMS[(target.category, target.subtype)].cap_category == cap_category
