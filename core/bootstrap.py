@@ -49,8 +49,10 @@ def build_channels(settings: Settings) -> dict[str, ChannelAdapter]:
     optional: dict[str, ChannelAdapter | None] = {
         "twilio_sms": twilio_channel_from_settings(settings),
         "twilio_voice": twilio_voice_from_settings(settings),
-        "webhook": WebhookChannel(settings.webhook_secret, pool_size=settings.notify_limit("webhook"))
-        if settings.webhook_secret else None,
+        # Plans' webhooks sign with PINGAN_WEBHOOK_SECRET; the release webhook's receivers each with their own.
+        "webhook": WebhookChannel(settings.webhook_secret, pool_size=settings.notify_limit("webhook"),
+                                  url_secrets=settings.release_webhook_targets)
+        if settings.webhook_secret or settings.release_webhooks else None,
         "email": email_channel_from_env(settings),
     }
     for name, channel in optional.items():

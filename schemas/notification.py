@@ -2,6 +2,7 @@
 
 import hashlib
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -53,3 +54,6 @@ class Notification(Model):
     created_at: UtcDatetime
     drill_run: str | None = Field(default=None, max_length=64,
                                   description="An exercise's drill run: the notifier reads its live participants")
+    document: dict[str, Any] | None = Field(
+        default=None, description="For a webhook: the JSON document it carries besides the standard fields (a "
+        "published release and its CAP identifier, issue 17)")

@@ -10,7 +10,13 @@ and plans nothing, so a broadcast is planned once and each number gets at most o
 from collections.abc import Iterable
 from datetime import datetime
 
-from pingan.handlers.incidents.broadcast import participant_intents, subscriber_intents, wants_sms
+from pingan.handlers.incidents.broadcast import (
+    participant_intents,
+    subscriber_intents,
+    wants_delivery,
+    wants_sms,
+    webhook_intents,
+)
 from pingan.schemas.areas import District
 from pingan.schemas.common import utcnow
 from pingan.schemas.directory import Person
@@ -22,13 +28,18 @@ from pingan.store.subscriptions import SubscriptionStore
 
 
 def broadcast_intents(store: Store, release: Release, district: District, people: Iterable[Person],
-                      live_override: frozenset[str] | None = None, now: datetime | None = None) -> list[Notification]:
-    """The intents the release's broadcast takes now (none for a release that is not published or names no SMS)."""
+                      live_override: frozenset[str] | None = None, now: datetime | None = None,
+                      webhooks: Iterable[str] = (), cap_url: str | None = None) -> list[Notification]:
+    """The intents the release's broadcast takes now: its SMS (subscribers, or a drill's live participants) and
+    its signed webhooks (`webhooks`: the receivers' URLs); none for a release not published."""
     now = now or utcnow()
-    if release.state is not ReleaseState.published or not wants_sms(release):
+    if release.state is not ReleaseState.published or not wants_delivery(release):
         return []
+    hooks = webhook_intents(release, webhooks, cap_url, now)
+    if not wants_sms(release):
+        return hooks
     if not release.is_exercise:
-        return subscriber_intents(release, district, SubscriptionStore(store).subscribers(), now)
+        return subscriber_intents(release, district, SubscriptionStore(store).subscribers(), now) + hooks
     incident = store.get_incident(release.incident_id)
     run = incident.labels.get("drill_run") if incident is not None else None
     # As the notifier reads them (streams/stages._live_for): the operator's list, else the run's registration.
@@ -37,10 +48,10 @@ def broadcast_intents(store: Store, release: Release, district: District, people
 
 
 def plan_broadcast(store: Store, release: Release, district: District, people: Iterable[Person],
-                   live_override: frozenset[str] | None = None,
-                   now: datetime | None = None) -> list[Notification] | None:
+                   live_override: frozenset[str] | None = None, now: datetime | None = None,
+                   webhooks: Iterable[str] = (), cap_url: str | None = None) -> list[Notification] | None:
     """Plan the release's broadcast once: its intents, or None when it was planned already (nothing written)."""
-    intents = broadcast_intents(store, release, district, people, live_override, now)
+    intents = broadcast_intents(store, release, district, people, live_override, now, webhooks, cap_url)
     if not SubscriptionStore(store).plan(release.id, release.incident_id, intents):
         return None
     return intents

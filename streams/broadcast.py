@@ -1,6 +1,7 @@
-"""The worker's broadcast job (issue 17): published releases with an SMS broadcast not yet planned are planned,
-and their intents go to the notifications topic like a plan's, to the concurrent notifier (streams/notifier.py:
-throttled per sender number, 429-aware, exactly one claim per intent).
+"""The worker's broadcast job (issue 17): published releases with an SMS broadcast or the webhook channel not yet
+planned are planned, and their intents go to the notifications topic like a plan's, to the concurrent notifier
+(streams/notifier.py: throttled per sender number, 429-aware, exactly one claim per intent). The webhook's go to
+each receiver of PINGAN_RELEASE_WEBHOOKS, signed with its own secret, at least once with one Idempotency-Key.
 
 It runs on the escalation scheduler's sweep thread (streams/scheduler.py), at most every INTERVAL_S. Each release
 is planned in one transaction with its mark (store/release_broadcast.py), so two workers, a restart between the
@@ -12,11 +13,14 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from pingan.bootstrap import Services
+from pingan.handlers.incidents.broadcast import wants_delivery
 from pingan.schemas.areas import District, district_from_geojson
 from pingan.schemas.notification import Notification
 from pingan.schemas.release import Release
+from pingan.settings import Settings
 from pingan.store.release_broadcast import plan_broadcast
 from pingan.store.repository import Store
 from pingan.store.subscriptions import SubscriptionStore
@@ -34,6 +38,13 @@ def published_releases(store: Store) -> list[Release]:
     except ImportError:  # the release workflow's store is not there: nothing is ever published
         return []
     return list_published(store, include_exercise=True)
+
+
+def cap_url(settings: Settings, release: Release) -> str | None:
+    """Where the release's CAP alert is served (web/public.py), when the public address is known."""
+    if not settings.public_url or not release.cap_identifier:
+        return None
+    return f"{settings.public_url.rstrip('/')}/public/cap/{quote(release.cap_identifier, safe='')}.xml"
 
 
 def _district(services: Services) -> District:
@@ -60,7 +71,7 @@ class Broadcaster:
             return []
         self.last = time.monotonic()
         store = self.services.store
-        wanted = [r for r in self.releases(store) if "sms_broadcast" in {c.value for c in r.channels}]
+        wanted = [r for r in self.releases(store) if wants_delivery(r)]
         done = self.subs.planned([r.id for r in wanted])
         out: list[Notification] = []
         for release in wanted:
@@ -68,9 +79,10 @@ class Broadcaster:
                 continue
             if self._district is None:
                 self._district = _district(self.services)
+            settings = self.services.settings
             people = self.services.plans.directory.people.values()
-            intents = plan_broadcast(store, release, self._district, people,
-                                     self.services.settings.live_participants)
+            intents = plan_broadcast(store, release, self._district, people, settings.live_participants,
+                                     webhooks=settings.release_webhook_targets, cap_url=cap_url(settings, release))
             if intents is None:
                 continue  # another worker planned it first
             self.planned += 1

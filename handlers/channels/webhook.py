@@ -58,8 +58,9 @@ def verify(secret: str, timestamp: int | str, body: str | bytes, signature: str,
 
 
 def payload(n: Notification) -> dict[str, Any]:
-    """The JSON document a receiver gets; the recipient's URL is left out, since the receiver knows it."""
-    return {
+    """The JSON document a receiver gets; the recipient's URL is left out, since the receiver knows it. A
+    notification carrying a document (a published release) has it under its own keys besides."""
+    return {**(n.document or {}), **{
         "idempotency_key": n.idempotency_key,
         "incident_id": n.incident_id,
         "incident_status": n.incident_status.value,
@@ -69,7 +70,7 @@ def payload(n: Notification) -> dict[str, Any]:
         "recipient": {"id": n.recipient.id, "name": n.recipient.name},
         "text": n.text,
         "created_at": n.created_at.isoformat(),
-    }
+    }}
 
 
 class WebhookChannel:
@@ -83,10 +84,13 @@ class WebhookChannel:
     name = "webhook"
     guarantee = "at_least_once"
 
-    def __init__(self, secret: str, timeout_s: float = 10, pool_size: int = 20) -> None:
-        if not secret:
+    def __init__(self, secret: str | None, timeout_s: float = 10, pool_size: int = 20,
+                 url_secrets: dict[str, str] | None = None) -> None:
+        if not secret and not url_secrets:
             raise ValueError("a webhook secret is required: receivers could not tell our requests from forgeries")
         self._secret = secret
+        # Systems with a key of their own (the release webhook's receivers, PINGAN_RELEASE_WEBHOOKS): by exact URL.
+        self._url_secrets = dict(url_secrets or {})
         self.timeout_s = timeout_s
         # Redirects are not followed, so the signed body only ever goes to the URL the plan names. httpx.Client is
         # thread-safe; its pool is sized for the notifier's concurrency on this channel.
@@ -102,11 +106,14 @@ class WebhookChannel:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return SendResult(SendOutcome.permanent_failure, detail=f"recipient address {url!r} is not an http(s) URL")
+        secret = self._url_secrets.get(url) or self._secret
+        if not secret:
+            return SendResult(SendOutcome.permanent_failure, detail=f"no webhook secret for {url!r}")
         body = json.dumps(payload(n), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
             TIMESTAMP_HEADER: str(timestamp),
             IDEMPOTENCY_HEADER: n.idempotency_key,
             "User-Agent": "pingan-webhook/1",

@@ -38,13 +38,18 @@ class Subscriber:
     lang: str = "zh"
 
 
-def broadcast_key(release_id: str, phone: str) -> str:
-    """`release:<release id>:sms:<phone>`; a release id too long for the ledger's key is shortened to its hash."""
-    key = f"release:{release_id}:sms:{phone}"
+def broadcast_key(release_id: str, phone: str, kind: str = "sms") -> str:
+    """`release:<release id>:sms:<phone>` (a webhook's: `release:<release id>:webhook:<hash of its URL>`); a release
+    id too long for the ledger's key is shortened to its hash."""
+    key = f"release:{release_id}:{kind}:{phone}"
     if len(key) <= KEY_MAX:
         return key
     digest = hashlib.sha256(release_id.encode()).hexdigest()[:16]
-    return f"release:{digest}:sms:{phone}"[:KEY_MAX]
+    return f"release:{digest}:{kind}:{phone}"[:KEY_MAX]
+
+
+def webhook_key(release_id: str, url: str) -> str:
+    return broadcast_key(release_id, hashlib.sha256(url.encode()).hexdigest()[:12], "webhook")
 
 
 def is_broadcast(n: Notification) -> bool:
@@ -58,6 +63,11 @@ def is_public(n: Notification) -> bool:
 
 def wants_sms(release: Release) -> bool:
     return ReleaseChannel.sms_broadcast in release.channels
+
+
+def wants_delivery(release: Release) -> bool:
+    """A release the broadcast job plans: an SMS broadcast, or (actual releases) the signed webhook."""
+    return wants_sms(release) or (ReleaseChannel.webhook in release.channels and not release.is_exercise)
 
 
 def _fold(text: str) -> str:
@@ -193,3 +203,25 @@ def _intent(release: Release, recipient: Recipient, text: str, now: datetime, dr
         incident_status=release.status, plan_id=release.plan_id or PLAN_ID, plan_version=release.revision,
         step=f"{STEP_PREFIX}{release.id}"[:200], recipient=recipient, channel=Channel.twilio_sms, text=text,
         created_at=now, drill_run=drill_run)
+
+
+def release_document(release: Release, cap_url: str | None) -> dict[str, object]:
+    """What the release webhook carries: the release as published, and its CAP alert's identifier and URL."""
+    return {"type": "pingan.release", "release": release.model_dump(mode="json"),
+            "cap": {"identifier": release.cap_identifier, "url": cap_url}}
+
+
+def webhook_intents(release: Release, urls: Iterable[str], cap_url: str | None, now: datetime) -> list[Notification]:
+    """One signed webhook per configured receiver for an actual release naming the webhook channel; an exercise
+    release leaves the sandbox for nobody but a drill's live participants, so never by webhook."""
+    if release.is_exercise or ReleaseChannel.webhook not in release.channels:
+        return []
+    document = release_document(release, cap_url)
+    out = []
+    for url in dict.fromkeys(urls):
+        digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+        n = _intent(release, Recipient(id=f"release-webhook:{digest}", name=url[:200], channel=Channel.webhook,
+                                       address=url[:200]), release.texts.headline.zh[:MAX_SMS], now, None)
+        out.append(n.model_copy(update={"idempotency_key": webhook_key(release.id, url), "channel": Channel.webhook,
+                                        "document": document}))
+    return out

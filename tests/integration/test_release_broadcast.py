@@ -4,10 +4,12 @@ notifier (streams/notifier.py) and the real twilio client against the local Twil
 Every subscriber of the release's area gets exactly one SMS, a non-subscriber none, a number that sent 退订 none
 (also when 退订 comes after the broadcast was planned and before it is sent); a replayed or repeated planning,
 another worker's planning and a replayed order send nothing twice; an exercise release reaches only the drill's
-live participants. The worker end to end (real broker, faust worker) is tests/integration/test_release_pipeline.py.
+live participants. The signed release webhook reaches each configured receiver at least once with one key.
+The worker end to end (real broker, faust worker) is tests/integration/test_release_pipeline.py.
 """
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,9 +17,10 @@ from sqlalchemy import insert
 
 from pingan.bootstrap import Services
 from pingan.handlers.channels.twilio_sms import TwilioSmsChannel
+from pingan.handlers.channels.webhook import WebhookChannel
 from pingan.schemas.areas import AlertArea
 from pingan.schemas.common import LocalizedText
-from pingan.schemas.notification import Notification
+from pingan.schemas.notification import DeliveryState, Notification
 from pingan.schemas.release import Release, ReleaseChannel, ReleaseState, ReleaseTexts
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Subtype
 from pingan.settings import Settings
@@ -29,6 +32,8 @@ from pingan.streams.broadcast import Broadcaster
 from pingan.streams.notifier import Dispatcher
 from tests.fixtures.twilio_server import FakeTwilio
 from tests.integration.access_rig import PLANS, report
+from tests.integration.test_webhook_channel import SECRET, Receiver
+from tests.integration.test_webhook_channel import receiver as receiver  # noqa: F401 - the fixture
 
 TOWN, TANGJIA, JISHAN = "440402100", "440402100001", "440402100003"
 NOW = datetime.now(UTC)
@@ -145,5 +150,43 @@ def test_an_exercise_release_reaches_only_live_participants(tmp_path: Path, db_u
     assert [(n.recipient.id, n.drill_run) for n in planned] == [(live.id, "RUN-REL")]
     send(store, twilio_server, tmp_path, planned)
     assert to(twilio_server) == [live.contacts.sms]
-    assert twilio_server.messages[0]["body"].startswith("【平安】【演练】") or "DRILL" in twilio_server.messages[0]["body"]
+    body = twilio_server.messages[0]["body"]
+    assert body.startswith("【平安】【演练】") or body.startswith("[Pingan] [DRILL]")
     assert other.contacts.sms not in to(twilio_server)
+
+
+def test_the_signed_release_webhook_is_at_least_once_with_one_key(  # noqa: F811 - `receiver` is the fixture
+        tmp_path: Path, db_url: str, receiver: Receiver) -> None:
+    store = Store(db_url)
+    incident = report(store, "台风 媒体", "natural_disaster", "meteorological", "II")
+    release = make_release("REL-W1", incident).model_copy(update={
+        "channels": [ReleaseChannel.cap, ReleaseChannel.webhook]})
+    publish(store, release)
+    drill = make_release("REL-W2", incident, status=IncidentStatus.exercise).model_copy(update={
+        "channels": [ReleaseChannel.webhook]})
+    publish(store, drill)  # an exercise release: nothing leaves the sandbox by webhook
+    hooks = json.dumps([{"url": receiver.url, "secret": SECRET}])
+    svc = services(store, tmp_path, release_webhooks=hooks, public_url="https://pingan.example.gov.cn/")
+    [order] = Broadcaster(svc).due(force=True)
+    assert order.idempotency_key.startswith("release:REL-W1:webhook:") and order.recipient.address == receiver.url
+    assert Broadcaster(svc).due(force=True) == []
+
+    channel = WebhookChannel(None, url_secrets=svc.settings.release_webhook_targets)
+    dispatcher = Dispatcher(store, {"webhook": channel}, svc.settings)
+    receiver.statuses = [503]  # the receiver is down once: the scheduler's retry sends it again
+    try:
+        asyncio.run(dispatcher.run([order]))
+        assert store.ledger_entry(order.idempotency_key).state is DeliveryState.intended  # type: ignore[union-attr]
+        asyncio.run(dispatcher.run([order]))
+        asyncio.run(dispatcher.run([order]))  # a replayed order: delivered already, nothing sent
+    finally:
+        dispatcher.close()
+        channel.close()
+    assert store.ledger_entry(order.idempotency_key).state is DeliveryState.delivered  # type: ignore[union-attr]
+    assert len(receiver.received) == 2 and all(r["valid"] for r in receiver.received)
+    assert {r["headers"]["Idempotency-Key"] for r in receiver.received} == {order.idempotency_key}
+    body = json.loads(receiver.received[1]["body"])
+    assert body["type"] == "pingan.release" and body["release"]["id"] == "REL-W1"
+    assert body["release"]["texts"]["headline"] == {"zh": "台风橙色预警", "en": "Typhoon orange warning"}
+    assert body["cap"] == {"identifier": "cap-REL-W1",
+                           "url": "https://pingan.example.gov.cn/public/cap/cap-REL-W1.xml"}
