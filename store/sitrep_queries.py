@@ -10,16 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, func, inspect, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
 from pingan.handlers.sitreps.figures import LedgerRow, SitrepRows
 from pingan.schemas.action import Action
 from pingan.schemas.incident import Incident
+from pingan.schemas.release import ReleaseState
 from pingan.schemas.sitrep import Period
 from pingan.schemas.taxonomy import IncidentState, IncidentStatus
 from pingan.store.ledger import CHUNK
 from pingan.store.log import _validated
-from pingan.store.tables import actions, incidents, notifications
+from pingan.store.tables import actions, incidents, notifications, releases
 
 ACTUAL = IncidentStatus.actual.value
 
@@ -46,11 +47,15 @@ def _ledger(conn: Connection, ids: Sequence[str]) -> list[LedgerRow]:
     return out
 
 
-def _releases(conn: Connection, ids: Sequence[str]) -> list[tuple[str, datetime]] | None:
-    """Published releases of these incidents, or None while the store has no release workflow (issue 17 part 1)."""
-    if not inspect(conn).has_table("releases"):
-        return None
-    return None  # the release workflow's table is not settled yet: reported as not available
+def _releases(conn: Connection, ids: Sequence[str]) -> list[tuple[str, datetime]]:
+    """(incident id, published at) of every published release of these incidents (alerts, updates, all-clears)."""
+    out: list[tuple[str, datetime]] = []
+    for chunk in _chunks(ids):
+        rows = conn.execute(select(releases.c.incident_id, releases.c.published_at).where(and_(
+            releases.c.incident_id.in_(chunk), releases.c.state == ReleaseState.published.value,
+            releases.c.published_at.is_not(None))).order_by(releases.c.published_at))
+        out.extend((r.incident_id, r.published_at) for r in rows)
+    return out
 
 
 def read_sitrep_rows(engine: Engine, period: Period) -> SitrepRows:

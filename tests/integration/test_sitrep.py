@@ -18,7 +18,8 @@ This week (real):
     nobody confirmed; report-city never (missed); SMS to p1 sent, to p2 still intended.
   G fire III 唐家湾 11-29T15:50Z (local 23:50), closed at +10: notified +0.5, never acknowledged (missed: closed
     after 5+1), report-city not due (closed before 30).
-  E (exercise) and F (test): left out, their notifications too. H (after the week) counts nowhere.
+  E (exercise) and F (test): left out, their notifications and releases too. H (after the week) counts nowhere.
+  Releases: A's alert published at +15 and its update at +60, B's alert at +45, D's only a draft.
 Previous week: P1 fire III 唐家湾 closed, P2 infectious disease IV 淇澳 closed, P3 fire IV 金鼎 still open.
 """
 
@@ -38,10 +39,12 @@ from sqlalchemy import update
 from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.incident import Incident, Location
 from pingan.schemas.notification import Channel, Notification, Recipient
+from pingan.schemas.release import Release
 from pingan.store.engine import write_tx
 from pingan.store.incidents import incident_row
 from pingan.store.ledger import ledger_row
 from pingan.store.log import append_actions
+from pingan.store.releases import save as save_release
 from pingan.store.repository import Store
 from pingan.store.tables import incidents, notifications
 
@@ -80,6 +83,7 @@ class Week:
         self.store = store
         self.drafts: list[ActionDraft] = []
         self.ledger: list[tuple[Notification, str]] = []
+        self.releases: list[Release] = []
 
     def incident(self, iid: str, at: str, grade: str, *, category: str = "accident_disaster", subtype: str = "fire",
                  area: str | None = None, reports: int = 1, state: str = "open", status: str = "actual") -> datetime:
@@ -111,8 +115,19 @@ class Week:
             kind = ActionKind.failed if state == "failed" else ActionKind.notified
             self.log(iid, at, kind, "system:notifier", plan=True, step=step, recipient=who, channel=channel.value)
 
+    def release(self, iid: str, n: int, drafted: datetime, published: datetime | None, kind: str = "alert",
+                status: str = "actual") -> None:
+        texts = {"headline": {"zh": "发布"}, "description": {"zh": "内容"}}
+        self.releases.append(Release(
+            id=f"REL-{iid}-{n}", incident_id=iid, kind=kind, state="published" if published else "draft",
+            status=status, category="accident_disaster", subtype="fire", grade="III", texts=texts, drafted_by="wu-min",
+            drafted_at=drafted, published_at=published, published_by="huang-liping" if published else None,
+            cap_identifier=f"cap-{iid}-{n}" if published else None))
+
     def commit(self) -> None:
         with write_tx(self.store.engine) as conn:
+            for release in self.releases:
+                save_release(conn, release)
             append_actions(conn, sorted(self.drafts, key=lambda d: d.at))
             for n, state in self.ledger:
                 conn.execute(notifications.insert(), [ledger_row(n, n.created_at)])
@@ -135,6 +150,8 @@ def build_week(store: Store) -> None:
     w.log("INC-A", a + 6 * m, ActionKind.confirmed, "p3", step="s2")
     w.log("INC-A", a + 21 * m, ActionKind.task_done, "p1", task="report-city", level="III")
     w.log("INC-A", a + 120 * m, ActionKind.closed, "p1", reason="out")
+    w.release("INC-A", 1, a + 5 * m, a + 15 * m)
+    w.release("INC-A", 2, a + 50 * m, a + 60 * m, kind="update")
     # B
     b = w.incident("INC-B", "2026-11-24T02:00:00", "II", area="唐家湾", state="closed")
     w.activate("INC-B", b, "II")
@@ -142,6 +159,7 @@ def build_week(store: Store) -> None:
     w.log("INC-B", b + 10 * m, ActionKind.acknowledged, "p1")
     w.log("INC-B", b + 30 * m, ActionKind.task_done, "p1", task="report-city", level="II")
     w.log("INC-B", b + 180 * m, ActionKind.closed, "p1", reason="out")
+    w.release("INC-B", 1, b + 40 * m, b + 45 * m)
     # C: no plan
     c = w.incident("INC-C", "2026-11-25T10:30:00", "IV", category="natural_disaster", subtype="meteorological",
                    area="淇澳", reports=2)
@@ -153,6 +171,7 @@ def build_week(store: Store) -> None:
     w.sent("INC-D", d + 3 * m, "s2", "p1", sms, "sent")
     w.sent("INC-D", d + 3 * m, "s2", "p2", sms, "intended", logged=False)
     w.log("INC-D", d + 6 * m, ActionKind.acknowledged, "p1")
+    w.release("INC-D", 1, d + 10 * m, None)  # a draft: not published
     # G
     g = w.incident("INC-G", "2026-11-29T15:50:00", "III", area="唐家湾", state="closed")
     w.activate("INC-G", g, "III")
@@ -162,6 +181,7 @@ def build_week(store: Store) -> None:
     e = w.incident("INC-E", "2026-11-26T03:00:00", "III", area="唐家湾", status="exercise", reports=4)
     w.activate("INC-E", e, "III")
     w.sent("INC-E", e, "s1", "p1", console, "delivered")
+    w.release("INC-E", 1, e, e + 5 * m, status="exercise")
     w.incident("INC-F", "2026-11-28T03:00:00", "II", status="test")
     w.incident("INC-H", "2026-11-30T00:00:00", "II", area="唐家湾")
     # The previous week, and one before it
@@ -234,8 +254,9 @@ def test_every_figure_of_a_known_week(week: dict[str, str]) -> None:
     ]
     assert r["roll_call"] == {"notified": 2, "confirmed": 1, "completion": 0.5}
     assert r["tasks"] == {"total": 5, "met": 1, "late": 1, "missed": 2, "not_due": 1}
-    assert r["releases"] == {"available": False, "published": 0, "incidents_with_release": 0,
-                             "time_to_first_release_median_min": None, "time_to_first_release_p90_min": None}
+    # A's alert at +15 and update at +60, B's alert at +45; D's draft and the exercise's release do not count
+    assert r["releases"] == {"available": True, "published": 3, "incidents_with_release": 2,
+                             "time_to_first_release_median_min": 30.0, "time_to_first_release_p90_min": 45.0}
     assert [(i["id"], i["grade"], i["state"], i["area"], i["received_at"], i["open_hours"])
             for i in r["still_open"]] == [
         ("INC-D", "III", "acknowledged", "-", "2026-11-27T23:00:00Z", 51.0),
