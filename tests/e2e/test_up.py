@@ -118,27 +118,15 @@ def test_every_verb_has_help(tmp_path: Path) -> None:
         assert result.returncode == 0 and "Usage" in result.stdout, (verb, result.stderr)
 
 
-def _broker_pid(stack: Stack) -> int:
-    address = (Path(stack.env["PINGAN_DATA_DIR"]) / "broker.address").read_text().strip()
-    for proc_dir in Path("/proc").iterdir():
-        if not proc_dir.name.isdigit():
-            continue
-        try:
-            cmdline = (proc_dir / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "tansu" in cmdline and f"tcp://{address}" in cmdline:
-            return int(proc_dir.name)
-    raise AssertionError(f"no tansu process listening on {address}")
-
-
 def test_a_dead_broker_is_restarted_and_work_goes_on(stack: Stack) -> None:
     import os
     import signal
 
     first = stack.post("/v1/incidents", json=FIRE).json()["id"]
     wait_for(lambda: stack.delivered(first), 30, 0.2, "first delivered")
-    os.kill(_broker_pid(stack), signal.SIGKILL)  # the broker's memory, topics and offsets are gone
+    broker = stack.child_pid(b"tansu")
+    assert broker is not None, "no tansu child of pingan up"
+    os.kill(broker, signal.SIGKILL)  # the broker's memory, topics and offsets are gone
     second = stack.post("/v1/incidents", json={**FIRE, "title": "配电房起火"}).json()["id"]
     wait_for(lambda: stack.delivered(second), 60, 0.2, "delivered after the broker restart")
     assert "broker died" in (stack.proc.log_tail(200) if stack.proc else "")
