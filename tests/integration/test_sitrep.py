@@ -316,3 +316,18 @@ def test_html_renders_with_charts_and_pdf_has_pages(week: dict[str, str], tmp_pa
     reader = PdfReader(str(pdf))
     assert len(reader.pages) >= 1
     assert "INC-D" in "".join(page.extract_text() or "" for page in reader.pages)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--since", "last tuesday"], "--since: 'last tuesday' is not a date"),
+    (["--as-of", "soon"], "--as-of: 'soon' is not a date"),
+    (["--format", "pdf"], "--format pdf needs --out FILE"),
+    (["--period", "year"], "'year' is not one of"),
+])
+def test_bad_options_are_named(tmp_path: Path, args: list[str], message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAN_")}
+    env["PINGAN_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "pingan.cli.main", "sitrep", *args], env=env, capture_output=True,
+                          timeout=120, check=False)
+    assert done.returncode != 0 and message in done.stderr.decode(), done.stderr.decode()
+    assert b"Traceback" not in done.stderr
