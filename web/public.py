@@ -223,7 +223,9 @@ def public_router(settings: Settings, store: Store) -> APIRouter:
         """The warnings in force, zh-CN or en, for a phone. No sign-in, no script."""
         chosen = _lang(request, lang)
         now = datetime.now(UTC)
-        published = release_store.list_published(store)
+        # Older releases are expired, and so are the alerts they end: the window keeps the page's read small. Two
+        # lifetimes, so that the expiries that changed the page lately are seen for Last-Modified.
+        published = release_store.list_published(store, since=now - timedelta(hours=2 * settings.cap_expires_h))
         current = in_force(published, now, settings)
         # What changed the page last: a publication, or an expiry that took a warning off it.
         changes = [r.published_at for r in published if r.published_at] + \
