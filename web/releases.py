@@ -17,12 +17,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, field_validator
 
 from pingan.handlers.access.permissions import Permission
 from pingan.releases import Caller, ReleaseForbidden, ReleaseNotFound, ReleaseRefused, ReleaseService, Step
 from pingan.schemas.action import Action
 from pingan.schemas.areas import AlertArea
+from pingan.schemas.common import LocalizedText, Model
 from pingan.schemas.release import Release, ReleaseChannel, ReleaseTexts
 from pingan.web.auth import Principal, require, visible_incident
 from pingan.web.commands import caller_details
@@ -31,9 +32,11 @@ from pingan.web.intake import Intake
 P = Permission
 
 
-class Body(BaseModel):
-    # No field names a person (the actor is the caller), and a misspelt one is a 422 naming it, not ignored.
-    model_config = ConfigDict(extra="forbid")
+MAX_TEXT = 4000  # characters of one headline, description or instruction in one language
+
+
+class Body(Model):
+    """No field names a person (the actor is the caller); a misspelt field is a 422 naming it, never ignored."""
 
 
 class DraftIn(Body):
@@ -47,6 +50,14 @@ class EditIn(Body):
     texts: ReleaseTexts | None = None
     areas: list[AlertArea] | None = Field(default=None, max_length=50)
     channels: list[ReleaseChannel] | None = Field(default=None, min_length=1)
+
+    @field_validator("texts")
+    @classmethod
+    def _bounded(cls, texts: ReleaseTexts | None) -> ReleaseTexts | None:
+        parts: list[LocalizedText | None] = [texts.headline, texts.description, texts.instruction] if texts else []
+        if any(len(t.zh) > MAX_TEXT or len(t.en or "") > MAX_TEXT for t in parts if t is not None):
+            raise ValueError(f"each text is at most {MAX_TEXT} characters in each language")
+        return texts
 
 
 class RevisionIn(Body):
