@@ -14,6 +14,7 @@ from pingan.handlers.channels.twilio_sms import twilio_channel_from_settings
 from pingan.handlers.channels.twilio_voice import twilio_voice_from_settings
 from pingan.handlers.channels.webhook import WebhookChannel
 from pingan.handlers.incidents.areas import DistrictCheck
+from pingan.handlers.incidents.placement import Placer
 from pingan.handlers.plans.load import load_plans
 from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.areas import DistrictFileError, district_from_geojson
@@ -30,6 +31,7 @@ class Services:
     plans: PlanSet
     channels: dict[str, ChannelAdapter] = field(default_factory=dict)
     areas: DistrictCheck | None = None  # the district check; None when it is off (PINGAN_DISTRICT_AREA_CHECK=false)
+    placer: Placer | None = None  # the area hierarchy triage places reports in; None without a district file
     plans_loaded_ns: int = 0  # time.time_ns() just before the plans were read: the hot reload's starting point
 
     def close(self) -> None:
@@ -63,6 +65,19 @@ def build_channels(settings: Settings) -> dict[str, ChannelAdapter]:
     return channels
 
 
+def load_placer(settings: Settings, plans: PlanSet) -> Placer | None:
+    """The district's hierarchy and the directory's registered areas, indexed once for triage's placement. Built
+    whether or not the CAP area check is on; a district file that cannot be read leaves reports unplaced (and the
+    log says so) rather than stop intake."""
+    path = settings.district_areas
+    try:
+        district = district_from_geojson(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, DistrictFileError) as exc:
+        log.warning("reports are not placed in areas: %s", exc)
+        return None
+    return Placer(district, plans.directory.people.values())
+
+
 def load_district(settings: Settings) -> DistrictCheck | None:
     """The district's areas for the area check, or None when the check is off. A file that cannot be used stops the
     start with `file:line: field: what is wrong`, rather than let every alert pass unchecked."""
@@ -87,5 +102,6 @@ def bootstrap(settings: Settings | None = None, *, with_plans: bool = True,
     loaded_ns = time.time_ns()
     plans = load_plans(settings.plans_dir) if with_plans else PlanSet.empty()
     areas = load_district(settings) if with_plans else None  # what the response stage decides with, like the plans
+    placer = load_placer(settings, plans) if with_plans else None
     return Services(settings, store, plans, channels if channels is not None else build_channels(settings), areas,
-                    loaded_ns)
+                    plans_loaded_ns=loaded_ns, placer=placer)

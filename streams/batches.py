@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from pingan.handlers.incidents.areas import DistrictCheck
+from pingan.handlers.incidents.placement import Placer
 from pingan.handlers.plans.planset import PlanSet
 from pingan.schemas.events import IncidentEvent, RawEvent
 from pingan.store.batch import batch_tx
@@ -34,13 +35,14 @@ BATCH_WAIT_S = 0.01  # how long an agent waits for more before it runs what it h
 
 
 def triage_batch(store: Store, events: Sequence[RawEvent], window: timedelta, cached: Mapping[str, str],
-                 areas: DistrictCheck | None = None) -> list[StageOutput]:
+                 areas: DistrictCheck | None = None, placer: Placer | None = None) -> list[StageOutput]:
     """triage_stage for each event, in order, in one transaction: one output per event.
     `cached`: the agent's dedup cache (status:dedup_key -> incident id); the store decides."""
     with batch_tx(store) as tx:
         tx.prefetch_triage([e.event_id for e in events])
         tx.prefetch_open([e.report.effective_dedup_key() for e in events])
-        return [triage_stage(tx, e, window, cached.get(dedup_cache_key(e)), areas) for e in events]
+        return [triage_stage(tx, e, window, cached.get(dedup_cache_key(e)), areas, placer)
+                for e in events]
 
 
 def response_batch(store: Store, plans: Callable[[], PlanSet], events: Sequence[IncidentEvent],

@@ -91,7 +91,8 @@ def build_pipeline(services: Services) -> faust.App:
                     events.append(event)
             if not events:
                 continue
-            outs = await _stage("triage", triage_batch, store, events, window, dedup_index, services.areas)
+            outs = await _stage("triage", triage_batch, store, events, window, dedup_index, services.areas,
+                                services.placer)
             for event, out in zip(events, outs, strict=True):
                 for emitted in out.incident_events:
                     cache_key = dedup_cache_key(event)

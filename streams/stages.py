@@ -16,6 +16,7 @@ from pingan.handlers.incidents.broadcast import is_public
 from pingan.handlers.incidents.correlation import best_fit, causes, joinable
 from pingan.handlers.incidents.delivery import after_send
 from pingan.handlers.incidents.escalation import deadlines, grade_raise
+from pingan.handlers.incidents.placement import Placer
 from pingan.handlers.incidents.response import respond
 from pingan.handlers.incidents.triage import needs_window, triage
 from pingan.handlers.plans.planset import PlanSet
@@ -45,10 +46,11 @@ class StageOutput:
 
 
 def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: str | None = None,
-                 areas: DistrictCheck | None = None) -> StageOutput:
+                 areas: DistrictCheck | None = None, placer: Placer | None = None) -> StageOutput:
     """`cached_id` is the faust Table's guess at the open incident for this dedup_key; the store decides.
     `areas`: the district check, so that a report never joins a warning recorded as outside our area.
-    `window` is in the incident's minutes: a drill's report joins within the window of the drill's clock."""
+    `window` is in the incident's minutes: a drill's report joins within the window of the drill's clock.
+    `placer`: the district's area hierarchy; triage places the report in it (None: reports stay unplaced)."""
     if store.was_ignored(event.event_id):
         return StageOutput()
     window = window / DrillStore(store).clock_of(event.report)
@@ -73,7 +75,7 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
         # Not a warning for another place: a resident's fire must not join a bushfire alert from abroad.
         candidates = [c for c in candidates if (v := _area_verdict(areas, c)) is None or v.inside]
         candidate = best_fit(report, event.received_at, candidates, window)
-    decision = triage(event, candidate, window)
+    decision = triage(event, candidate, window, placer)
     emitted, logged = store.apply_triage(event.event_id, decision.outcome, decision.incident, decision.actions,
                                          message_keys=[event.message_key] if event.message_key else [])
     if logged:  # decided now, not a replay

@@ -14,7 +14,8 @@ In order, the first that says anything decides:
    rules of schemas/adapters/areas.py AreaTable: a name inside a longer one does not count, the deeper area
    wins): the deeper of the two, the code on a tie.
 3. the caller's registered area: a person of the directory whose SMS or voice number sent it and who has an
-   `area` (a grid officer's grid).
+   `area` (a grid officer's grid); also when the text names an area that holds it (an officer naming their own
+   community is placed in their grid).
 Otherwise the report is `unplaced`, with an empty path.
 """
 
@@ -163,15 +164,18 @@ class Placer:
     def _by_text(self, report: IncidentReport) -> Placement | None:
         code = report.location.area_code
         by_code = code if code in self._by_code else None
-        text = "\n".join(filter(None, (report.title, report.location.area_name, report.description[:TEXT_CHARS],
-                                       *(a.name for a in report.areas[:20] if a.name))))
+        own = "\n".join(filter(None, (report.title, report.description[:TEXT_CHARS],
+                                      *(a.name for a in report.areas[:20] if a.name))))
+        text = f"{own}\n{report.location.area_name or ''}"
         named = self._names.match(text)
         by_name = named.code if named is not None else None
-        if by_code and (by_name is None or self._depth[by_code] >= self._depth[by_name]):
+        # The same area both ways (the SMS adapter reads the code from the same names): the name is the evidence.
+        if by_code and (by_name is None or (by_code != by_name and self._depth[by_code] >= self._depth[by_name])):
             return self._placed(by_code, "area_code", f"the report's area code is {self._label(by_code)}")
         if by_name is not None and named is not None:
-            folded = text.casefold()
-            term = next((t for t in (named.name, *named.aliases) if t.casefold() in folded), named.name)
+            # The words the sender used, rather than the area name an adapter wrote beside them.
+            terms = (named.name, *named.aliases)
+            term = next((t for f in (own.casefold(), text.casefold()) for t in terms if t.casefold() in f), named.name)
             return self._placed(by_name, "place_name", f"{term!r} in the text names {self._label(by_name)}")
         return None
 
@@ -190,7 +194,15 @@ class Placer:
             placed = self._by_point(report.location.lat, report.location.lon, "point")
         if placed is None and (found := self._label_point(report.labels)) is not None:
             placed = self._by_point(found[0], found[1], f"point ({found[2]})")
-        placed = placed or self._by_text(report) or self._by_caller(report)
+        if placed is None:
+            named, caller = self._by_text(report), self._by_caller(report)
+            if named is None:
+                placed = caller
+            elif caller is not None and named.deepest in caller.path[:-1]:
+                # A grid officer naming their own community is in their grid: the deeper reading of the same words.
+                placed = caller.model_copy(update={"evidence": f"{named.evidence}; {caller.evidence}"[:500]})
+            else:
+                placed = named
         return placed or Placement(method="unplaced", evidence="no coordinates, no area code or place name of ours "
                                                                 "in the report, and the caller has no registered area")
 

@@ -99,6 +99,11 @@ def test_the_callers_registered_area_and_never_their_number() -> None:
     assert placed.method == "caller" and placed.deepest.code == TANGJIA_2
     assert officer.id in placed.evidence and officer.contacts.sms not in placed.evidence
     assert PLACER.place(report(title="有情况", reporter={"phone": "+12025550199"})).method == "unplaced"
+    # Naming their own community: their grid, deeper; naming another place: that place.
+    own = PLACER.place(report(title="唐家社区有情况", reporter={"phone": officer.contacts.sms}))
+    assert own.deepest.code == TANGJIA_2 and own.method == "caller" and "'唐家社区' in the text" in own.evidence
+    other = PLACER.place(report(title="鸡山社区有情况", reporter={"phone": officer.contacts.sms}))
+    assert other.deepest.code == "440402100003" and other.method == "place_name"
 
 
 def test_a_point_on_a_shared_edge_is_placed_the_same_way_every_time() -> None:

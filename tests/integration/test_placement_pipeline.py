@@ -1,0 +1,93 @@
+"""Issue 18's placement bar on a real tansu broker and a real worker, SQLite and PostgreSQL: a CAP alert with a
+polygon, an SMS naming a community's landmark, and a JSON report with coordinates are each placed in the right grid
+by triage; a point outside the district is kept with the district only and says so. Each goes through intake's
+outbox, the relay and triage, and is read back from the store."""
+
+from pathlib import Path
+
+import pytest
+
+from pingan.schemas.adapters.cap import parse_cap
+from pingan.schemas.adapters.twilio_forms import sms_to_item
+from pingan.schemas.incident import Incident, IncidentReport
+from pingan.store.repository import Store
+from tests.fixtures.stack import pingan_env, wait_for
+
+# A small polygon (lat,lon, CAP's order) in the north-east of Qi'ao island: grid 6 of 淇澳社区.
+CAP = """<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>TJW-PLACE-1</identifier>
+  <sender>12379@cma.gov.cn</sender>
+  <sent>2026-12-05T08:00:00+08:00</sent>
+  <status>Actual</status>
+  <msgType>Alert</msgType>
+  <scope>Public</scope>
+  <info>
+    <language>zh-CN</language>
+    <category>Met</category>
+    <event>暴雨</event>
+    <urgency>Immediate</urgency>
+    <severity>Moderate</severity>
+    <certainty>Observed</certainty>
+    <headline>淇澳岛东北部暴雨黄色预警</headline>
+    <area>
+      <areaDesc>珠海市高新区唐家湾镇</areaDesc>
+      <polygon>22.425,113.645 22.425,113.66 22.44,113.66 22.44,113.645 22.425,113.645</polygon>
+    </area>
+  </info>
+</alert>
+"""
+SMS = {"MessageSid": "SM" + "0" * 31 + "1", "AccountSid": "AC0123", "From": "+8613800000000",
+       "To": "+8675500000000", "NumMedia": "0", "Body": "唐家社区唐绍仪故居旁边的老房子着火了"}
+
+
+def report(title: str, lat: float, lon: float) -> IncidentReport:
+    return IncidentReport(category="accident_disaster", subtype="fire", grade="IV", title=title,
+                          location={"lat": lat, "lon": lon})
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, broker_bootstrap: str, db_url: str, worker_factory):  # type: ignore[no-untyped-def]
+    env = pingan_env(tmp_path, KAFKA_BOOTSTRAP_SERVERS=broker_bootstrap, PINGAN_DATABASE_URL=db_url,
+                     PINGAN_HEARTBEAT_INTERVAL_S="0")
+    store = Store(db_url)
+    worker = worker_factory(env)
+    yield store, env, worker
+    store.close()
+
+
+def test_reports_are_placed_in_their_grids_and_a_point_outside_says_so(pipeline) -> None:  # type: ignore[no-untyped-def]
+    store, env, worker = pipeline
+    raw = env["PINGAN_TOPIC_PREFIX"] + "incidents.raw"
+    [cap_item] = parse_cap(CAP.encode())
+    sms = sms_to_item(SMS).item
+    assert sms is not None
+    ids = {name: store.accept(item, raw).incident_id for name, item in [
+        ("cap", cap_item), ("sms", sms), ("json", report("仓库冒烟", 22.455, 113.597)),
+        ("outside", report("路边车辆起火", 22.27, 113.57))]}
+
+    def placed() -> dict[str, Incident]:
+        found = {name: store.get_incident(i) for name, i in ids.items()}
+        return {n: i for n, i in found.items() if i is not None}
+
+    try:
+        wait_for(lambda: len(placed()) == len(ids), 90, 0.1, "all four triaged")
+    except AssertionError:
+        raise AssertionError(worker.log_tail()) from None
+    incidents = placed()
+    paths = {n: [a.code for a in i.location.placement.path] for n, i in incidents.items()}  # type: ignore[union-attr]
+    assert paths["cap"] == ["4404HT", "440402100", "440402100009", "440402100009006"]  # Qi'ao grid 6
+    assert paths["sms"] == ["4404HT", "440402100", "440402100001", "440402100001002"]  # 唐家, the landmark's grid
+    assert paths["json"] == ["4404HT", "440402100", "440402100008", "440402100008004"]  # 下栅, north-east grid
+    assert paths["outside"] == ["4404HT"]
+    methods = {n: i.location.placement.method for n, i in incidents.items()}  # type: ignore[union-attr]
+    assert methods == {"cap": "coordinates", "sms": "place_name", "json": "coordinates", "outside": "coordinates"}
+    outside = incidents["outside"].location.placement
+    assert outside is not None and outside.outside and "outside 珠海高新区" in outside.evidence
+    assert "kept with the district only" in outside.evidence
+    assert not any(i.location.placement.outside for n, i in incidents.items() if n != "outside")  # type: ignore[union-attr]
+    # The log says it too: the `created` entry names the deepest area and how it was placed.
+    created = {n: next(a for a in store.timeline(i) if a.kind.value == "created") for n, i in ids.items()}
+    assert created["sms"].details["area_code"] == "440402100001002"
+    assert created["sms"].details["placed_by"] == "place_name" and "唐绍仪故居" in created["sms"].details["placement"]
+    assert created["outside"].details["outside_district"] is True
