@@ -37,6 +37,7 @@ class Permission(StrEnum):
     drills_start = "drills.start"
     drills_live = "drills.live"
     log_read = "log.read"
+    sitreps_read = "sitreps.read"  # situation reports (态势研判): district-wide, so not for department-scoped roles
     releases_draft = "releases.draft"  # 信息发布: draft, edit and withdraw a public release (issue 17)
     releases_approve = "releases.approve"  # approve or reject one (four eyes: never one's own; the plan names roles)
     releases_publish = "releases.publish"  # publish an approved release to its channels
@@ -45,7 +46,7 @@ class Permission(StrEnum):
 
 
 P = Permission
-_READ = {P.incidents_read, P.oncall_read, P.plans_read, P.drills_read, P.log_read}
+_READ = {P.incidents_read, P.oncall_read, P.plans_read, P.drills_read, P.log_read, P.sitreps_read}
 _RESPOND = {P.incidents_report, P.acknowledge, P.escalate, P.handover, P.task, P.note, P.confirm, P.correct,
             P.shift_handover, P.plans_test, P.phones_read}
 
