@@ -36,7 +36,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from lxml import etree
 
 from pingan.schemas.adapters.cap_mapping import DEFAULT_MAPPING
-from pingan.schemas.adapters.cap_out import CAP_MEDIA_TYPE, cap_time, release_to_cap
+from pingan.schemas.adapters.cap_out import CAP_MEDIA_TYPE, cap_time, release_to_cap, xml_safe
 from pingan.schemas.common import LocalizedText
 from pingan.schemas.release import Release, ReleaseKind, ReleaseState
 from pingan.settings import Settings
@@ -144,9 +144,9 @@ def atom_feed(releases: Sequence[Release], settings: Settings, base: str) -> byt
     name = sender_name(settings)
 
     def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-        el = etree.SubElement(parent, f"{a}{tag}", attrs)
+        el = etree.SubElement(parent, f"{a}{tag}", {k: xml_safe(v) for k, v in attrs.items()})
         if text is not None:
-            el.text = text
+            el.text = xml_safe(text)
         return el
 
     sub(feed, "id", _entry_id(settings.cap_sender, "feed"))

@@ -23,6 +23,7 @@ concatenation. What it writes, where the brief left a choice:
   circles ("lat,lon radius_km") and geocodes; an area with neither a name nor a geocode is "区域 n" / "Area n".
 """
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
@@ -35,13 +36,26 @@ from pingan.schemas.areas import AlertArea
 from pingan.schemas.common import LocalizedText
 from pingan.schemas.release import Release, ReleaseKind
 
-__all__ = ["CAP_MEDIA_TYPE", "cap_time", "release_to_cap", "reference_of"]
+__all__ = ["CAP_MEDIA_TYPE", "cap_time", "release_to_cap", "reference_of", "xml_safe"]
 
 CAP_MEDIA_TYPE = "application/cap+xml"
 MSG_TYPES = {ReleaseKind.alert: "Alert", ReleaseKind.update: "Update", ReleaseKind.all_clear: "Cancel"}
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 DRILL_MARK = {"zh": "【演练】", "en": "[DRILL] "}
 LANGUAGES = (("zh", "zh-CN"), ("en", "en-US"))
+# What XML 1.0 cannot carry at all (C0 controls but tab, newline and return; lone surrogates; U+FFFE, U+FFFF): text
+# pasted into a release can hold them, and lxml refuses the whole document, so they are dropped.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    return _NOT_XML.sub("", text)
+
+
+def _number(value: float) -> str:
+    """A coordinate or radius as CAP writes it: plain decimal (never 1e-05), to 6 places (about 0.1 m)."""
+    out = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if out in ("-0", "") else out
 
 
 def cap_time(when: datetime, tz: tzinfo = DEFAULT_TZ) -> str:
@@ -61,7 +75,7 @@ def reference_of(release: Release, sender: str, tz: tzinfo = DEFAULT_TZ) -> str:
 def _sub(parent: etree._Element, name: str, value: str | None = None) -> etree._Element:
     el = etree.SubElement(parent, f"{{{CAP12_NS}}}{name}")
     if value is not None:
-        el.text = value
+        el.text = xml_safe(value)
     return el
 
 
@@ -90,9 +104,9 @@ def _area(info: etree._Element, area: AlertArea, n: int, lang: str) -> None:
         if len(points) >= 3 and points[0] != points[-1]:
             points.append(points[0])  # CAP polygons are closed
         if len(points) >= 4:
-            _sub(el, "polygon", " ".join(f"{lat:g},{lon:g}" for lat, lon in points))
+            _sub(el, "polygon", " ".join(f"{_number(lat)},{_number(lon)}" for lat, lon in points))
     for circle in area.circles:
-        _sub(el, "circle", f"{circle.lat:g},{circle.lon:g} {circle.radius_km:g}")
+        _sub(el, "circle", f"{_number(circle.lat)},{_number(circle.lon)} {_number(circle.radius_km)}")
     for geocode in area.geocodes:
         _pair(el, "geocode", geocode.name or "geocode", geocode.value)
 

@@ -191,3 +191,14 @@ def test_an_identifier_no_alert_can_have_is_a_404_not_a_500(rig: Rig, identifier
         return
     assert response.status_code == 404, response.text
     assert "identifier" in response.json()["detail"]
+
+
+def test_a_release_with_pasted_control_characters_is_served_not_a_500(rig: Rig) -> None:
+    texts = make_release().texts.model_copy(update={"headline": make_release().texts.headline.model_copy(
+        update={"zh": "台风\x0b橙色预警\x1b"})})
+    rig.publish(now_release(1, texts=texts))
+    [entry] = rig.feed().entries
+    assert entry.title.startswith("台风橙色预警")
+    root = etree.fromstring(rig.cap(cap_link(entry)))
+    assert root.findtext("cap:info/cap:headline", namespaces=NS) == "台风橙色预警"
+    assert rig.client.get("/public/").status_code == 200

