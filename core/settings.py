@@ -301,8 +301,8 @@ def release_webhook_targets(value: str) -> dict[str, str]:
     for i, entry in enumerate(entries):
         url = entry.get("url") if isinstance(entry, dict) else None
         secret = entry.get("secret") if isinstance(entry, dict) else None
-        if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError(f"release_webhooks[{i}].url: an http(s) URL is required")
+        if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url) or len(url) > 200:
+            raise ValueError(f"release_webhooks[{i}].url: an http(s) URL of at most 200 characters is required")
         if not isinstance(secret, str) or len(secret) < 16:
             raise ValueError(f"release_webhooks[{i}].secret: at least 16 characters are required")
         out[url] = secret

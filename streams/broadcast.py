@@ -71,18 +71,22 @@ class Broadcaster:
             return []
         self.last = time.monotonic()
         store = self.services.store
-        wanted = [r for r in self.releases(store) if wants_delivery(r)]
-        done = self.subs.planned([r.id for r in wanted])
+        try:
+            wanted = [r for r in self.releases(store) if wants_delivery(r)]
+            done = self.subs.planned([r.id for r in wanted])
+        except Exception:  # the sweep's retries go out all the same
+            log.exception("published releases could not be read; their broadcasts wait for the next sweep")
+            return []
         out: list[Notification] = []
         for release in wanted:
             if release.id in done:
                 continue
-            if self._district is None:
-                self._district = _district(self.services)
-            settings = self.services.settings
-            people = self.services.plans.directory.people.values()
-            intents = plan_broadcast(store, release, self._district, people, settings.live_participants,
-                                     webhooks=settings.release_webhook_targets, cap_url=cap_url(settings, release))
+            try:
+                intents = self._plan(release)
+            except Exception:  # one release that cannot be planned must not hold the others, nor the sweep's retries
+                log.exception("release %s: its broadcast could not be planned; tried again on the next sweep",
+                              release.id)
+                continue
             if intents is None:
                 continue  # another worker planned it first
             self.planned += 1
@@ -90,3 +94,11 @@ class Broadcaster:
                      " (exercise: live participants only)" if release.is_exercise else "")
             out += intents
         return out
+
+    def _plan(self, release: Release) -> list[Notification] | None:
+        if self._district is None:
+            self._district = _district(self.services)
+        settings = self.services.settings
+        people = self.services.plans.directory.people.values()
+        return plan_broadcast(self.services.store, release, self._district, people, settings.live_participants,
+                              webhooks=settings.release_webhook_targets, cap_url=cap_url(settings, release))

@@ -190,3 +190,22 @@ def test_the_signed_release_webhook_is_at_least_once_with_one_key(  # noqa: F811
     assert body["release"]["texts"]["headline"] == {"zh": "台风橙色预警", "en": "Typhoon orange warning"}
     assert body["cap"] == {"identifier": "cap-REL-W1",
                            "url": "https://pingan.example.gov.cn/public/cap/cap-REL-W1.xml"}
+
+
+def test_a_release_that_cannot_be_planned_holds_neither_the_others_nor_the_sweep(tmp_path: Path,
+                                                                                 sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    SubscriptionStore(store).subscribe("+8613800000301", JISHAN)
+    good = make_release("REL-OK", "INC-1")
+    bad = make_release("REL-BAD", "INC-1")
+    svc = services(store, tmp_path)
+
+    def unreadable(_: Store) -> list[Release]:
+        raise RuntimeError("the releases table is locked")
+
+    assert Broadcaster(svc, releases=unreadable).due(force=True) == []
+    worker = Broadcaster(svc, releases=lambda _: [bad, good])
+    real = worker._plan
+    worker._plan = lambda r: (_ for _ in ()).throw(ValueError("bad area")) if r.id == "REL-BAD" else real(r)  # type: ignore[method-assign]
+    assert [n.recipient.address for n in worker.due(force=True)] == ["+8613800000301"]
+    assert SubscriptionStore(store).planned(["REL-OK", "REL-BAD"]) == {"REL-OK"}
