@@ -80,12 +80,14 @@ class Placer:
         return f"{area.name_zh or area.name_en or code} ({code})"
 
     def _placed(self, code: str, method: str, evidence: str) -> Placement:
-        return Placement(path=self._paths[code], method=method, evidence=evidence[:500])
+        # Built from values made here (the paths validated once, at load): no need to validate them per report.
+        return Placement.model_construct(path=list(self._paths[code]), method=method, evidence=evidence[:500],
+                                         outside=False)
 
     def _outside(self, what: str) -> Placement:
-        return Placement(path=self._paths[self.root.code], method="coordinates", outside=True,
-                         evidence=f"{what} lies outside {self._label(self.root.code)}: kept with the district only"
-                                  [:500])
+        return Placement.model_construct(
+            path=list(self._paths[self.root.code]), method="coordinates", outside=True,
+            evidence=f"{what} lies outside {self._label(self.root.code)}: kept with the district only"[:500])
 
     # ── coordinates ──────────────────────────────────────────────────────────
     def point_area(self, lat: float, lon: float) -> str | None:

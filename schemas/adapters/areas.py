@@ -7,7 +7,7 @@ import functools
 import re
 from pathlib import Path
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from pingan.plans import PLANS_DIR
 from pingan.schemas.adapters.errors import IntakeError
@@ -15,13 +15,6 @@ from pingan.schemas.areas import District, DistrictFileError, district_from_geoj
 from pingan.schemas.common import Model
 
 AREAS_FILE = PLANS_DIR / "areas" / "tangjiawan.geojson"
-
-
-def _latin_at(text: str, term: str) -> int:
-    """Where a Latin name occurs as whole words (case-insensitive), or -1: "Tangle" is a community, not a part of
-    "tangled"; "Qi'ao" is found as typed with either apostrophe."""
-    found = re.search(r"(?<![a-z0-9])" + re.escape(term.casefold()) + r"(?![a-z0-9])", text)
-    return found.start() if found else -1
 
 
 class Area(Model):
@@ -40,15 +33,31 @@ class AreaTable(Model):
     model_config = ConfigDict(frozen=True)
 
     areas: tuple[Area, ...]
+    # Every name as one pattern, built once: with the grids (issue 18) the table has hundreds of names, and a loop
+    # over them per text cost about 0.5 ms. Longest first, so each position yields its longest name: a shorter one
+    # starting there lies inside it and would not count anyway.
+    _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
+    _by_term: dict[str, tuple[Area, ...]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: object, /) -> None:
+        by_term: dict[str, list[Area]] = {}
+        for area in self.areas:
+            for term in (area.name, *area.aliases):
+                if term.strip():
+                    by_term.setdefault(term.casefold(), []).append(area)
+        self._by_term = {t: tuple(dict.fromkeys(a)) for t, a in by_term.items()}
+        # A Latin name counts as whole words only ("Tangle" is a community, not a part of "tangled"); "Qi'ao" is
+        # found as typed with either apostrophe (match folds them).
+        alternatives = [re.escape(t) if not t.isascii() else rf"(?<![a-z0-9]){re.escape(t)}(?![a-z0-9])"
+                        for t in sorted(self._by_term, key=len, reverse=True)]
+        self._pattern = re.compile("(?=(" + "|".join(alternatives) + "))") if alternatives else None
 
     def match(self, text: str) -> Area | None:
         folded = text.casefold().replace("\u2019", "'").replace("\u2018", "'")
         found: list[tuple[int, int, Area]] = []
-        for area in self.areas:
-            for term in (area.name, *area.aliases):
-                at = _latin_at(folded, term) if term.isascii() else folded.find(term.casefold())
-                if at >= 0:
-                    found.append((at, at + len(term), area))
+        for m in self._pattern.finditer(folded) if self._pattern is not None else ():
+            term, at = m.group(1), m.start()
+            found += [(at, at + len(term), area) for area in self._by_term[term]]
         kept = [f for f in found if not any(o[0] <= f[0] and f[1] <= o[1] and o[1] - o[0] > f[1] - f[0]
                                             for o in found)]
         if not kept:
