@@ -29,20 +29,29 @@ from pingan.store.batch import batch_tx
 from pingan.store.repository import Store
 from pingan.store.response import wakeups_held
 from pingan.streams.stages import StageOutput, response_stage, triage_stage
+from pingan.streams.trends import TrendWatch
 
 BATCH_MAX = 200  # messages per batch: bounds a transaction's length (the chain lock is held until it commits)
 BATCH_WAIT_S = 0.01  # how long an agent waits for more before it runs what it has: latency, not throughput
 
 
 def triage_batch(store: Store, events: Sequence[RawEvent], window: timedelta, cached: Mapping[str, str],
-                 areas: DistrictCheck | None = None, placer: Placer | None = None) -> list[StageOutput]:
+                 areas: DistrictCheck | None = None, placer: Placer | None = None,
+                 trends: TrendWatch | None = None) -> list[StageOutput]:
     """triage_stage for each event, in order, in one transaction: one output per event.
-    `cached`: the agent's dedup cache (status:dedup_key -> incident id); the store decides."""
+    `cached`: the agent's dedup cache (status:dedup_key -> incident id); the store decides.
+    `trends`: the trend early-warning stage, which counts each triaged report in the same transaction (and may add a
+    warning to the outbox); None: off."""
     with batch_tx(store) as tx:
         tx.prefetch_triage([e.event_id for e in events])
         tx.prefetch_open([e.report.effective_dedup_key() for e in events])
-        return [triage_stage(tx, e, window, cached.get(dedup_cache_key(e)), areas, placer)
-                for e in events]
+        outs = []
+        for e in events:
+            out = triage_stage(tx, e, window, cached.get(dedup_cache_key(e)), areas, placer)
+            if trends is not None:
+                trends.observe(tx, e, out)
+            outs.append(out)
+        return outs
 
 
 def response_batch(store: Store, plans: Callable[[], PlanSet], events: Sequence[IncidentEvent],

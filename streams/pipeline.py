@@ -29,6 +29,7 @@ from pingan.streams.readiness import prove_ready_on_assignment
 from pingan.streams.stages import StageOutput
 from pingan.streams.sweep import sweep_lost_work
 from pingan.streams.takeover import resume_on_assignment
+from pingan.streams.trends import trend_watch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +59,7 @@ def build_pipeline(services: Services) -> faust.App:
     settings = services.settings
     store, channels = services.store, services.channels
     window = timedelta(seconds=settings.correlation_window_s)
+    trends = trend_watch(services)  # issue 18: counts each triaged report, may raise a trend warning; None: off
     app = create_app(settings)
     if settings.takeover_republish is not False:
         # After a rebalance: re-publish the unfinished work of our partitions. tansu needs it (a consumer skips
@@ -92,7 +94,7 @@ def build_pipeline(services: Services) -> faust.App:
             if not events:
                 continue
             outs = await _stage("triage", triage_batch, store, events, window, dedup_index, services.areas,
-                                services.placer)
+                                services.placer, trends)
             for event, out in zip(events, outs, strict=True):
                 for emitted in out.incident_events:
                     cache_key = dedup_cache_key(event)

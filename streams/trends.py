@@ -25,16 +25,21 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pingan.bootstrap import Services
 from pingan.handlers.incidents.placement import Placer
+from pingan.handlers.plans.lint_trends import read_trend_rules
+from pingan.handlers.plans.problems import Severity
 from pingan.handlers.trends.series import AreaRef, SeriesKey, Verdict, evaluate, rule_for, slot_start
 from pingan.handlers.trends.warning import warning_report
+from pingan.schemas.areas import Placement
 from pingan.schemas.events import IntakeItem, RawEvent, RawKind, TriageOutcome
 from pingan.schemas.incident import IncidentReport
 from pingan.schemas.taxonomy import IncidentState, Source
-from pingan.schemas.trends import Interval, TrendRule, TrendRules
+from pingan.schemas.trends import TREND_RULES_FILE, Interval, TrendRule, TrendRules
 from pingan.store.drills import DrillStore
 from pingan.store.repository import Store
 from pingan.store.trends import TrendStore
+from pingan.streams import topics
 from pingan.streams.stages import StageOutput
 
 log = logging.getLogger(__name__)
@@ -48,9 +53,10 @@ class Place:
     names: dict[str, str]  # code -> name (zh first)
 
 
-def place_of(report: IncidentReport, placer: Placer | None) -> Place:
-    """The areas a report counts in, widest first."""
-    placement = report.location.placement or (placer.place(report) if placer is not None else None)
+def place_of(report: IncidentReport, placer: Placer | None, placed: Placement | None = None) -> Place:
+    """The areas a report counts in, widest first. `placed`: where triage already placed it (a new incident's
+    placement is its first report's), else the placer places it now."""
+    placement = placed or report.location.placement or (placer.place(report) if placer is not None else None)
     if placement is not None and placement.path:
         areas = [a for a in placement.path if a.level]
         return Place([AreaRef(a.code, a.level or "") for a in areas],
@@ -84,7 +90,8 @@ class TrendWatch:
         if emitted.outcome not in (TriageOutcome.created, TriageOutcome.correlated):
             return []
         report = event.report
-        place = place_of(report, self.placer)
+        created = emitted.outcome is TriageOutcome.created
+        place = place_of(report, self.placer, emitted.incident.location.placement if created else None)
         if not place.path:
             return []
         scale = DrillStore(store).clock_of(report, self.time_scale)
@@ -134,3 +141,24 @@ class TrendWatch:
 def _drill_labels(report: IncidentReport) -> dict[str, str]:
     """An exercise warning stays with its drill run (its clock, its sandbox)."""
     return {k: v for k, v in report.labels.items() if k == "drill_run"}
+
+
+class TrendRulesError(ValueError):
+    """The rules file has errors: the worker does not start, as with a broken plan or district file."""
+
+
+def trend_watch(services: Services) -> TrendWatch | None:
+    """The stage as the worker runs it: the plans directory's trends/rules.yaml (none: off), the placer bootstrap
+    built, the stack's clock. Warnings in the file are logged; errors stop the start with file:line:col."""
+    settings = services.settings
+    rules, problems = read_trend_rules(settings.plans_dir)
+    errors = [p for p in problems if p.severity is Severity.error]
+    if errors:
+        raise TrendRulesError("trend rules: " + "; ".join(str(p) for p in errors))
+    for problem in problems:
+        log.warning("trend rules: %s", problem)
+    if rules is None or not rules.rules:
+        log.info("trend early warning is off: no rules in %s", settings.plans_dir / TREND_RULES_FILE)
+        return None
+    log.info("trend early warning: %d rules", len(rules.rules))
+    return TrendWatch(rules, settings.topic(topics.RAW), services.placer, settings.escalation_time_scale)

@@ -20,11 +20,10 @@ from pingan.schemas.areas import district_from_geojson
 from pingan.schemas.events import RawEvent
 from pingan.schemas.incident import IncidentReport, Location
 from pingan.schemas.taxonomy import IncidentStatus, Source
-from pingan.store.batch import batch_tx
 from pingan.store.outbox import new_incident_id
 from pingan.store.repository import Store
 from pingan.store.trends import TrendStore
-from pingan.streams.stages import triage_stage
+from pingan.streams.batches import triage_batch
 from pingan.streams.trends import TrendWatch
 
 WINDOW = timedelta(minutes=30)
@@ -51,13 +50,10 @@ def diarrhoea(area: str, at: datetime, n: int, status: IncidentStatus = Incident
 
 
 def run(store: Store, events: Sequence[RawEvent], w: TrendWatch | None = None) -> list[str]:
-    """Each event's triage then the stage, in one batch transaction, as streams/batches.py runs them."""
-    w = w or watch()
-    raised: list[str] = []
-    with batch_tx(store) as tx:
-        for e in events:
-            raised += w.observe(tx, e, triage_stage(tx, e, WINDOW))
-    return raised
+    """The triage agent's batch (streams/batches.py) with the stage; the warnings it raised."""
+    before = {e.proposed_incident_id for e in warnings(store)}
+    triage_batch(store, events, WINDOW, {}, None, PLACER, w or watch())
+    return [e.proposed_incident_id for e in warnings(store) if e.proposed_incident_id not in before]
 
 
 def warnings(store: Store) -> list[RawEvent]:
