@@ -186,6 +186,7 @@ def console_document() -> dict[str, Any]:
     from pingan.web.console.library import library_router
     from pingan.web.console.live import Broadcaster
     from pingan.web.console.pages import pages_router
+    from pingan.web.console.releases import releases_router
     from pingan.web.console.render import PREFIX
     from pingan.web.intake import Intake
 
@@ -195,7 +196,7 @@ def console_document() -> dict[str, Any]:
         try:
             intake = Intake(settings, store, dict(TOKENS))
             console = Console(FastAPI(), intake, ZoneInfo(settings.timezone), Broadcaster(store, lambda ids: {}))
-            routes = [route for make in (pages_router, actions_router, duty_router, library_router)
+            routes = [route for make in (pages_router, actions_router, duty_router, library_router, releases_router)
                       for route in make(console).routes]
             document = get_openapi(title="console", version="0", routes=routes)
             intake.parser.stop()

@@ -112,7 +112,7 @@ def releases_router(console: "Console") -> APIRouter:
                 return f"{PREFIX}/", "console.not_found"
             if visible(person, release.incident_id) is None:
                 return f"{PREFIX}/", "console.not_found"
-            seen = int(revision) if revision.isdigit() else None
+            seen = _revision(revision)
             try:
                 if verb == "edit":
                     svc.edit(release_id, caller(person), texts=_texts(form), channels=_channels(form))
@@ -134,6 +134,12 @@ def releases_router(console: "Console") -> APIRouter:
         return _back(back, problem)
 
     return router
+
+
+def _revision(value: str) -> int | None:
+    """The form's revision, or None (then any revision will do) for anything that is not a plain small number."""
+    value = value.strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
 def _texts(form: Any) -> ReleaseTexts:
