@@ -90,6 +90,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def format_action(a: Action) -> str:
     plan = f" plan={a.plan_id}@v{a.plan_version}" if a.plan_id else ""
     bits = [f"{k}={v}" for k, v in a.details.items() if k in ("channel", "recipient", "reason", "event_id",
-                                                              "report_count", "provider_id", "level")]
+                                                              "report_count", "provider_id", "level", "task",
+                                                              "release", "revision", "cap_identifier")]
     return printable(f"  #{a.seq:<6} {a.at.isoformat(timespec='milliseconds')} {a.kind.value:<15} {a.actor}{plan} "
                      + " ".join(bits))
