@@ -167,6 +167,10 @@ def test_the_page_shows_the_warnings_in_force_in_both_languages(rig: Rig) -> Non
     # Without ?lang: the console's language cookie, else the browser's Accept-Language.
     assert "Typhoon orange" in rig.client.get("/public/", headers={"Accept-Language": "en-GB,en;q=0.8"}).text
     assert "台风橙色" in rig.client.get("/public/", headers={"Accept-Language": "zh-CN"}).text
+    rig.client.cookies.set("pingan_lang", "en")  # the console's language switch
+    assert "Typhoon orange" in rig.client.get("/public/", headers={"Accept-Language": "zh-CN"}).text
+    rig.client.cookies.clear()
+    assert '<meta http-equiv="refresh"' in zh.text
     css = rig.client.get("/public/static/public.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
