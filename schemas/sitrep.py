@@ -121,6 +121,8 @@ class Sitrep(Model):
     incidents_previous: int = Field(ge=0)
     reports: int = Field(ge=0, description="Reports (警情) joined into the period's incidents")
     exercise_excluded: int = Field(ge=0, description="Exercise and test incidents of the period, not counted")
+    merged_excluded: int = Field(
+        default=0, ge=0, description="Incidents of the period merged into another (the same event): counted as it")
     by: Breakdown
     response_times: list[ResponseTime]
     percentile_definition: str = PERCENTILE_DEFINITION

@@ -1,7 +1,9 @@
 """The figures of a situation report, from rows the store read (store/sitrep_queries.py). Pure.
 
 - Incidents: the real ones (status actual) received in the period, and in the previous period of equal length, by
-  category, subtype, grade, area (the location's name, else its code, else "-") and state (as of the report).
+  category, subtype, grade, area (the location's name, else its code, else "-") and state (as of the report). One
+  merged into another (the same event, `pingan merge`) is counted once, as the incident it joined (its reports are
+  in that one's report_count); only the notifications it sent still count.
 - Response times, per incident of the period, in minutes from its receipt (received_at), so the triage and plan
   matching time counts against the office, as a citizen sees it:
   first notification (the first `notified` entry) against the activated level's earliest notify step
@@ -30,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pingan.handlers.incidents.merge import MERGED_INTO
 from pingan.handlers.plans.timeline import step_schedule
 from pingan.handlers.sitreps.period import buckets
 from pingan.schemas.action import Action, ActionKind
@@ -268,14 +271,17 @@ def _top_areas(incidents: list[Incident]) -> list[AreaReports]:
 
 def compute(period: Period, rows: SitrepRows, plans: Mapping[str, Plan], *, as_of: datetime) -> Sitrep:
     """The report. `plans`: plan id -> Plan (the loaded set), for the targets and the roll-call steps."""
-    current = [i for i in rows.incidents if period.start <= i.received_at < period.end]
-    previous = [i for i in rows.incidents if period.previous_start <= i.received_at < period.previous_end]
+    events = [i for i in rows.incidents if MERGED_INTO not in i.labels]
+    current = [i for i in events if period.start <= i.received_at < period.end]
+    previous = [i for i in events if period.previous_start <= i.received_at < period.previous_end]
+    merged = sum(1 for i in rows.incidents if MERGED_INTO in i.labels and period.start <= i.received_at < period.end)
     roll_call, tasks = _roll_calls_and_tasks(current, rows.timelines, plans, as_of)
     over_time = [Bucket(start=start, label=label, current=sum(1 for i in current if start <= i.received_at < end))
                  for start, end, label in buckets(period)]
     return Sitrep(
         generated_at=as_of, period=period, incidents=len(current), incidents_previous=len(previous),
         reports=sum(i.report_count for i in current), exercise_excluded=rows.exercise_excluded,
+        merged_excluded=merged,
         by=_breakdown(current, previous), response_times=_response_times(current, rows.timelines, plans, as_of),
         notifications=_notifications(rows.ledger), roll_call=roll_call, tasks=tasks,
         releases=_releases(current, rows.releases),

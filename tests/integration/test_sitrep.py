@@ -18,6 +18,7 @@ This week (real):
     nobody confirmed; report-city never (missed); SMS to p1 sent, to p2 still intended.
   G fire III 唐家湾 11-29T15:50Z (local 23:50), closed at +10: notified +0.5, never acknowledged (missed: closed
     after 5+1), report-city not due (closed before 30).
+  M fire III 唐家湾 11-23T01:02Z, merged into A (labels merged_into): counted as A, only its console line counts.
   E (exercise) and F (test): left out, their notifications and releases too. H (after the week) counts nowhere.
   Releases: A's alert published at +15 and its update at +60, B's alert at +45, D's only a draft.
 Previous week: P1 fire III 唐家湾 closed, P2 infectious disease IV 淇澳 closed, P3 fire IV 金鼎 still open.
@@ -86,11 +87,12 @@ class Week:
         self.releases: list[Release] = []
 
     def incident(self, iid: str, at: str, grade: str, *, category: str = "accident_disaster", subtype: str = "fire",
-                 area: str | None = None, reports: int = 1, state: str = "open", status: str = "actual") -> datetime:
+                 area: str | None = None, reports: int = 1, state: str = "open", status: str = "actual",
+                 labels: dict[str, str] | None = None) -> datetime:
         received = _t(at)
         incident = Incident(id=iid, dedup_key=f"k-{iid}", received_at=received, category=category, subtype=subtype,
                             grade=grade, title=f"事件 {iid}", state=state, status=status, report_count=reports,
-                            location=Location(area_name=area))
+                            location=Location(area_name=area), labels=labels or {})
         with write_tx(self.store.engine) as conn:
             conn.execute(incidents.insert(), [incident_row(incident)])
         self.log(iid, received, ActionKind.created, "system:triage")
@@ -150,6 +152,12 @@ def build_week(store: Store) -> None:
     w.log("INC-A", a + 6 * m, ActionKind.confirmed, "p3", step="s2")
     w.log("INC-A", a + 21 * m, ActionKind.task_done, "p1", task="report-city", level="III")
     w.log("INC-A", a + 120 * m, ActionKind.closed, "p1", reason="out")
+    # M: a second incident of A's fire, merged into A by the duty officer (its 2 reports are in A's 3)
+    mm = w.incident("INC-M", "2026-11-23T01:02:00", "III", area="唐家湾", reports=2, state="closed",
+                    labels={"merged_into": "INC-A"})
+    w.activate("INC-M", mm, "III")
+    w.sent("INC-M", mm + 1 * m, "s1", "p1", console, "delivered")
+    w.log("INC-M", mm + 30 * m, ActionKind.closed, "p1", reason="same fire", merged_into="INC-A")
     w.release("INC-A", 1, a + 5 * m, a + 15 * m)
     w.release("INC-A", 2, a + 50 * m, a + 60 * m, kind="update")
     # B
@@ -228,6 +236,7 @@ def test_every_figure_of_a_known_week(week: dict[str, str]) -> None:
                            "previous_start": "2026-11-15T16:00:00Z", "previous_end": "2026-11-22T16:00:00Z",
                            "timezone": "Asia/Shanghai"}
     assert (r["incidents"], r["incidents_previous"], r["reports"], r["exercise_excluded"]) == (5, 3, 8, 2)
+    assert r["merged_excluded"] == 1
     by = r["by"]
     assert rows(by["category"]) == [("accident_disaster", 4, 2), ("natural_disaster", 1, 0), ("public_health", 0, 1)]
     assert rows(by["subtype"]) == [("fire", 4, 2), ("meteorological", 1, 0), ("infectious_disease", 0, 1)]
@@ -249,7 +258,7 @@ def test_every_figure_of_a_known_week(week: dict[str, str]) -> None:
     assert "nearest rank" in r["percentile_definition"]
 
     assert r["notifications"] == [
-        {"channel": "console", "intended": 4, "sent": 4, "delivered": 4, "failed": 0, "pending": 0},
+        {"channel": "console", "intended": 5, "sent": 5, "delivered": 5, "failed": 0, "pending": 0},  # M's too
         {"channel": "twilio_sms", "intended": 4, "sent": 2, "delivered": 1, "failed": 1, "pending": 1},
     ]
     assert r["roll_call"] == {"notified": 2, "confirmed": 1, "completion": 0.5}
