@@ -4,7 +4,7 @@ HTTP API (web/releases.py) and the console call, so every route is the same rule
 Each step reads the release inside its write transaction, asks the pure rules (handlers/releases), and commits the
 changed release with its hash-chained log entry naming the authenticated person; a refusal is rolled back and then
 logged as `refused` (the attempt is part of the record) before ReleaseRefused reaches the caller. Publication also
-sets the CAP identifier, and the incident's first published release meets the plan level's `first-release` task in
+sets the CAP identifier, and the first release published at a plan level meets that level's `first-release` task in
 the same transaction, so drills and situation reports score it.
 
 Who holds which role: the person's account roles (handlers/access; the API passes the caller's, the CLI reads the
@@ -170,8 +170,7 @@ class ReleaseService:
                 "kind": out.kind.value, "references": out.references, "cap_identifier": out.cap_identifier,
                 "channels": [c.value for c in out.channels], "status": out.status.value,
                 "approved_by": out.approved_by}, key=f"release_published:{out.id}")
-            if not earlier:
-                logged += self._first_release_task(conn, out, caller)
+            logged += self._first_release_task(conn, out, caller)
             return out, logged
         return self._step(release_id, caller, "publish", step)
 
@@ -219,7 +218,8 @@ class ReleaseService:
                          **({"release": release_id} if release_id else {}), **caller.details})])
 
     def _first_release_task(self, conn: Connection, release: Release, caller: Caller) -> list[Action]:
-        """The plan level's first-release task, met by this (the incident's first) published release."""
+        """The level in force's first-release task, met by the first release published while it is in force: the
+        incident's first, and after a grade change the first at the new level (its task has its own deadline)."""
         incident = self.incident(release.incident_id)
         try:
             _, level = self.plan_level(incident)

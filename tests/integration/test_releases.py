@@ -29,11 +29,12 @@ COMMANDER = Caller("huang-liping", details={"via": "test"})
 DUTY = Caller("cai-wenjun", frozenset({"duty_officer"}))
 
 
-def typhoon(store: Store, grade: str = "II", status: str = "actual", key: str = "typhoon-release") -> Incident:
+def typhoon(store: Store, grade: str = "II", status: str = "actual", key: str = "typhoon-release",
+            kind: RawKind = RawKind.report) -> Incident:
     report = IncidentReport(category="natural_disaster", subtype="meteorological", hazard="typhoon", grade=grade,
                             title="台风“海葵”", dedup_key=f"cap:weather:{key}", source="cap", status=status,
                             location={"area_name": "唐家湾镇", "area_code": "440402"})
-    accepted = store.accept(IntakeItem(kind=RawKind.report, report=report), "raw")
+    accepted = store.accept(IntakeItem(kind=kind, report=report), "raw")
     row = next(r for r in store.unpublished() if r.event_id == accepted.event_id)
     store.mark_published([row.event_id])
     for event in triage_stage(store, RawEvent.model_validate_json(row.payload), WINDOW).incident_events:
@@ -142,3 +143,24 @@ def test_rejected_withdrawn_and_exercise_releases(store: Store) -> None:
     kinds = [a.kind for a in store.timeline(drill.id)]
     assert ActionKind.release_rejected in kinds and ActionKind.release_withdrawn in kinds
     assert utcnow() >= release.drafted_at
+
+
+def test_the_first_release_at_each_level_meets_that_levels_task(store: Store) -> None:
+    """typhoon's first-release is a task of grade II (120 min) and of grade I (60 min): after the incident is raised
+    to I, the first release published there meets I's, and a later one meets nothing more."""
+    service = ReleaseService(store, PLANS, SENDER)
+    incident = typhoon(store, grade="II", key="typhoon-levels")
+    officer, commander = Caller("xu-jing", frozenset({"public_information"})), Caller("he-zhiming",
+                                                                                      frozenset({"commander"}))
+
+    def publish() -> list[str]:
+        release = service.draft(incident.id, officer).release
+        service.approve(release.id, commander)
+        return [f"{a.details['task']}@{a.details['level']}" for a in service.publish(release.id, officer).actions
+                if a.kind is ActionKind.task_done]
+
+    assert publish() == ["first-release@II"]
+    assert publish() == []
+    typhoon(store, grade="I", key="typhoon-levels", kind=RawKind.update)
+    assert publish() == ["first-release@I"]
+    assert publish() == []
