@@ -14,6 +14,7 @@ _HOME = {
     "Channel": "notification", "DeliveryState": "notification", "Notification": "notification",
     "Recipient": "notification",
     "Plan": "plan",
+    "Sitrep": "sitrep",
     "Category": "taxonomy", "Grade": "taxonomy", "IncidentState": "taxonomy", "IncidentStatus": "taxonomy",
     "Source": "taxonomy", "Subtype": "taxonomy", "WarningColour": "taxonomy",
 }
@@ -21,7 +22,7 @@ _HOME = {
 # Every model whose JSON Schema `pingan schema export` writes: name → model name.
 _PUBLIC = {"incident": "Incident", "incident_report": "IncidentReport", "action": "Action",
            "notification": "Notification", "plan": "Plan", "directory": "Directory", "raw_event": "RawEvent",
-           "incident_event": "IncidentEvent"}
+           "incident_event": "IncidentEvent", "sitrep": "Sitrep"}
 
 
 def __getattr__(name: str) -> Any:
