@@ -197,3 +197,11 @@ def test_cap_identifiers_are_stable_and_clean(prefix: str) -> None:
     identifier = rules.cap_identifier(prefix, "INC-TYPHOON01-R1")
     assert identifier == rules.cap_identifier(prefix, "INC-TYPHOON01-R1")
     assert not set(identifier) & set(" ,<&") and identifier.endswith("INC-TYPHOON01-R1")
+
+
+def test_a_closed_incident_takes_only_its_all_clear(typhoon: Plan) -> None:
+    first = published_copy(draft(typhoon), T0)
+    closed = incident(state="closed")
+    with pytest.raises(ReleaseRefused, match="is closed; only an all-clear"):
+        draft(typhoon, closed, published=[first])
+    assert draft(typhoon, closed, published=[first], all_clear=True).kind is ReleaseKind.all_clear
