@@ -7,9 +7,10 @@ District file format: a GeoJSON FeatureCollection (RFC 7946, coordinates [lon, l
 the district with a Polygon or MultiPolygon geometry and the properties `code` (administrative code, matched by
 prefix against an alert's geocodes), `name_zh`, `name_en` and `aliases` (names an alert's <areaDesc> may use),
 and optionally `level` (district, town, community, grid: the hierarchy), `parent` (the code of the area it lies in)
-and, for a grid, `officers` (its grid officers' directory ids). One foreign member at the top level, `enclosing`,
-lists the areas that contain the whole district (its city, province…) as `{"code": …, "names": […]}`: an alert for
-Zhuhai city names no place of the town, yet it concerns the town. `pingan plans lint` checks the hierarchy
+and, for a grid, `officers` (its grid officers' directory ids), for any area `leaders` (a community's leaders).
+One foreign member at the top level, `enclosing`, lists the areas that contain the whole district (its city,
+province…) as `{"code": …, "names": […]}`: an alert for Zhuhai city names no place of the town, yet it concerns
+the town. `pingan plans lint` checks the hierarchy
 (handlers/plans/lint_areas.py); Placement is where triage put a report in it (handlers/incidents/placement.py).
 """
 
@@ -59,6 +60,8 @@ class DistrictArea(Model):
     parent: str | None = Field(default=None, max_length=32)
     aliases: list[str] = Field(default_factory=list)
     officers: list[str] = Field(default_factory=list, description="A grid's officers (网格员): directory person ids")
+    leaders: list[str] = Field(default_factory=list, description="The area's leaders (a community's 社区书记): "
+                                                                 "directory person ids")
     polygons: list[list[Ring]] = Field(default_factory=list, description="Each polygon: its shell, then its holes")
 
     def names(self) -> list[str]:
@@ -72,6 +75,8 @@ class PlacedArea(Model):
     level: str | None = Field(default=None, max_length=32)
     name_zh: str | None = Field(default=None, max_length=200)
     name_en: str | None = Field(default=None, max_length=200)
+    officers: list[str] = Field(default_factory=list, max_length=50, description="A grid's officers, when placed")
+    leaders: list[str] = Field(default_factory=list, max_length=50, description="The area's leaders, when placed")
 
 
 PLACEMENT_METHODS = ("coordinates", "area_code", "place_name", "caller", "unplaced")
@@ -194,7 +199,8 @@ def district_from_geojson(text: str, source: str) -> District:
             areas.append(DistrictArea(
                 code=props.get("code"), name_zh=props.get("name_zh"), name_en=props.get("name_en"),
                 level=props.get("level"), parent=props.get("parent"), aliases=props.get("aliases") or [],
-                officers=props.get("officers") or [], polygons=polygons))
+                officers=props.get("officers") or [], leaders=props.get("leaders") or [],
+                polygons=polygons))
         except ValidationError as exc:
             first = exc.errors()[0]
             field = f"features[{i}].properties." + ".".join(str(p) for p in first["loc"])

@@ -4,6 +4,7 @@ import hashlib
 import json
 from datetime import date
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -39,23 +40,35 @@ class NotifyChannel(StrEnum):
     email = "email"
 
 
+AreaLevel = Literal["district", "town", "sub_district", "community", "grid"]
+TARGET_KINDS = ("roster", "person", "role", "department", "grid_officer", "area_leader")
+
+
 class Target(Model):
-    """Exactly one of: a roster (its on-duty member), a person, a role of this level, or a department."""
+    """Exactly one of: a roster (its on-duty member), a person, a role of this level, a department, or, by where the
+    incident was placed (issue 18), its grid's officers (`{grid_officer: incident}`) or the leaders of its area at a
+    level (`{area_leader: community}`). An unplaced incident's area targets reach nobody (and the log says so)."""
 
     roster: str | None = None
     person: str | None = None
     role: Role | None = None
     department: str | None = None
+    grid_officer: Literal["incident"] | None = Field(default=None, description="The incident's grid's officers")
+    area_leader: AreaLevel | None = Field(default=None, description="The leaders of the incident's area at that level")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Target":
-        given = [k for k in ("roster", "person", "role", "department") if getattr(self, k) is not None]
+        given = [k for k in TARGET_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"a target names exactly one of roster, person, role, department; got {given or 'none'}")
+            raise ValueError(f"a target names exactly one of {', '.join(TARGET_KINDS)}; got {given or 'none'}")
         return self
 
+    @property
+    def by_area(self) -> bool:
+        return self.grid_officer is not None or self.area_leader is not None
+
     def key(self) -> str:
-        for kind in ("roster", "person", "role", "department"):
+        for kind in TARGET_KINDS:
             value = getattr(self, kind)
             if value is not None:
                 return f"{kind}:{getattr(value, 'value', value)}"

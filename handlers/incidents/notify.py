@@ -125,9 +125,10 @@ def step_orders(incident: Incident, plan: Plan, level: Level, step: NotifyStep, 
     unreachable: list[str] = []
     seen: set[str] = set()
     for target in step.targets:
-        people = resolve(target, level, directory, now)
+        people = resolve(target, level, directory, now, placement=incident.location.placement)
         if not people:
-            unreachable.append(f"{step.id}: {target.key()} (resolves to nobody)")
+            why = " (the incident is not placed in such an area)" if target.by_area else ""
+            unreachable.append(f"{step.id}: {target.key()} (resolves to nobody{why})")
         role = target.role.value if target.role else ""
         for person in people:
             for channel in step.channels:

@@ -71,7 +71,10 @@ class Placer:
         path, seen, step = [], set(), area
         while step is not None and step.code not in seen:
             seen.add(step.code)
-            path.append(PlacedArea(code=step.code, level=step.level, name_zh=step.name_zh, name_en=step.name_en))
+            # Who answers for each area, as the file says when the report is placed: plans reach them through
+            # {grid_officer: incident} and {area_leader: LEVEL} (handlers/plans/directory.py).
+            path.append(PlacedArea(code=step.code, level=step.level, name_zh=step.name_zh, name_en=step.name_en,
+                                   officers=step.officers, leaders=step.leaders))
             step = self._by_code.get(step.parent) if step.parent else None
         return path[::-1]
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from pingan.schemas.areas import Placement
 from pingan.schemas.directory import Department, Directory, Person, Roster, RotationKind
 from pingan.schemas.notification import Channel, Recipient
 from pingan.schemas.plan import Level, NotifyChannel, Target
@@ -53,12 +54,17 @@ def on_duty(roster: Roster, at: datetime) -> str:
 
 
 def resolve(target: Target, level: Level | None, index: DirectoryIndex, at: datetime,
-            _seen: frozenset[str] = frozenset()) -> list[Person]:
-    """The people a target reaches at `at`. Unknown ids resolve to nobody (lint reports them)."""
+            _seen: frozenset[str] = frozenset(), placement: Placement | None = None) -> list[Person]:
+    """The people a target reaches at `at`. Unknown ids resolve to nobody (lint reports them). `placement`: where
+    the incident was placed, for the area targets (without it, or at a level it has not, they reach nobody)."""
     key = target.key()
     if key in _seen:
         return []  # a role that points back at itself
     seen = _seen | {key}
+    if target.by_area:
+        area = placement.at("grid" if target.grid_officer else str(target.area_leader)) if placement else None
+        ids = (area.officers if target.grid_officer else area.leaders) if area is not None else []
+        return [index.people[i] for i in dict.fromkeys(ids) if i in index.people]
     if target.person is not None:
         person = index.people.get(target.person)
         return [person] if person else []
@@ -71,9 +77,9 @@ def resolve(target: Target, level: Level | None, index: DirectoryIndex, at: date
         if department is None:
             return []
         inner = Target(roster=department.duty_roster) if department.duty_roster else Target(person=department.contact)
-        return resolve(inner, level, index, at, seen)
+        return resolve(inner, level, index, at, seen, placement)
     if target.role is not None and level is not None and target.role in level.command:
-        return resolve(level.command[target.role], level, index, at, seen)
+        return resolve(level.command[target.role], level, index, at, seen, placement)
     return []
 
 

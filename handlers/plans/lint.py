@@ -208,6 +208,8 @@ class _Checker:
             return self.ref(doc, (*loc, "person"), "person", target.person, d.people)
         if target.department is not None:
             return self.ref(doc, (*loc, "department"), "department", target.department, d.departments)
+        if target.by_area:
+            return True  # names no id: the incident's placement says who (lint_areas checks the officers exist)
         assert target.role is not None
         if target.role not in level.command:
             defined = ", ".join(r.value for r in level.command) or "none"
@@ -328,6 +330,8 @@ class _Checker:
             return self.possible(inner, level, seen)
         elif target.role is not None and target.role in level.command:
             return self.possible(level.command[target.role], level, seen)
+        elif target.by_area:  # anyone registered in an area may be the one an incident's placement names
+            return [p for p in d.people.values() if p.area]
         return [d.people[i] for i in dict.fromkeys(ids) if i in d.people]
 
     def canonical(self, target: Target, level: Level, seen: frozenset[str] = frozenset()) -> str | None:

@@ -12,7 +12,8 @@ the feature (`features[i]`, its code and name) and what is wrong. ERRORS (load_p
   parents    a parent code that is no feature of the files and no `enclosing` area; a parent chain that loops.
   overlap    two siblings (features with the same parent) whose polygons overlap (sharing an edge is fine).
   within     a feature that does not lie within its parent (a grid outside its community), with the share outside.
-  officers   a grid officer who is not a person of the directory; a person whose registered `area` is no code.
+  officers   a grid officer or an area leader who is not a person of the directory; a person whose registered
+             `area` is no code.
 WARNINGS: a grid that names no officer; a level other than district, town, sub_district, community, grid.
 
 Overlap and within are measured in square degrees with a tolerance (OVERLAP_TOLERANCE, a few square metres), so
@@ -203,14 +204,15 @@ class _AreaLint:
     def _officers(self, by_code: dict[str, _Feature]) -> None:
         people = {p.id for p in self.read.directory.people}
         for f in self.features:
-            officers = f.props.get("officers") or []
-            if not isinstance(officers, list):
-                self.error(f, "officers must be a list of directory person ids")
+            officers, leaders = f.props.get("officers") or [], f.props.get("leaders") or []
+            if not isinstance(officers, list) or not isinstance(leaders, list):
+                self.error(f, "officers and leaders must be lists of directory person ids")
                 continue
-            for officer in officers:
-                if officer not in people:
-                    self.error(f, f"grid officer {officer!r} is no person of the directory "
-                                  f"({self.read.directory_path / 'directory'})")
+            for who, ids in (("grid officer", officers), ("leader", leaders)):
+                for ident in ids:
+                    if ident not in people:
+                        self.error(f, f"{who} {ident!r} is no person of the directory "
+                                      f"({self.read.directory_path / 'directory'})")
             if f.props.get("level") == "grid" and not officers:
                 self.warn(f, "the grid names no grid officer (officers: [person id, …])")
         if not by_code:

@@ -155,6 +155,7 @@ def test_the_shipped_hierarchy_passes_and_a_broken_copy_is_refused(tmp_path: Pat
     district = json.loads((plans / "areas" / "tangjiawan.geojson").read_text(encoding="utf-8"))
     grids = [f for f in district["features"] if f["properties"]["level"] == "grid"]
     assert len(grids) >= 40 and all(f["properties"]["officers"] for f in grids)
+    assert all(f["properties"]["leaders"] for f in district["features"] if f["properties"]["level"] == "community")
     officers = plans / "directory" / "people_grid_officers.yaml"
     officers.write_text(officers.read_text(encoding="utf-8").replace("id: huang-jiaxin", "id: huang-jiaxi"),
                         encoding="utf-8")

@@ -1,0 +1,93 @@
+"""Area-aware notify targets (issue 18, part 3): `{grid_officer: incident}` reaches the officers of the grid the
+incident was placed in, `{area_leader: community}` its community's leaders; an unplaced incident reaches nobody
+through them and the step says why; lint accepts them."""
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from pingan.handlers.incidents.notify import step_orders
+from pingan.handlers.incidents.placement import Placer, placed_report
+from pingan.handlers.plans.directory import DirectoryIndex, resolve
+from pingan.handlers.plans.lint import lint_plans
+from pingan.handlers.plans.reader import read_plans
+from pingan.plans import PLANS_DIR
+from pingan.schemas.adapters.areas import AREAS_FILE
+from pingan.schemas.areas import district_from_geojson
+from pingan.schemas.incident import Incident, IncidentReport
+from pingan.schemas.plan import Plan, Target
+
+NOW = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+DIRECTORY = read_plans(PLANS_DIR).directory
+INDEX = DirectoryIndex.of(DIRECTORY)
+DISTRICT = district_from_geojson(AREAS_FILE.read_text(encoding="utf-8"), str(AREAS_FILE))
+PLACER = Placer(DISTRICT, DIRECTORY.people)
+QIAO_5 = next(a for a in DISTRICT.areas if a.code == "440402100009005")
+QIAO = next(a for a in DISTRICT.areas if a.code == "440402100009")
+
+
+def incident(**location: object) -> Incident:
+    report = IncidentReport(category="accident_disaster", subtype="fire", grade="IV", title="着火", location=location)
+    fields = placed_report(report, PLACER).model_dump()
+    return Incident(**{**fields, "dedup_key": "k"}, id="INC-1", received_at=NOW)
+
+
+def plan(*targets: dict) -> Plan:
+    return Plan.model_validate({
+        "id": "grid-fire", "version": 1, "title": {"zh": "网格火情"}, "owner": "emergency", "status": "approved",
+        "applies_to": {"category": "accident_disaster", "subtypes": ["fire"]},
+        "levels": [{"grade": "IV", "response_level": "四级响应", "notify": [
+            {"id": "grid", "targets": list(targets), "channels": ["sms"], "template": {"zh": "{title}"}}]}]})
+
+
+def test_the_grid_officer_and_the_community_leader_of_the_incidents_place() -> None:
+    placed = incident(lat=22.43, lon=113.63).location.placement
+    officers = resolve(Target(grid_officer="incident"), None, INDEX, NOW, placement=placed)
+    leaders = resolve(Target(area_leader="community"), None, INDEX, NOW, placement=placed)
+    assert [p.id for p in officers] == QIAO_5.officers and officers[0].area == QIAO_5.code
+    assert [p.id for p in leaders] == QIAO.leaders and leaders[0].area == QIAO.code
+    assert [p.id for p in resolve(Target(area_leader="town"), None, INDEX, NOW, placement=placed)] == ["chen-jianhua"]
+
+
+def test_a_step_notifies_them_by_sms() -> None:
+    p = plan({"grid_officer": "incident"}, {"area_leader": "community"})
+    level, step = p.levels[0], p.levels[0].notify[0]
+    orders = step_orders(incident(lat=22.43, lon=113.63), p, level, step, INDEX, NOW)
+    assert [n.recipient.id for n in orders.notifications] == [*QIAO_5.officers, *QIAO.leaders]
+    assert all(n.recipient.address.startswith("+447700900") for n in orders.notifications)
+    assert orders.unreachable == []
+
+
+def test_an_unplaced_incident_reaches_nobody_through_them_and_says_why() -> None:
+    p = plan({"grid_officer": "incident"}, {"roster": "duty-officer"})
+    orders = step_orders(incident(), p, p.levels[0], p.levels[0].notify[0], INDEX, NOW)
+    assert orders.unreachable == ["grid: grid_officer:incident (resolves to nobody (the incident is not placed in "
+                                  "such an area))"]
+    assert len(orders.notifications) == 1  # the roster still gets it
+    named = incident(area_name="淇澳社区").location.placement  # placed in a community, not in a grid
+    assert named is not None and named.deepest.code == QIAO.code
+    assert resolve(Target(grid_officer="incident"), None, INDEX, NOW, placement=named) == []
+    assert [p.id for p in resolve(Target(area_leader="community"), None, INDEX, NOW, placement=named)] == QIAO.leaders
+
+
+@pytest.mark.parametrize("fields", [{"grid_officer": "incident", "roster": "duty-officer"},
+                                    {"area_leader": "street"}, {"grid_officer": "someone"}])
+def test_a_target_names_exactly_one_thing_and_a_known_level(fields: dict) -> None:
+    with pytest.raises(ValidationError):
+        Target(**fields)
+
+
+def test_lint_accepts_area_targets_in_a_plan(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    shutil.copytree(PLANS_DIR, plans, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    fire = plans / "building-fire.yaml"
+    text = fire.read_text(encoding="utf-8")
+    assert "targets: [{roster: duty-officer}]" in text
+    fire.write_text(text.replace("targets: [{roster: duty-officer}]",
+                                 "targets: [{roster: duty-officer}, {grid_officer: incident}, "
+                                 "{area_leader: community}]", 1), encoding="utf-8")
+    report = lint_plans(plans)
+    assert report.ok, [str(e) for e in report.errors]
