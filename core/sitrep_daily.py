@@ -4,7 +4,8 @@ A thread of the worker, like the log witness (pingan/log_witness.py): every `int
 time has passed `sitrep_daily_at` and yesterday's report is not in the store yet; then it builds the report, stores it
 with a `sitrep_issued` log entry (store/sitreps.py: once per day however many workers ask, and a restart finds it),
 and sends it to `sitrep_daily_to`: e-mail addresses through the e-mail channel, https URLs through the signed webhook
-channel (handlers/channels/), each with an idempotency key of the report and the recipient. What each answered is
+channel (handlers/channels/), each with an idempotency key of the report and the recipient: an e-mail is the summary
+with the report's HTML attached, a webhook the summary and the report's id. What each answered is
 stored and logged (`sitrep_delivered`). A worker that dies between the two leaves the row `sending`; after
 TAKE_OVER_S any worker sends it again with the same keys (at least once, as those channels are).
 
@@ -21,6 +22,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from pingan import sitreps
+from pingan.handlers.channels.email import EmailChannel
 from pingan.handlers.sitreps.period import period_of
 from pingan.handlers.sitreps.render import render_html, summary_text
 from pingan.schemas.action import ActionDraft, ActionKind
@@ -44,6 +46,21 @@ def recipients(settings: Settings) -> list[str]:
 
 def channel_of(address: str) -> Channel:
     return Channel.webhook if address.startswith(("https://", "http://")) else Channel.email
+
+
+class ReportMail(EmailChannel):
+    """The configured e-mail channel, with the report's HTML attached to the summary (same server, same Message-ID
+    rule, same outcomes)."""
+
+    def __init__(self, base: EmailChannel, html: str, filename: str) -> None:
+        super().__init__(base.host, base.port, base.sender, base.username, base._password, base.starttls,
+                         base.timeout_s)
+        self.html, self.filename = html, filename
+
+    def build_message(self, notification: Notification):  # type: ignore[no-untyped-def]
+        msg = super().build_message(notification)
+        msg.add_attachment(self.html, subtype="html", filename=self.filename)
+        return msg
 
 
 def daily_id(report_start: datetime, tz: ZoneInfo) -> str:
@@ -93,7 +110,7 @@ class DailySitreps:
             row = get_sitrep(self.store.engine, sitrep_id)
             if row is not None and row.body:
                 log.warning("delivering %s again: the worker that issued it did not finish", sitrep_id)
-                self.deliver(sitrep_id, Sitrep.model_validate_json(row.body), row.lang, now)
+                self.deliver(sitrep_id, Sitrep.model_validate_json(row.body), row.lang, now, row.html or "")
         return issued
 
     def _issue(self, now: datetime) -> str | None:
@@ -109,22 +126,27 @@ class DailySitreps:
                                      "end": period.end.isoformat(), "incidents": report.incidents,
                                      "still_open": len(report.still_open), "recipients": to},
                             idempotency_key=f"sitrep_issued:{sitrep_id}")
+        html = render_html(report, lang)
         if not issue(self.store.engine, sitrep_id=sitrep_id, kind=period.kind, period_start=period.start,
                      period_end=period.end, generated_at=now, state="sending" if to else "stored", lang=lang,
-                     body=report.model_dump_json(), html=render_html(report, lang), draft=draft):
+                     body=report.model_dump_json(), html=html, draft=draft):
             return None  # another worker issued it a moment ago
         log.info("issued the daily situation report %s (%d incidents)", sitrep_id, report.incidents)
         if to:
-            self.deliver(sitrep_id, report, lang, now)
+            self.deliver(sitrep_id, report, lang, now, html)
         return sitrep_id
 
-    def deliver(self, sitrep_id: str, report: Sitrep, lang: str, now: datetime) -> dict[str, dict[str, str]]:
+    def deliver(self, sitrep_id: str, report: Sitrep, lang: str, now: datetime,
+                html: str = "") -> dict[str, dict[str, str]]:
+        """E-mail: the summary with the report's HTML attached; webhook: the summary and the report's id."""
         text = summary_text(report, lang) + f"\n{sitrep_id}: GET /v1/sitreps/{sitrep_id}"
         results: dict[str, dict[str, str]] = {}
         for address in recipients(self.settings):
             channel = channel_of(address)
             key = hashlib.sha256(f"{sitrep_id}|{address}".encode()).hexdigest()[:32]
             adapter = self.channels.get(channel.value)
+            if isinstance(adapter, EmailChannel) and html:
+                adapter = ReportMail(adapter, html, f"{sitrep_id}.html")
             if adapter is None:
                 results[address] = {"outcome": "permanent_failure", "detail": f"channel {channel.value} is not "
                                     "configured"}

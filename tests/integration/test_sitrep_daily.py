@@ -76,7 +76,9 @@ def test_issued_once_by_two_workers_and_a_restart(settings: Settings, smtp: tupl
         mailbox = smtp[0]
         assert len(mailbox.received) == 1
         message = mailbox.received[0][1]
-        assert message["To"] == MAIL_TO and "突发事件态势研判报告" in message.get_content()
+        assert message["To"] == MAIL_TO and "突发事件态势研判报告" in message.get_body(("plain",)).get_content()
+        [attached] = list(message.iter_attachments())
+        assert attached.get_filename() == f"{DAY_ID}.html" and attached.get_content().count("<svg") == 3
         assert len(receiver.received) == 1 and receiver.received[0]["valid"]
         assert [a.details["start"] for a in _entries(stores[0], ActionKind.sitrep_issued)] == \
             ["2026-11-22T16:00:00+00:00"]
