@@ -29,7 +29,11 @@ TEXT: dict[str, dict[str, str]] = {
         "not_available": "本系统尚无信息发布记录，此项不可用", "still_open": "尚未关闭的事件", "id": "编号",
         "event": "事件", "grade": "等级", "area": "区域", "state": "状态", "received": "接报时间",
         "open_hours": "已持续（小时）", "top_areas": "警情最多的区域", "none": "无", "percentiles": "统计口径",
-        "legend": "■ 本期　■ 上期", "unspecified": "未注明",
+        "legend": "■ 本期　■ 上期", "unspecified": "未注明", "merged": "已合并入其他事件",
+        "rule_first_notification": "启用级别中最早的通知步骤（delay_min），容差 1 分钟",
+        "rule_first_acknowledgement": "启用级别中最早的确认时限（步骤执行时间 + ack_timeout_min），容差 1 分钟",
+        "rule_close": "预案未规定关闭时限，不计达标",
+        "percentile_def": "中位数：排序后居中的值（偶数个时取中间两值的平均）；P90：最近秩法，第 ⌈0.9 × n⌉ 个最小值",
     },
     "en": {
         "lang": "en", "title": "Situation report", "day": "daily", "week": "weekly", "month": "monthly",
@@ -50,7 +54,13 @@ TEXT: dict[str, dict[str, str]] = {
         "store yet: not available", "still_open": "Incidents still open", "id": "ID", "event": "Incident",
         "grade": "Grade", "area": "Area", "state": "State", "received": "Received", "open_hours": "Open (hours)",
         "top_areas": "Areas with most reports", "none": "none", "percentiles": "Percentiles",
-        "legend": "■ this period  ■ previous", "unspecified": "unspecified",
+        "legend": "■ this period  ■ previous", "unspecified": "unspecified", "merged": "Merged into another",
+        "rule_first_notification": "the activated level's earliest notify step (delay_min), 1 min tolerance",
+        "rule_first_acknowledgement": "the activated level's earliest acknowledgement deadline (step run + "
+        "ack_timeout_min), 1 min tolerance",
+        "rule_close": "plans set no time to close: not scored",
+        "percentile_def": "median: the middle value of the sorted times (the mean of the two middle ones for an even "
+        "count); p90: nearest rank, the ceil(0.9 × n)-th smallest time",
     },
 }
 
@@ -213,19 +223,20 @@ def render_html(report: Sitrep, lang: str = "zh") -> str:
     cards = (f'<div class="cards"><div class="card">{t["incidents"]}<b>{report.incidents}</b>{t["prev"]} '
              f'{report.incidents_previous} ({delta:+d})</div><div class="card">{t["reports"]}<b>{report.reports}</b>'
              f'</div><div class="card">{t["still_open"]}<b>{len(report.still_open)}</b></div>'
-             f'<div class="card">{t["excluded"]}<b>{report.exercise_excluded}</b></div></div>')
+             f'<div class="card">{t["excluded"]}<b>{report.exercise_excluded}</b></div>'
+             f'<div class="card">{t["merged"]}<b>{report.merged_excluded}</b></div></div>')
     by = report.by
     breakdowns = "".join(f"<div><h3>{t[name]}</h3>{_counts_table(rows, lang, t)}</div>" for name, rows in (
         ("by_category", by.category), ("by_subtype", by.subtype), ("by_grade", by.grade), ("by_state", by.state)))
     response_rows = "".join(
         f"<tr><td>{t[r.measure]}</td><td class=n>{r.incidents}</td><td class=n>{r.reached}</td>"
         f"<td class=n>{_num(r.median_min)}</td><td class=n>{_num(r.p90_min)}</td><td class=n>{r.with_target}</td>"
-        f"<td class=n>{r.met}</td><td class=n>{r.missed}</td><td>{_e(r.target_rule)}</td></tr>"
+        f"<td class=n>{r.met}</td><td class=n>{r.missed}</td><td>{_e(t['rule_' + r.measure])}</td></tr>"
         for r in report.response_times)
     response = (f"<table><tr><th>{t['measure']}</th><th>{t['n']}</th><th>{t['reached']}</th><th>{t['median']}</th>"
                 f"<th>{t['p90']}</th><th>{t['with_target']}</th><th>{t['met']}</th><th>{t['missed']}</th>"
                 f"<th>{t['target_rule']}</th></tr>{response_rows}</table>"
-                f'<p class="meta">{t["percentiles"]}: {_e(report.percentile_definition)}</p>')
+                f'<p class="meta">{t["percentiles"]}: {_e(t["percentile_def"])}</p>')
     channel_rows = "".join(
         f"<tr><td>{_e(_name(c.channel, lang, t))}</td><td class=n>{c.intended}</td><td class=n>{c.sent}</td>"
         f"<td class=n>{c.delivered}</td><td class=n>{c.failed}</td><td class=n>{c.pending}</td></tr>"
