@@ -10,10 +10,14 @@ page of the warnings in force.
                                        language cookie, else Accept-Language), no login, no script, its stylesheet
                                        served from here (/public/static/public.css)
 
-A warning is in force when its incident's latest published release is not an all-clear and has not expired
-(PINGAN_CAP_EXPIRES_H after publication, the CAP <expires> of the document). Exercise releases never show on the
-page. Every answer carries ETag (a hash of the body), Last-Modified (the newest publication it shows, or the latest
-expiry that changed the page) and Cache-Control max-age; a matching If-None-Match (or, without one, an
+Only releases that name the CAP channel (ReleaseChannel.cap) are here; one sent by SMS or webhook only is not, and
+a later CAP release does not reference it (an update that is the first on CAP is an Alert, see cap_out). A warning
+is in force when its incident's latest CAP release has not expired (PINGAN_CAP_EXPIRES_H after publication, the CAP
+<expires> of the document) and no all-clear of the incident has been published, on any channel. Exercise releases
+never show on the page.
+
+Every answer carries ETag (a hash of the body), Last-Modified (the newest publication it shows, or the latest expiry
+that changed the page) and Cache-Control max-age; a matching If-None-Match (or, without one, an
 If-Modified-Since not older than Last-Modified) gets 304. A CAP document never changes once published, so it may be
 cached longer than the feed and the page.
 
@@ -38,7 +42,7 @@ from lxml import etree
 from pingan.schemas.adapters.cap_mapping import DEFAULT_MAPPING
 from pingan.schemas.adapters.cap_out import CAP_MEDIA_TYPE, cap_time, release_to_cap, xml_safe
 from pingan.schemas.common import LocalizedText
-from pingan.schemas.release import Release, ReleaseKind, ReleaseState
+from pingan.schemas.release import Release, ReleaseChannel, ReleaseKind, ReleaseState
 from pingan.settings import Settings
 from pingan.store import releases as release_store
 from pingan.store.repository import Store
@@ -68,18 +72,23 @@ def expires_at(release: Release, settings: Settings) -> datetime:
         release.published_at + timedelta(hours=settings.cap_expires_h)
 
 
+def on_cap(release: Release) -> bool:
+    """Published on the CAP channel (the feed, the documents and this page); SMS- or webhook-only ones are not."""
+    return ReleaseChannel.cap in release.channels
+
+
 def in_force(published: Sequence[Release], now: datetime, settings: Settings) -> list[Release]:
-    """The latest published release of each incident whose warning is in force (not all-cleared, not expired),
-    newest first."""
+    """The latest CAP-channel release of each incident whose warning is in force, newest first: not expired, and the
+    incident not all-cleared on any channel (an all-clear sent by SMS only still ends it)."""
+    ended = {r.incident_id for r in published if r.kind is ReleaseKind.all_clear}
     latest: dict[str, Release] = {}
     for release in published:
-        if release.state is ReleaseState.published and release.published_at is not None:
+        if release.state is ReleaseState.published and release.published_at is not None and on_cap(release):
             seen = latest.get(release.incident_id)
-            if seen is None or (seen.published_at or now) <= release.published_at:
+            if seen is None or (seen.published_at or now, seen.id) <= (release.published_at, release.id):
                 latest[release.incident_id] = release
-    current = [r for r in latest.values()
-               if r.kind is not ReleaseKind.all_clear and expires_at(r, settings) > now]
-    return sorted(current, key=lambda r: r.published_at or now, reverse=True)
+    current = [r for r in latest.values() if r.incident_id not in ended and expires_at(r, settings) > now]
+    return sorted(current, key=lambda r: (r.published_at or now, r.id), reverse=True)
 
 
 def colour_of(release: Release) -> str | None:
@@ -192,7 +201,7 @@ def public_router(settings: Settings, store: Store) -> APIRouter:
                            304: {"description": "Not modified (If-None-Match)"}})
     def cap_feed(request: Request, exercise: ExerciseQuery = False) -> Response:
         """Published releases, newest first, each linking to its CAP 1.2 document. No sign-in."""
-        published = release_store.list_published(store, include_exercise=exercise)
+        published = [r for r in release_store.list_published(store, include_exercise=exercise) if on_cap(r)]
         body = atom_feed(published, settings, _base(request, settings))
         newest = max((r.published_at for r in published if r.published_at), default=None)
         return cached(request, body, ATOM_MEDIA_TYPE, newest, FEED_MAX_AGE_S)
@@ -204,13 +213,16 @@ def public_router(settings: Settings, store: Store) -> APIRouter:
     def cap_document(request: Request, identifier: str) -> Response:
         """One published release as a CAP 1.2 alert. No sign-in."""
         release = release_store.get_by_cap_identifier(store, identifier)
-        if release is None or release.state is not ReleaseState.published or release.published_at is None:
+        if release is None or release.state is not ReleaseState.published or release.published_at is None \
+                or not on_cap(release):
             raise HTTPException(404, f"no published CAP alert has identifier {identifier!r}")
         published_at = release.published_at
+        # The releases it follows (the workflow names them; else every earlier one), as far as CAP readers saw them.
+        named = set(release.references)
         earlier = [r for r in release_store.list_for_incident(store, release.incident_id)
-                   if r.state is ReleaseState.published and r.published_at is not None
+                   if r.state is ReleaseState.published and r.published_at is not None and on_cap(r)
                    and r.cap_identifier != release.cap_identifier
-                   and (r.published_at, r.id) < (published_at, release.id)]
+                   and (r.id in named if named else (r.published_at, r.id) < (published_at, release.id))]
         body = release_to_cap(release, sender=settings.cap_sender, earlier=earlier,
                               sender_name=sender_name(settings), tz=tz, expires_h=settings.cap_expires_h,
                               web=f"{_base(request, settings)}/public/")

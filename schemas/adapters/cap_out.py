@@ -9,8 +9,10 @@ concatenation. What it writes, where the brief left a choice:
 - status Actual, or Exercise for an exercise or test incident's release (with a <note> saying 演练 / DRILL);
   msgType Alert, Update, Cancel from ReleaseKind; scope Public; <incidents> the incident id, so that every
   message of one incident is grouped.
-- references: every earlier published release of the incident, oldest first, as "sender,identifier,sent"; an
-  Update or Cancel without any is refused (CAP requires them, and our own intake would refuse the message).
+- references: the earlier releases given (the incident's earlier ones published on the CAP channel), oldest first,
+  as "sender,identifier,sent". An update or all-clear with none (the earlier ones went out by SMS or webhook only)
+  is the first this feed's readers hear of the incident, so it is an Alert (an all-clear's with responseType
+  AllClear): CAP requires references of an Update or Cancel, and our own intake would refuse one without.
 - One <info> in zh-CN and one in en-US (the zh text where the release has no English), each with category, event,
   urgency, severity and certainty from the inverse of the intake mapping (CapMapping.cap_event, cap_grade_terms;
   one table for both directions, cap_terms.py), responseType (Prepare with an instruction, else Monitor;
@@ -121,9 +123,7 @@ def release_to_cap(release: Release, *, sender: str, earlier: Iterable[Release],
     references = [reference_of(r, sender, tz) for r in sorted(
         (r for r in earlier if r.cap_identifier != release.cap_identifier),
         key=lambda r: r.published_at or release.published_at)]
-    if release.kind is not ReleaseKind.alert and not references:
-        raise ValueError(f"release {release.id} is an {release.kind.value}: CAP needs <references> to the earlier "
-                         "releases of the incident, and none was given")
+    msg_type = MSG_TYPES[release.kind] if references else "Alert"  # see the module docstring
 
     exercise = release.is_exercise
     root = etree.Element(f"{{{CAP12_NS}}}alert", nsmap={None: CAP12_NS})
@@ -131,7 +131,7 @@ def release_to_cap(release: Release, *, sender: str, earlier: Iterable[Release],
     _sub(root, "sender", sender)
     _sub(root, "sent", sent)
     _sub(root, "status", "Exercise" if exercise else "Actual")
-    _sub(root, "msgType", MSG_TYPES[release.kind])
+    _sub(root, "msgType", msg_type)
     _sub(root, "scope", "Public")
     if exercise:
         _sub(root, "note", "演练，非真实事件 / DRILL: an exercise, not a real event")

@@ -18,7 +18,7 @@ from lxml import etree
 from pingan.schemas.adapters.cap import cap_dedup_key, parse_cap
 from pingan.schemas.adapters.cap_xml import CAP12_NS, xsd_errors
 from pingan.schemas.events import RawKind
-from pingan.schemas.release import Release, ReleaseKind
+from pingan.schemas.release import Release, ReleaseChannel, ReleaseKind
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Subtype
 from pingan.settings import Settings
 from pingan.store import releases as release_store
@@ -206,3 +206,24 @@ def test_a_release_with_pasted_control_characters_is_served_not_a_500(rig: Rig) 
     root = etree.fromstring(rig.cap(cap_link(entry)))
     assert root.findtext("cap:info/cap:headline", namespaces=NS) == "台风橙色预警"
     assert rig.client.get("/public/").status_code == 200
+
+
+def test_only_releases_on_the_cap_channel_are_public(rig: Rig) -> None:
+    """A release sent by SMS only is in neither the feed nor the page, and its CAP document is 404; the next
+    release, on CAP, is then the first CAP readers see, so it is an Alert without references. An all-clear sent by
+    SMS only still takes the warning off the page."""
+    sms_only = now_release(1, channels=[ReleaseChannel.sms_broadcast])
+    rig.publish(sms_only)
+    assert rig.feed().entries == []
+    assert rig.client.get(f"/public/cap/{sms_only.cap_identifier}.xml").status_code == 404
+    assert '<article class="warning' not in rig.client.get("/public/").text
+
+    rig.publish(now_release(2, kind=ReleaseKind.update, references=[sms_only.id]))
+    [entry] = rig.feed().entries
+    update = etree.fromstring(rig.cap(cap_link(entry)))
+    assert update.findtext("cap:msgType", namespaces=NS) == "Alert" and update.find("cap:references", NS) is None
+    assert rig.client.get("/public/").text.count('<article class="warning') == 1
+
+    rig.publish(now_release(3, kind=ReleaseKind.all_clear, channels=[ReleaseChannel.sms_broadcast]))
+    assert len(rig.feed().entries) == 1
+    assert '<article class="warning' not in rig.client.get("/public/").text

@@ -106,9 +106,18 @@ def test_an_update_references_the_first_alert_and_an_all_clear_is_a_cancel() -> 
     assert item.report.dedup_key == cap_dedup_key(SENDER, "PINGAN-INC-TYPHOON01-1")
 
 
-def test_an_update_without_earlier_releases_or_an_unpublished_release_is_refused() -> None:
-    with pytest.raises(ValueError, match="references"):
-        export(make_release(2, kind=ReleaseKind.update))
+def test_an_update_or_all_clear_without_earlier_cap_releases_is_an_alert() -> None:
+    """The earlier releases went out by SMS or webhook only: CAP readers hear of the incident first here, and an
+    Update or Cancel without references would be invalid CAP."""
+    update = assert_valid(export(make_release(2, kind=ReleaseKind.update)))
+    assert update.findtext("cap:msgType", namespaces=NS) == "Alert" and update.find("cap:references", NS) is None
+    end = assert_valid(export(make_release(2, kind=ReleaseKind.all_clear)))
+    assert end.findtext("cap:msgType", namespaces=NS) == "Alert"
+    assert end.findtext("cap:info/cap:responseType", namespaces=NS) == "AllClear"
+    assert parse_cap(export(make_release(2, kind=ReleaseKind.update)))[0].kind is RawKind.report
+
+
+def test_an_unpublished_release_is_refused() -> None:
     with pytest.raises(ValueError, match="not published"):
         export(make_release().model_copy(update={"cap_identifier": None}))
 
