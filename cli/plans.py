@@ -21,6 +21,7 @@ from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Subtype
 
 if TYPE_CHECKING:  # the commands import their handlers lazily, so `pingan --help` stays fast
     from pingan.handlers.plans.explain import Explanation
+    from pingan.schemas.incident import IncidentReport
 
 plans_app = typer.Typer(help="Response plans: lint, test, diff and coverage.", no_args_is_help=True)
 
@@ -61,7 +62,8 @@ def test(
     subtype: Annotated[str | None, typer.Option(help="A subtype, or a hazard alias: typhoon, rainstorm, "
                                                      "blizzard, storm_surge")] = None,
     grade: Annotated[Grade | None, typer.Option(help="I (特别重大) … IV (一般)")] = None,
-    area: Annotated[str | None, typer.Option(help="Administrative area code")] = None,
+    area: Annotated[str | None, typer.Option(help="Area code (plans/areas/): a grid, community, town…; the report is "
+                                                  "placed there, for area plans and area targets")] = None,
     label: Annotated[list[str] | None, typer.Option(help="k=v; repeatable")] = None,
     hazard: Annotated[str | None, typer.Option(help="Finer hazard, e.g. typhoon")] = None,
     file: Annotated[Path | None, typer.Option(help="An incident JSON or a CAP XML file instead")] = None,
@@ -93,6 +95,7 @@ def test(
     except ExplainError as exc:
         runtime.fail(str(exc))
     when = _when(at)
+    reports = _placed(_plans_dir(plans_dir), reports)
     try:
         explanations = explain_reports(_plans_dir(plans_dir), reports, when)
     except PlanLoadError as exc:
@@ -110,6 +113,25 @@ def test(
     raise typer.Exit(1 if failed else 0)
 
 
+def _placed(directory: Path, reports: list[IncidentReport]) -> list[IncidentReport]:
+    """The reports placed in the district of the plans directory (areas/*.geojson), as triage would place them:
+    `--area CODE` then names a grid, a community… and the area targets and area plans follow from it."""
+    from pingan.handlers.incidents.placement import Placer, placed_report
+    from pingan.handlers.plans.reader import read_plans
+    from pingan.schemas.areas import DistrictFileError, district_from_geojson
+
+    files = sorted((directory / "areas").glob("*.geojson")) if (directory / "areas").is_dir() else []
+    if not files:
+        return reports
+    try:
+        district = district_from_geojson(files[0].read_text(encoding="utf-8"), str(files[0]))
+    except (OSError, DistrictFileError) as exc:
+        runtime.echo(f"warning: reports not placed in areas: {exc}", err=True)
+        return reports
+    placer = Placer(district, read_plans(directory).directory.people)
+    return [placed_report(r, placer) for r in reports]
+
+
 def _print_explanation(explanation: Explanation) -> None:
     from pingan.handlers.plans.timeline import format_minute
 
@@ -119,6 +141,9 @@ def _print_explanation(explanation: Explanation) -> None:
     extras = [f"area {report.location.area_code}"] if report.location.area_code else []
     extras += [f"{k}={v}" for k, v in report.labels.items()]
     runtime.echo(f"incident: {what} grade {report.grade.value}" + (f" ({', '.join(extras)})" if extras else ""))
+    if (placement := report.location.placement) is not None:
+        path = " › ".join(f"{a.name_zh or a.name_en or a.code}" for a in placement.path) or "nowhere"
+        runtime.echo(f"placed:   {path} ({placement.method}: {placement.evidence})")
     if match.plan is None:
         runtime.echo(f"plan:     none — {match.reason}")
         if match.candidates:

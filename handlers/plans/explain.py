@@ -130,10 +130,12 @@ def explain(plans: PlanSet, report: IncidentReport, when: datetime) -> Explanati
     level = plan.level(report.grade)
     if level is None:
         return Explanation(report, match, when, source)
-    command = [(role.value, ResolvedTarget(target, tuple(resolve(target, level, plans.directory, when))).label())
+    placement = report.location.placement  # set by `plans test --area` (cli), for the area targets
+    command = [(role.value, ResolvedTarget(target, tuple(resolve(target, level, plans.directory, when,
+                                                                 placement=placement))).label())
                for role, target in level.command.items()]
     return Explanation(report, match, when, source, level, command,
-                       escalation_timeline(plan, level, plans.directory, when))
+                       escalation_timeline(plan, level, plans.directory, when, placement))
 
 
 def explain_reports(plans_dir: Path, reports: list[IncidentReport], when: datetime) -> list[Explanation]:

@@ -69,10 +69,13 @@ def _label_holds(m: LabelMatcher, labels: dict[str, str]) -> bool:
 def _narrowing(plan: Plan, incident: Incident | IncidentReport) -> tuple[int, int] | None:
     """How much more than the cell this plan asks for, or None when its areas or matchers exclude the incident."""
     rules = plan.applies_to
-    area = incident.location.area_code or ""
+    # The report's own code and every area triage placed it in (issue 18): a plan for a community covers its grids.
+    placement = incident.location.placement
+    codes = [incident.location.area_code or "", *(a.code for a in placement.path)] if placement else \
+        [incident.location.area_code or ""]
     prefix = 0
     if rules.areas:
-        fitting = [len(a) for a in rules.areas if area.startswith(a)]
+        fitting = [len(a) for a in rules.areas for code in codes if code.startswith(a)]
         if not fitting:
             return None
         prefix = max(fitting)

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pingan.handlers.plans.directory import DirectoryIndex, resolve
+from pingan.schemas.areas import Placement
 from pingan.schemas.directory import Person
 from pingan.schemas.plan import Level, NotifyChannel, NotifyStep, Plan, Target
 
@@ -131,14 +132,17 @@ def format_minute(minute: float) -> str:
     return f"t+{minute:g}" if minute else "t+0"
 
 
-def escalation_timeline(plan: Plan, level: Level, directory: DirectoryIndex, at: datetime) -> list[TimelineEntry]:
-    """Everything that follows activating `level` of `plan` at `at` if nobody acknowledges, sorted by minute."""
+def escalation_timeline(plan: Plan, level: Level, directory: DirectoryIndex, at: datetime,
+                        placement: Placement | None = None) -> list[TimelineEntry]:
+    """Everything that follows activating `level` of `plan` at `at` if nobody acknowledges, sorted by minute.
+    `placement`: where the incident is placed, for the area targets ({grid_officer: incident}, {area_leader: …})."""
     if not any(lv is level or lv == level for lv in plan.levels):
         raise ValueError(f"level {level.grade.value} is not a level of plan {plan.id!r}")
 
     def reach(targets: list[Target], minute: float) -> tuple[ResolvedTarget, ...]:
         when = at + timedelta(minutes=minute)
-        return tuple(ResolvedTarget(t, tuple(resolve(t, level, directory, when))) for t in targets)
+        return tuple(ResolvedTarget(t, tuple(resolve(t, level, directory, when, placement=placement)))
+                     for t in targets)
 
     entries: list[tuple[tuple[float, int, int], TimelineEntry]] = []
     order = 0
