@@ -168,12 +168,13 @@ class Dispatcher:
                     return
 
     async def _one(self, n: Notification, chosen: ChannelAdapter | str, claim: Claim, batch: "_Batch") -> Settlement:
-        if batch.opt_outs is not None and is_public(n) and await batch.opt_outs.blocked(n.recipient.address):
-            chosen = UNSUBSCRIBED  # 退订 arrived after the broadcast was planned: honoured before the send
-        if isinstance(chosen, str):
-            tried, via = Tried(SendResult(SendOutcome.permanent_failure, detail=chosen), True), None
-        else:
+        tried: Tried | None = None
+        if not isinstance(chosen, str):
             tried, via = await self._send(chosen, n, claim, batch), chosen.name
+            if tried is None:
+                chosen = UNSUBSCRIBED  # 退订 arrived after the broadcast was planned: honoured before the send
+        if tried is None:
+            tried, via = Tried(SendResult(SendOutcome.permanent_failure, detail=str(chosen)), True), None
         if tried.sent and tried.result is not None and not tried.throttled:
             metrics.send_result(via or n.channel.value, n, tried.result)
         settled = Settlement(n.idempotency_key, DeliveryState.intended, tried.detail, unclaim=True) \
@@ -201,8 +202,11 @@ class Dispatcher:
         for key, claim in rest.items():
             batch.add(Settlement(key, DeliveryState.intended, HELD_BACK if claim.tried_before else HELD_BACK_UNTRIED))
 
-    async def _send(self, channel: ChannelAdapter, n: Notification, claim: Claim, batch: "_Batch") -> Tried:
-        """One attempt, repeated after each Retry-After while the provider throttles (up to THROTTLE_GIVE_UP_S)."""
+    async def _send(self, channel: ChannelAdapter, n: Notification, claim: Claim, batch: "_Batch") -> Tried | None:
+        """One attempt, repeated after each Retry-After while the provider throttles (up to THROTTLE_GIVE_UP_S).
+        None: a public broadcast SMS whose number has unsubscribed, asked once it has its slot, just before the
+        provider is called (a 10,000-number broadcast waits minutes for slots; a 退订 meanwhile still counts)."""
+        opt_outs = batch.opt_outs if is_public(n) else None
         loop = asyncio.get_running_loop()
         bucket = self._bucket(channel)
         pool, slots = self._pool(channel.name)
@@ -211,6 +215,8 @@ class Dispatcher:
             if bucket is not None:
                 await bucket.take()
             async with slots:
+                if opt_outs is not None and await opt_outs.blocked(n.recipient.address):
+                    return None
                 tried = await loop.run_in_executor(pool, try_once, channel, n, claim.attempt, claim.tried_before)
             if not tried.throttled:
                 return tried
