@@ -55,6 +55,9 @@ class ActionKind(StrEnum):
     release_rejected = "release_rejected"
     release_published = "release_published"
     release_withdrawn = "release_withdrawn"
+    # The release's SMS broadcast and webhooks were planned: how many, to which areas. The public's numbers stay out
+    # of the log (the ledger has each message); a drill's participants and the webhooks are logged per send.
+    release_broadcast = "release_broadcast"
     # Situation reports (态势研判, issue 17): incident_id is "sitrep:<report id>" for these entries.
     sitrep_issued = "sitrep_issued"  # the daily report was generated and stored (once per day, whoever runs it)
     sitrep_delivered = "sitrep_delivered"  # what each recipient's e-mail or webhook answered
