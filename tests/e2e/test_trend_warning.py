@@ -9,9 +9,10 @@ whichever day's count alarms).
 - The same 25 texts spread evenly over the town's 12 communities raise no warning (2 or 3 a community a day is not
   above C2's threshold of 3 standard deviations, floored at 1 report).
 - 25 texts from one community (唐家社区) raise exactly one trend-warning incident for it, other/trend_warning at
-  grade IV with its evidence, whose plan (trend-warning) puts it on the duty room's console and texts the Community
-  Affairs Office (曾美玲), which sends the community and its grid workers: plans cannot target a grid's officers yet
-  (issue 18 part 3), so the office that runs them is told.
+  grade IV with its evidence, whose plan (trend-warning) puts it on the duty room's console and texts the
+  community's leader (郑秀英, {area_leader: community}), who sends its grid officers, and the Community Affairs Office
+  (曾美玲). A community-wide warning is placed at the community, not in one grid, so {grid_officer: incident} would
+  reach nobody: the leader is the way to the community's grid officers.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ COMMUNITIES = [f["properties"] for f in json.loads((PLANS_DIR / "areas" / "tangj
     "features"] if f["properties"].get("level") == "community"]
 TANGJIA = "440402100001"
 OFFICE_PHONE = "+12025550171"  # zeng-meiling, Community Affairs Office
+LEADER_PHONE = "+447700900150"  # zheng-xiuying, 唐家社区's leader in plans/directory/people_grid_officers.yaml
 REFERENCE = re.compile(r"INC-[0-9A-Z]+")
 SPACING_S = 2.0  # 2 real seconds = 48 simulated minutes at 1440
 
@@ -88,6 +90,11 @@ def test_a_community_surge_warns_once_and_the_same_count_spread_over_the_distric
                                    if m["to"] == OFFICE_PHONE and warning["id"] in m["body"]] or None,
                           60, 0.2, "the Community Affairs Office's SMS")
         assert "趋势预警" in office[0]["body"] and "唐家社区" in office[0]["body"]
+        leader = wait_for(lambda: [m for m in twilio_server.messages
+                                   if m["to"] == LEADER_PHONE and warning["id"] in m["body"]] or None,
+                          60, 0.2, "the community leader's SMS")
+        assert "网格员" in leader[0]["body"]
+        assert incident["location"]["placement"]["path"][-1]["code"] == TANGJIA  # placed at its community
         shown = cli(stack.env, "trends", "--area", TANGJIA)
         assert shown.returncode == 0, shown.stderr
         assert "ALARM" in shown.stdout or warning["id"] in shown.stdout
