@@ -29,6 +29,21 @@ _HEADLINE = {
 }
 
 
+# When the plan has no template for the grade and kind, a plain one, for the officer to edit before approval: an
+# incident never goes without a public word, nor without its all-clear, because a plan left one out.
+DEFAULT_TEMPLATES = {
+    ReleaseKind.alert: ReleaseTemplate(
+        id="pingan-default", text=LocalizedText(
+            zh="{area}发生{title}，已启动{level}，相关部门正在处置。请关注官方发布的信息，听从现场工作人员指挥。",
+            en="{title} in {area}: {level} is active and the services concerned are responding. Follow official "
+               "information and the instructions of staff on site.")),
+    ReleaseKind.all_clear: ReleaseTemplate(
+        id="pingan-all-clear", kind=ReleaseKind.all_clear, text=LocalizedText(
+            zh="{title}应急处置工作已基本结束，{level}现已终止。感谢市民的理解和配合。",
+            en="The response to {title} is largely over and {level} has ended. Thank you for your patience.")),
+}
+
+
 class ReleaseRefused(Exception):
     """A release step that the rules refuse; the message says why, for the person who tried (and the log)."""
 
@@ -44,7 +59,8 @@ def templates_for(plan: Plan, level: Level, kind: ReleaseKind) -> list[ReleaseTe
 
 
 def pick_template(plan: Plan, level: Level, kind: ReleaseKind, template_id: str | None = None) -> ReleaseTemplate:
-    """The template named, or the plan's first for this grade and kind; ReleaseRefused naming the choices."""
+    """The template named (ReleaseRefused naming the choices if it does not fit), else the plan's first for this
+    grade and kind, else the default one for the kind."""
     fitting = templates_for(plan, level, kind)
     if template_id is not None:
         named = next((t for t in plan.release if t.id == template_id), None)
@@ -56,9 +72,7 @@ def pick_template(plan: Plan, level: Level, kind: ReleaseKind, template_id: str 
                                  f"(its grades: {', '.join(g.value for g in named.grades)})")
         return named
     if not fitting:
-        what = "an all-clear" if kind is ReleaseKind.all_clear else "a"
-        raise ReleaseRefused(f"template: plan {plan.id!r} has no {what} release template for grade "
-                             f"{level.grade.value}; name one of: {', '.join(t.id for t in plan.release) or 'none'}")
+        return DEFAULT_TEMPLATES[ReleaseKind.all_clear if kind is ReleaseKind.all_clear else ReleaseKind.alert]
     return fitting[0]
 
 

@@ -205,3 +205,12 @@ def test_a_closed_incident_takes_only_its_all_clear(typhoon: Plan) -> None:
     with pytest.raises(ReleaseRefused, match="is closed; only an all-clear"):
         draft(typhoon, closed, published=[first])
     assert draft(typhoon, closed, published=[first], all_clear=True).kind is ReleaseKind.all_clear
+
+
+def test_a_plan_without_a_template_for_the_grade_or_an_all_clear_gets_the_default(typhoon: Plan) -> None:
+    bare = typhoon.model_copy(update={"release": [t for t in typhoon.release if t.id == "four-stops"]})
+    release = draft(bare, incident(grade="III"))
+    assert release.template_id == "pingan-default" and "三级响应" in release.texts.description.zh
+    end = draft(bare, incident(grade="III"), published=[published_copy(release, T0)], all_clear=True)
+    assert end.kind is ReleaseKind.all_clear and end.template_id == "pingan-all-clear"
+    assert "三级响应现已终止" in end.texts.description.zh and end.texts.description.en
