@@ -6,8 +6,9 @@ with a `sitrep_issued` log entry (store/sitreps.py: once per day however many wo
 and sends it to `sitrep_daily_to`: e-mail addresses through the e-mail channel, https URLs through the signed webhook
 channel (handlers/channels/), each with an idempotency key of the report and the recipient: an e-mail is the summary
 with the report's HTML attached, a webhook the summary and the report's id. What each answered is
-stored and logged (`sitrep_delivered`). A worker that dies between the two leaves the row `sending`; after
-TAKE_OVER_S any worker sends it again with the same keys (at least once, as those channels are).
+stored and logged (`sitrep_delivered`). A recipient whose server answered "try again later" is sent to again every
+RETRY_S, up to MAX_ATTEMPTS (state `retry`, then `failed`). A worker that dies between issuing and settling leaves the
+row `sending`; after TAKE_OVER_S any worker sends it again with the same keys (at least once, as those channels are).
 
 A worker started after the hour issues the day's report then (catch-up); days missed before are not back-filled.
 """
@@ -19,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pingan import sitreps
@@ -37,7 +39,9 @@ from pingan.store.sitreps import get_sitrep, issue, settle, take_over
 log = logging.getLogger(__name__)
 ACTOR = "system:sitrep"
 TAKE_OVER_S = 600.0  # longer than the e-mail and webhook timeouts of every recipient together
-DELIVERED = {SendOutcome.delivered, SendOutcome.accepted}
+RETRY_S = 300.0  # a recipient whose server said "try again later" (SMTP 4xx, 5xx / timeout from a webhook)
+MAX_ATTEMPTS = 5  # per recipient: then the report is `failed` for them (the console shows it)
+DELIVERED = {SendOutcome.delivered.value, SendOutcome.accepted.value}
 
 
 def recipients(settings: Settings) -> list[str]:
@@ -106,11 +110,13 @@ class DailySitreps:
         issued = None
         if self.due(now):
             issued = self._issue(now)
-        for sitrep_id in take_over(self.store.engine, now, TAKE_OVER_S):
+        for sitrep_id in take_over(self.store.engine, now, TAKE_OVER_S, RETRY_S):
             row = get_sitrep(self.store.engine, sitrep_id)
             if row is not None and row.body:
-                log.warning("delivering %s again: the worker that issued it did not finish", sitrep_id)
-                self.deliver(sitrep_id, Sitrep.model_validate_json(row.body), row.lang, now, row.html or "")
+                log.warning("delivering %s again (%s)", sitrep_id, "a retry" if row.state == "retry" else
+                            "the worker that issued it did not finish")
+                self.deliver(sitrep_id, Sitrep.model_validate_json(row.body), row.lang, now, row.html or "",
+                             row.delivery if row.state == "retry" else {})
         return issued
 
     def _issue(self, now: datetime) -> str | None:
@@ -136,29 +142,42 @@ class DailySitreps:
             self.deliver(sitrep_id, report, lang, now, html)
         return sitrep_id
 
-    def deliver(self, sitrep_id: str, report: Sitrep, lang: str, now: datetime,
-                html: str = "") -> dict[str, dict[str, str]]:
-        """E-mail: the summary with the report's HTML attached; webhook: the summary and the report's id."""
+    def deliver(self, sitrep_id: str, report: Sitrep, lang: str, now: datetime, html: str = "",
+                before: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """E-mail: the summary with the report's HTML attached; webhook: the summary and the report's id. `before`:
+        the last attempt's results; recipients it delivered to, or that failed for good, are not sent to again."""
         text = summary_text(report, lang) + f"\n{sitrep_id}: GET /v1/sitreps/{sitrep_id}"
-        results: dict[str, dict[str, str]] = {}
+        results: dict[str, dict[str, Any]] = dict(before or {})
         for address in recipients(self.settings):
+            last = results.get(address) or {}
+            if last.get("outcome") in DELIVERED or last.get("outcome") == SendOutcome.permanent_failure.value:
+                continue
+            attempts = int(last.get("attempts") or 0) + 1
             channel = channel_of(address)
             key = hashlib.sha256(f"{sitrep_id}|{address}".encode()).hexdigest()[:32]
             adapter = self.channels.get(channel.value)
             if isinstance(adapter, EmailChannel) and html:
                 adapter = ReportMail(adapter, html, f"{sitrep_id}.html")
             if adapter is None:
-                results[address] = {"outcome": "permanent_failure", "detail": f"channel {channel.value} is not "
-                                    "configured"}
+                results[address] = {"outcome": SendOutcome.permanent_failure.value, "attempts": attempts,
+                                    "detail": f"channel {channel.value} is not configured"}
                 continue
             n = Notification(idempotency_key=key, incident_id=f"sitrep:{sitrep_id}", plan_id="sitrep",
                              plan_version=1, step="daily", channel=channel, text=text, created_at=now,
                              recipient=Recipient(id=address[:100], name="sitrep", channel=channel,
                                                  address=address, lang=lang))
             result = adapter.send(n)  # type: ignore[attr-defined]
-            results[address] = {"outcome": result.outcome.value, "detail": result.detail or ""}
-        state = "delivered" if all(r["outcome"] in DELIVERED for r in results.values()) else "failed"
+            results[address] = {"outcome": result.outcome.value, "attempts": attempts, "detail": result.detail or ""}
+        if all(r["outcome"] in DELIVERED for r in results.values()):
+            state = "delivered"
+        elif any(r["outcome"] == SendOutcome.transient_failure.value and r["attempts"] < MAX_ATTEMPTS
+                 for r in results.values()):
+            state = "retry"  # take_over brings it back after RETRY_S, for the recipients still to reach
+        else:
+            state = "failed"
+        attempt = max((int(r.get("attempts") or 1) for r in results.values()), default=1)
         settle(self.store.engine, sitrep_id, state, results, ActionDraft(
             incident_id=f"sitrep:{sitrep_id}", at=self.clock(), actor=ACTOR, kind=ActionKind.sitrep_delivered,
-            details={"state": state, "results": results}, idempotency_key=f"sitrep_delivered:{sitrep_id}"))
+            details={"state": state, "results": results},
+            idempotency_key=f"sitrep_delivered:{sitrep_id}:{attempt}"), claimed_at=now)
         return results

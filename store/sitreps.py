@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pingan.schemas.action import ActionDraft
@@ -69,26 +69,28 @@ def issue(engine: Engine, *, sitrep_id: str, kind: str, period_start: datetime, 
     return True
 
 
-def take_over(engine: Engine, now: datetime, stale_s: float) -> list[str]:
-    """Deliveries left `sending` longer than stale_s: claimed again (now), each by one caller only."""
-    cutoff = now - timedelta(seconds=stale_s)
+def take_over(engine: Engine, now: datetime, stale_s: float, retry_s: float) -> list[str]:
+    """Deliveries left `sending` longer than stale_s, and those to `retry` whose last attempt is retry_s old: claimed
+    again (now), each by one caller only."""
+    due = or_(and_(sitreps.c.state == "sending", sitreps.c.claimed_at < now - timedelta(seconds=stale_s)),
+              and_(sitreps.c.state == "retry", sitreps.c.claimed_at < now - timedelta(seconds=retry_s)))
     with engine.connect() as conn:
-        ids = list(conn.scalars(select(sitreps.c.id).where(and_(sitreps.c.state == "sending",
-                                                                 sitreps.c.claimed_at < cutoff))))
+        ids = list(conn.scalars(select(sitreps.c.id).where(due)))
     taken = []
     for sitrep_id in ids:
         with engine.begin() as conn:
-            if conn.execute(update(sitreps).where(and_(sitreps.c.id == sitrep_id, sitreps.c.state == "sending",
-                                                       sitreps.c.claimed_at < cutoff))
+            if conn.execute(update(sitreps).where(and_(sitreps.c.id == sitrep_id, due))
                             .values(claimed_at=now)).rowcount == 1:
                 taken.append(sitrep_id)
     return taken
 
 
-def settle(engine: Engine, sitrep_id: str, state: str, delivery: dict[str, Any], draft: ActionDraft) -> None:
+def settle(engine: Engine, sitrep_id: str, state: str, delivery: dict[str, Any], draft: ActionDraft,
+           claimed_at: datetime) -> None:
+    """The attempt's results; `claimed_at` starts a `retry`'s wait."""
     with write_tx(engine) as conn:
-        conn.execute(update(sitreps).where(sitreps.c.id == sitrep_id)
-                     .values(state=state, delivery=json.dumps(delivery, ensure_ascii=False, sort_keys=True)))
+        conn.execute(update(sitreps).where(sitreps.c.id == sitrep_id).values(
+            state=state, claimed_at=claimed_at, delivery=json.dumps(delivery, ensure_ascii=False, sort_keys=True)))
         append_actions(conn, [draft])
 
 

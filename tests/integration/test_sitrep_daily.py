@@ -116,6 +116,45 @@ def test_a_delivery_left_sending_is_taken_over_once(settings: Settings, smtp: tu
         second.close()
 
 
+def test_a_mail_server_saying_later_is_tried_again_until_it_takes_it(settings: Settings,  # noqa: F811
+                                                                       smtp: tuple[Mailbox, int],  # noqa: F811
+                                                                       receiver: Receiver) -> None:  # noqa: F811
+    mailbox = smtp[0]
+    mailbox.data_reply = "451 4.3.0 mailbox busy, try again later"
+    store = Store(settings.resolved_database_url)
+    try:
+        daily = DailySitreps(store, settings, build_channels(settings))
+        assert daily.tick(AT) == DAY_ID
+        row = get_sitrep(store.engine, DAY_ID)
+        assert row is not None and row.state == "retry"
+        assert row.delivery[MAIL_TO]["outcome"] == "transient_failure" and row.delivery[MAIL_TO]["attempts"] == 1
+        assert row.delivery[receiver.url]["outcome"] == "delivered"  # a 2xx from the receiver
+        daily.tick(AT.replace(minute=34))  # before RETRY_S: nothing
+        assert get_sitrep(store.engine, DAY_ID).delivery[MAIL_TO]["attempts"] == 1  # type: ignore[union-attr]
+        mailbox.data_reply = None
+        daily.tick(AT.replace(minute=36))
+        row = get_sitrep(store.engine, DAY_ID)
+        assert row is not None and row.state == "delivered" and row.delivery[MAIL_TO]["attempts"] == 2
+        assert len(mailbox.received) == 1 and len(receiver.received) == 1  # the webhook was not posted again
+        assert [a.details["state"] for a in _entries(store, ActionKind.sitrep_delivered)] == ["retry", "delivered"]
+    finally:
+        store.close()
+
+
+def test_a_mail_server_that_never_takes_it_fails_after_five_attempts(settings: Settings,  # noqa: F811
+                                                                     smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
+    smtp[0].data_reply = "451 4.3.0 mailbox busy, try again later"
+    store = Store(settings.resolved_database_url)
+    try:
+        daily = DailySitreps(store, settings, build_channels(settings))
+        for minute in (30, 36, 42, 48, 54, 59):
+            daily.tick(AT.replace(minute=minute))
+        row = get_sitrep(store.engine, DAY_ID)
+        assert row is not None and row.state == "failed" and row.delivery[MAIL_TO]["attempts"] == 5
+    finally:
+        store.close()
+
+
 def test_http_lists_and_returns_it_to_readers_only(settings: Settings, tmp_path: Path) -> None:
     from pingan.plans import PLANS_DIR
     from pingan.store.identity import IdentityStore
