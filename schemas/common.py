@@ -1,9 +1,9 @@
 """Small shared types and helpers for the models."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 
 def _aware_utc(value: datetime) -> datetime:
@@ -30,6 +30,9 @@ def describe_validation(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
 
 
+NUL_FREE = "pingan_nul_free"  # validation context: the caller has checked the whole input has no NUL
+
+
 def without_nul(value: Any) -> Any:
     """`value` with every NUL character taken out of its strings (dict keys and nested values included)."""
     if isinstance(value, str):
@@ -50,8 +53,23 @@ class Model(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
+    def _no_nul(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context is not None and info.context.get(NUL_FREE):
+            return data
         return without_nul(data)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, *, strict: bool | None = None,
+                            context: Any | None = None, **kwargs: Any) -> Self:
+        """As pydantic's, but a document with no NUL skips the walk: JSON can carry a NUL only escaped, as \\u0000
+        (a raw control character is invalid JSON), so one look at the text decides. The walk was 60% of parsing a
+        RawEvent (115 µs of 1.3 KB, 43 without), and every stage parses every message (issue 15's profile)."""
+        nul = "\\u0000" if isinstance(json_data, str) else b"\\u0000"
+        if context is None or isinstance(context, dict):
+            context = {k: v for k, v in (context or {}).items() if k != NUL_FREE}  # only this look may set it
+            if nul not in json_data:
+                context[NUL_FREE] = True
+        return super().model_validate_json(json_data, strict=strict, context=context, **kwargs)
 
 
 class LocalizedText(Model):

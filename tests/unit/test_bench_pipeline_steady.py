@@ -131,9 +131,17 @@ def test_report_shows_the_steady_run(bench: dict[str, ModuleType]) -> None:
 def test_run_all_runs_the_steady_mode(bench: dict[str, ModuleType]) -> None:
     run_all = bench["run_all"]
     args = run_all.parse_args([])
-    argv = run_all.bench_plan(args)["pipeline"]
+    script, argv, on_pg = run_all.bench_plan(args)["pipeline"]
+    assert script == "pipeline" and not on_pg and "--profile" in argv  # the SQLite run is the profiled one
     assert argv[argv.index("--rate") + 1] == "50" and argv[argv.index("--duration") + 1] == "20"
     assert argv[argv.index("--n") + 1] == "1000"
-    quick = run_all.bench_plan(run_all.parse_args(["--quick"]))["pipeline"]
+    quick = run_all.bench_plan(run_all.parse_args(["--quick"]))["pipeline"][1]
     assert float(quick[quick.index("--rate") + 1]) * float(quick[quick.index("--duration") + 1]) < 50 * 20
     assert isinstance(args, argparse.Namespace)
+
+
+def test_run_all_runs_pipeline_notifier_and_versus_on_both_databases(bench: dict[str, ModuleType]) -> None:
+    plan = bench["run_all"].bench_plan(bench["run_all"].parse_args([]))
+    for name in ("pipeline", "notifier", "versus"):
+        assert plan[name][0] == plan[f"{name}_pg"][0] and not plan[name][2] and plan[f"{name}_pg"][2]
+    assert set(plan) == set(bench["run_all"].BENCHES.split(","))
