@@ -12,19 +12,23 @@ from datetime import datetime
 
 from pingan.handlers.incidents.broadcast import (
     participant_intents,
+    release_area_codes,
     subscriber_intents,
     wants_delivery,
     wants_sms,
     webhook_intents,
 )
+from pingan.schemas.action import ActionDraft, ActionKind
 from pingan.schemas.areas import District
 from pingan.schemas.common import utcnow
 from pingan.schemas.directory import Person
-from pingan.schemas.notification import Notification
+from pingan.schemas.notification import Channel, Notification
 from pingan.schemas.release import Release, ReleaseState
 from pingan.store.drills import DrillStore
 from pingan.store.repository import Store
 from pingan.store.subscriptions import SubscriptionStore
+
+ACTOR = "system:broadcast"
 
 
 def broadcast_intents(store: Store, release: Release, district: District, people: Iterable[Person],
@@ -50,8 +54,18 @@ def broadcast_intents(store: Store, release: Release, district: District, people
 def plan_broadcast(store: Store, release: Release, district: District, people: Iterable[Person],
                    live_override: frozenset[str] | None = None, now: datetime | None = None,
                    webhooks: Iterable[str] = (), cap_url: str | None = None) -> list[Notification] | None:
-    """Plan the release's broadcast once: its intents, or None when it was planned already (nothing written)."""
+    """Plan the release's broadcast once: its intents, or None when it was planned already (nothing written).
+    One log entry says what was planned; the public's numbers stay out of the log (the ledger keeps each SMS)."""
+    now = now or utcnow()
     intents = broadcast_intents(store, release, district, people, live_override, now, webhooks, cap_url)
-    if not SubscriptionStore(store).plan(release.id, release.incident_id, intents):
+    sms = [n for n in intents if n.channel is Channel.twilio_sms]
+    codes = release_area_codes(release, district)
+    draft = ActionDraft(
+        incident_id=release.incident_id, at=now, actor=ACTOR, kind=ActionKind.release_broadcast,
+        idempotency_key=f"release_broadcast:{release.id}"[:200], details={
+            "release": release.id, "sms": len(sms), "webhooks": len(intents) - len(sms),
+            "to": "drill live participants" if release.is_exercise else "subscribers",
+            "areas": "all" if codes is None else sorted(codes)})
+    if not SubscriptionStore(store).plan(release.id, release.incident_id, intents, [draft]):
         return None
     return intents

@@ -18,10 +18,12 @@ from sqlalchemy.exc import IntegrityError
 
 from pingan.handlers.incidents.broadcast import Subscriber, broadcast_key
 from pingan.handlers.incidents.subscriptions import ALL_AREAS
+from pingan.schemas.action import ActionDraft
 from pingan.schemas.common import utcnow
 from pingan.schemas.notification import Notification
 from pingan.store.engine import write_tx
 from pingan.store.ledger import CHUNK, ledger_row
+from pingan.store.log import append_actions
 from pingan.store.repository import Store
 from pingan.store.tables import notifications, release_broadcasts, sms_subscriptions
 
@@ -168,9 +170,10 @@ class SubscriptionStore:
             return set(conn.scalars(select(release_broadcasts.c.release_id)
                                     .where(release_broadcasts.c.release_id.in_(list(release_ids)))))
 
-    def plan(self, release_id: str, incident_id: str, intents: Sequence[Notification]) -> bool:
-        """The release's intents and its broadcast row, in one transaction; False (nothing written) if it was
-        planned already."""
+    def plan(self, release_id: str, incident_id: str, intents: Sequence[Notification],
+             drafts: Sequence[ActionDraft] = ()) -> bool:
+        """The release's intents, its broadcast row and its log entries, in one transaction; False (nothing
+        written) if it was planned already."""
         now = utcnow()
         try:
             with write_tx(self.engine) as conn:
@@ -180,6 +183,7 @@ class SubscriptionStore:
                 rows = [ledger_row(n, now) for n in intents]
                 for i in range(0, len(rows), CHUNK):
                     conn.execute(insert(notifications), rows[i:i + CHUNK])
+                append_actions(conn, drafts)
         except IntegrityError:
             return False
         return True

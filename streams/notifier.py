@@ -28,6 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from pingan import metrics
@@ -179,6 +180,10 @@ class Dispatcher:
             metrics.send_result(via or n.channel.value, n, tried.result)
         settled = Settlement(n.idempotency_key, DeliveryState.intended, tried.detail, unclaim=True) \
             if tried.throttled else settlement(n, tried, claim.attempt, via)
+        if is_public(n) and settled.drafts:
+            # The public's numbers stay out of the hash-chained log (it keeps forever what it is given): the ledger
+            # has each message, and the release_broadcast entry what was planned.
+            settled = replace(settled, drafts=())
         batch.add(settled)
         if is_broadcast(n) and n.incident_status.value == "actual" and settled.state is not DeliveryState.intended:
             metrics.release_sms("unsubscribed" if chosen == UNSUBSCRIBED else

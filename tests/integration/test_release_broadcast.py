@@ -121,6 +121,11 @@ def test_each_subscriber_of_the_area_gets_one_sms_and_no_one_else(tmp_path: Path
             figures["pending"]) == (4, 3, 1, 0, 0)
     assert store.ledger_entry(f"release:REL-T1:sms:{late}").detail.startswith("unsubscribed")  # type: ignore[union-attr]
     assert stranger not in to(twilio_server) and sibling not in to(twilio_server)
+    # One log entry for the broadcast; the public's numbers stay out of the hash-chained log.
+    [entry] = [a for a in store.timeline(incident) if a.kind.value == "release_broadcast"]
+    assert entry.details == {"release": "REL-T1", "sms": 4, "webhooks": 0, "to": "subscribers", "areas": [JISHAN]}
+    logged = " ".join(json.dumps(a.details) for a in store.timeline(incident))
+    assert not any(p in logged for p in (jishan, town, late, both))
 
 
 def test_district_wide_release_reaches_every_subscriber(tmp_path: Path, sqlite_url: str,
