@@ -9,6 +9,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from pingan import metrics
 from pingan.commands import parse_sms_command, phone_sender, refuse, run_command
 from pingan.handlers.channels.twilio_voice import keypress_command
+from pingan.handlers.incidents.broadcast import is_public
 from pingan.handlers.incidents.delivery import ACTOR as NOTIFIER
 from pingan.handlers.incidents.escalation import Command, CommandRefused
 from pingan.schemas.action import ActionDraft, ActionKind
@@ -190,6 +191,9 @@ def status_callback(intake: Intake, form: dict[str, str]) -> None:
     kind = ActionKind.delivered if state is DeliveryState.delivered else ActionKind.failed
     detail = f"twilio {status}" + (f" (error {form['ErrorCode']})" if form.get("ErrorCode") else "")
     metrics.delivery_report(entry, state is DeliveryState.delivered)
+    if is_public(n):  # a release's SMS to a public subscriber: the ledger only, their number stays out of the log
+        intake.store.record_result(n.idempotency_key, state, sid, detail, [])
+        return
     intake.store.record_result(n.idempotency_key, state, sid, detail, [ActionDraft(
         incident_id=n.incident_id, at=utcnow(), actor=NOTIFIER, kind=kind, plan_id=n.plan_id,
         plan_version=n.plan_version, idempotency_key=f"{kind.value}:{n.idempotency_key}",

@@ -104,3 +104,31 @@ def test_a_report_is_still_a_report(tmp_path: Path, sqlite_url: str) -> None:
     client, store = api(tmp_path, sqlite_url)
     reply = sms(client, "+8613800000004", "唐家湾大道有车辆起火")
     assert "已收到您的报告" in reply and not no_reports(store)
+
+
+def test_a_delivery_report_for_a_public_broadcast_sms_stays_out_of_the_log(tmp_path: Path, db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from pingan.handlers.incidents.broadcast import Subscriber, subscriber_intents
+    from pingan.schemas.areas import AlertArea
+    from pingan.store.ledger import ledger_row
+    from pingan.store.tables import notifications
+    from pingan.web.twilio_subscriptions import district_of
+    from tests.integration.test_release_broadcast import make_release
+
+    client, store = api(tmp_path, db_url)
+    release = make_release("REL-S1", "INC-S1").model_copy(update={"areas": [AlertArea(name="鸡山")]})
+    [n] = subscriber_intents(release, district_of(None), [Subscriber("+8613800000501", frozenset({JISHAN}))],
+                             datetime.now(UTC))
+    sid = "SM" + secrets.token_hex(16)
+    with store.engine.begin() as conn:
+        conn.execute(notifications.insert().values(**{**ledger_row(n, n.created_at), "state": "sent",
+                                                      "provider_id": sid}))
+    form = {"MessageSid": sid, "MessageStatus": "delivered", "AccountSid": "AC" + "0" * 32,
+            "To": "+8613800000501", "From": "+15005550006"}
+    url = BASE + "/v1/intake/twilio/status"
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, form)
+    response = client.post(url.removeprefix(BASE), data=form, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 204, response.text
+    assert store.ledger_entry(n.idempotency_key).state.value == "delivered"  # type: ignore[union-attr]
+    assert store.timeline("INC-S1") == []
