@@ -200,6 +200,13 @@ class EscalateRule(Model):
         return self
 
 
+# Roles a release template may name as approvers: the command roles (Role) and the account roles of
+# handlers/access (kept equal to its Role by tests/unit/test_releases.py; data cannot import handlers).
+ACCOUNT_ROLE_NAMES = frozenset({"viewer", "duty_officer", "commander", "public_information", "plan_author",
+                                "drill_coordinator", "department_liaison", "admin"})
+APPROVER_ROLE_NAMES = ACCOUNT_ROLE_NAMES | {r.value for r in Role}
+
+
 class ReleaseTemplate(Model):
     """A public message (新闻发布); it always needs approval before release (handlers/releases).
 
@@ -220,6 +227,14 @@ class ReleaseTemplate(Model):
         default=None, description="all_clear: the template that ends the incident; None: its alert and updates")
     channels: list[ReleaseChannel] = Field(
         default_factory=lambda: list(ReleaseChannel), min_length=1, description="Where it is published")
+
+    @model_validator(mode="after")
+    def _known_approvers(self) -> "ReleaseTemplate":
+        # A misspelt role would leave every release of the template unapprovable: say so when the plan loads.
+        unknown = [r for r in self.approver_roles if r not in APPROVER_ROLE_NAMES]
+        if unknown:
+            raise ValueError(f"approver_roles {unknown} are not roles; one of {', '.join(sorted(APPROVER_ROLE_NAMES))}")
+        return self
 
 
 class Plan(Model):

@@ -214,3 +214,13 @@ def test_a_plan_without_a_template_for_the_grade_or_an_all_clear_gets_the_defaul
     end = draft(bare, incident(grade="III"), published=[published_copy(release, T0)], all_clear=True)
     assert end.kind is ReleaseKind.all_clear and end.template_id == "pingan-all-clear"
     assert "三级响应现已终止" in end.texts.description.zh and end.texts.description.en
+
+
+def test_approver_roles_must_be_roles_and_the_schema_knows_every_account_role() -> None:
+    from pingan.handlers.access.permissions import Role as AccountRole
+    from pingan.schemas.plan import ACCOUNT_ROLE_NAMES, ReleaseTemplate
+
+    assert {r.value for r in AccountRole} == ACCOUNT_ROLE_NAMES
+    with pytest.raises(ValueError, match=r"approver_roles \['comander'\] are not roles"):
+        ReleaseTemplate.model_validate({"id": "x", "text": {"zh": "x"}, "approver_roles": ["comander"]})
+    ReleaseTemplate.model_validate({"id": "x", "text": {"zh": "x"}, "approver_roles": ["deputy", "admin"]})
