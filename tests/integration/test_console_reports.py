@@ -2,8 +2,12 @@
 now for a week, in zh and en; a department liaison gets neither the link nor the page (the report is district-wide).
 The person is given by overriding web.auth.principal, as in test_console_pages.py."""
 
+import io
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from pypdf import PdfReader
 
 from pingan.settings import Settings
 from pingan.sitrep_daily import DailySitreps
@@ -32,6 +36,12 @@ def test_reports_page_lists_opens_and_makes_reports(console: Console, tmp_path: 
     bad_since = console.client.get("/console/reports/now", params={"period": "day", "since": "yesterday"})
     assert bad_since.status_code == 400 and "--since" in bad_since.text
     assert console.client.get("/console/reports/sitrep-day-1999-01-01").status_code == 404
+    if shutil.which("chromium"):
+        pdf = console.client.get(f"/console/reports/{issued}", params={"format": "pdf"})
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+        assert len(PdfReader(io.BytesIO(pdf.content)).pages) >= 1
+        now_pdf = console.client.get("/console/reports/now", params={"period": "day", "format": "pdf"})
+        assert now_pdf.status_code == 200 and now_pdf.content.startswith(b"%PDF")
 
 
 def test_a_department_liaison_gets_no_reports(console: Console) -> None:  # noqa: F811

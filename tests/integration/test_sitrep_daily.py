@@ -6,6 +6,8 @@ SQLite and PostgreSQL, with the known week of tests/integration/test_sitrep.py."
 
 from __future__ import annotations
 
+import io
+import shutil
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 
 from pingan.bootstrap import build_channels
 from pingan.handlers.access.permissions import Role
@@ -182,7 +185,11 @@ def test_http_lists_and_returns_it_to_readers_only(settings: Settings, tmp_path:
             html = client.get(f"/v1/sitreps/{DAY_ID}?format=html", headers=viewer)
             assert html.status_code == 200 and html.text.count("<svg") == 3
             assert client.get("/v1/sitreps/sitrep-day-1999-01-01", headers=viewer).status_code == 404
-            assert client.get(f"/v1/sitreps/{DAY_ID}?format=pdf", headers=viewer).status_code == 422
+            assert client.get(f"/v1/sitreps/{DAY_ID}?format=docx", headers=viewer).status_code == 422
+            if shutil.which("chromium"):
+                pdf = client.get(f"/v1/sitreps/{DAY_ID}?format=pdf", headers=viewer)
+                assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+                assert len(PdfReader(io.BytesIO(pdf.content)).pages) >= 1
             liaison = {"Authorization": f"Bearer {tokens[Role.department_liaison]}"}
             assert client.get("/v1/sitreps", headers=liaison).status_code == 403
             assert client.get("/v1/sitreps").status_code == 401

@@ -27,6 +27,11 @@ REPORT_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'uns
                   "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
 
 
+def _pdf(data: bytes, filename: str) -> Response:
+    return Response(data, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
 def _reader(person: Principal) -> None:
     require_permission(person, Permission.sitreps_read)
 
@@ -46,10 +51,10 @@ def reports_router(console: "Console") -> APIRouter:
 
     @router.get("/reports/now", response_class=HTMLResponse)
     async def report_now(request: Request, period: str = "day", since: str = "", lang: str = "zh",
-                         person: Principal = Depends(signed_in)) -> Response:
+                         format: str = "html", person: Principal = Depends(signed_in)) -> Response:
         _reader(person)
         page = page_for(request, person, console.tz)
-        if period not in PERIODS or lang not in ("zh", "en"):
+        if period not in PERIODS or lang not in ("zh", "en") or format not in ("html", "pdf"):
             return page.render("reports.html", status_code=400, items=[], total=0, periods=PERIODS,
                                error=page.t("reports.bad_period"), daily_at=intake.settings.sitrep_daily_at)
         try:
@@ -61,17 +66,31 @@ def reports_router(console: "Console") -> APIRouter:
         def make() -> bytes:
             report = sitreps.build(intake.store, intake.settings, period, since=start,  # type: ignore[arg-type]
                                    as_of=datetime.now(UTC))
-            return sitreps.render(report, "html", lang)
+            return sitreps.render(report, format, lang)  # type: ignore[arg-type]
 
-        return HTMLResponse(await asyncio.to_thread(make), headers=REPORT_HEADERS)
+        try:
+            data = await asyncio.to_thread(make)
+        except sitreps.PdfUnavailable as exc:
+            return page.render("reports.html", status_code=503, items=[], total=0, periods=PERIODS, error=str(exc),
+                               daily_at=intake.settings.sitrep_daily_at)
+        if format == "pdf":
+            return _pdf(data, f"sitrep-{period}.pdf")
+        return HTMLResponse(data, headers=REPORT_HEADERS)
 
     @router.get("/reports/{sitrep_id}", response_class=HTMLResponse)
-    async def report_issued(sitrep_id: str, request: Request, person: Principal = Depends(signed_in)) -> Response:
+    async def report_issued(sitrep_id: str, request: Request, format: str = "html",
+                            person: Principal = Depends(signed_in)) -> Response:
         _reader(person)
         row = await asyncio.to_thread(get_sitrep, intake.store.engine, sitrep_id)
+        page = page_for(request, person, console.tz)
         if row is None:
-            return page_for(request, person, console.tz).render("not_found.html", status_code=404,
-                                                                incident_id=sitrep_id)
+            return page.render("not_found.html", status_code=404, incident_id=sitrep_id)
+        if format == "pdf":
+            try:
+                return _pdf(await asyncio.to_thread(sitreps.html_to_pdf, row.html or ""), f"{row.id}.pdf")
+            except sitreps.PdfUnavailable as exc:
+                return page.render("reports.html", status_code=503, items=[], total=0, periods=PERIODS,
+                                   error=str(exc), daily_at=intake.settings.sitrep_daily_at)
         return HTMLResponse(row.html or "", headers=REPORT_HEADERS)
 
     return router
