@@ -1,7 +1,8 @@
-"""`pingan release …` as the duty room runs it (issue 17), on a real store (SQLite and PostgreSQL) holding a grade II
+"""`pingan release …` as the duty room runs it (issue 17), on a real SQLite store holding a grade II
 typhoon taken through triage and the response: the drafter's own approval and a publication without approval exit
 1 and are logged; the plan's public information officer drafts, its commander approves, the officer publishes; an
-update references the alert, an all-clear both; `pingan log verify` passes after."""
+update references the alert, an all-clear both; `pingan log verify` passes after. (Some 25 CLI runs: SQLite only;
+the same service is tested on PostgreSQL in tests/integration/test_releases.py and over HTTP in test_release_http.)"""
 
 import json
 import os
@@ -51,7 +52,8 @@ def release_id(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout.split()[0]
 
 
-def test_release_draft_approve_publish_update_all_clear(tmp_path: Path, db_url: str) -> None:
+def test_release_draft_approve_publish_update_all_clear(tmp_path: Path, sqlite_url: str) -> None:
+    db_url = sqlite_url
     incident = typhoon(db_url)
 
     first = release_id(pingan(tmp_path, db_url, "release", "draft", incident, "--by", PIO))
