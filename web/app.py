@@ -29,6 +29,7 @@ from pingan.web.guards import check_metrics_token, load_tokens
 from pingan.web.intake import Intake, intake_router, start_cap_feeds
 from pingan.web.public import public_router
 from pingan.web.reads import reads_router
+from pingan.web.release_broadcast import release_broadcast_router
 from pingan.web.releases import releases_router
 from pingan.web.reports import reports_router
 from pingan.web.sitreps import sitreps_router
@@ -77,6 +78,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     api.include_router(reports_router(intake))  # before the generic /{verb} route of commands
     api.include_router(reads_router(store))
     api.include_router(releases_router(intake))  # before the generic /{verb} route of commands
+    api.include_router(release_broadcast_router(store))  # a release's SMS broadcast in figures
     api.include_router(sitreps_router(store))  # situation reports (态势研判)
     api.include_router(commands_router(intake))
     api.include_router(drills_router(intake))
