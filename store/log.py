@@ -47,7 +47,7 @@ def _to_row(action: Action) -> dict[str, object]:
     return {
         "seq": action.seq,
         "incident_id": action.incident_id,
-        "at": canonical_time(action.at),
+        "at": action.at if isinstance(action.at, str) else canonical_time(action.at),  # as hashed (log_chain)
         "actor": action.actor,
         "kind": action.kind.value,
         "details": canonical_json(action.details),

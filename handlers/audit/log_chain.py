@@ -14,6 +14,7 @@ from typing import Any
 from pingan.schemas.action import Action, ActionDraft
 
 GENESIS_HASH = "0" * 64
+_DRAFT_FIELDS = tuple(ActionDraft.model_fields)
 
 
 def canonical_time(at: datetime) -> str:
@@ -50,8 +51,10 @@ def chain(prev_seq: int, prev_hash: str, drafts: Iterable[ActionDraft]) -> list[
     for draft in drafts:
         prev_seq += 1
         digest = entry_hash(prev_hash, hashed_fields(prev_seq, draft))
-        fields = draft.model_dump(include=set(ActionDraft.model_fields))
-        actions.append(Action(**fields, seq=prev_seq, prev_hash=prev_hash, hash=digest))
+        # The draft is a validated ActionDraft, and an Action is that plus three fields computed here: validating
+        # it all again (a dump, then the model's checks and NUL walk) was half of each entry's cost (issue 15).
+        fields = {name: getattr(draft, name) for name in _DRAFT_FIELDS}
+        actions.append(Action.model_construct(**fields, seq=prev_seq, prev_hash=prev_hash, hash=digest))
         prev_hash = digest
     return actions
 
