@@ -254,3 +254,29 @@ def test_an_unsubscription_in_the_middle_of_a_broadcast_stops_the_rest(tmp_path:
     got_late = [p for p in late if p in sent]
     assert not got_late, f"{len(got_late)} of {len(late)} numbers got the SMS after their 退订"
     assert subs.figures("REL-MID").unsubscribed == len(late) - len(got_late)
+
+
+def test_two_workers_planning_at_once_plan_once(tmp_path: Path, db_url: str) -> None:
+    import threading
+
+    store = Store(db_url)
+    subs = SubscriptionStore(store)
+    for i in range(200):
+        subs.subscribe(f"+8613800007{i:03d}", JISHAN)
+    publish(store, make_release("REL-RACE", "INC-RACE"))
+    workers = [Broadcaster(services(Store(db_url), tmp_path)) for _ in range(4)]
+    start = threading.Barrier(len(workers))
+    results: list[int] = []
+
+    def plan(worker: Broadcaster) -> None:
+        start.wait()
+        results.append(len(worker.due(force=True)))
+
+    threads = [threading.Thread(target=plan, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == [0, 0, 0, 200]
+    assert subs.figures("REL-RACE").planned == 200
+    assert len([a for a in store.timeline("INC-RACE") if a.kind.value == "release_broadcast"]) == 1
