@@ -12,12 +12,14 @@ re-published by the scheduler's retries like any other `intended` row.
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 from pingan.bootstrap import Services
 from pingan.handlers.incidents.broadcast import wants_delivery
 from pingan.schemas.areas import District, district_from_geojson
+from pingan.schemas.common import utcnow
 from pingan.schemas.notification import Notification
 from pingan.schemas.release import Release
 from pingan.settings import Settings
@@ -28,16 +30,14 @@ from pingan.store.subscriptions import SubscriptionStore
 log = logging.getLogger(__name__)
 INTERVAL_S = 2.0
 
-ReleaseSource = Callable[[Store], list[Release]]
+ReleaseSource = Callable[[Store, datetime], list[Release]]
 
 
-def published_releases(store: Store) -> list[Release]:
-    """Every published release, exercise ones included (those reach a drill's live participants only)."""
-    try:
-        from pingan.store.releases import list_published
-    except ImportError:  # the release workflow's store is not there: nothing is ever published
-        return []
-    return list_published(store, include_exercise=True)
+def published_releases(store: Store, since: datetime) -> list[Release]:
+    """Releases published since `since`, exercise ones included (those reach a drill's live participants only)."""
+    from pingan.store.releases import list_published
+
+    return list_published(store, since=since, include_exercise=True)
 
 
 def cap_url(settings: Settings, release: Release) -> str | None:
@@ -71,8 +71,11 @@ class Broadcaster:
             return []
         self.last = time.monotonic()
         store = self.services.store
+        # Only releases whose CAP alert has not expired (PINGAN_CAP_EXPIRES_H): a worker that was down for days, or
+        # the first start of this feature, must not text the public an old warning or all-clear.
+        since = utcnow() - timedelta(hours=self.services.settings.cap_expires_h)
         try:
-            wanted = [r for r in self.releases(store) if wants_delivery(r)]
+            wanted = [r for r in self.releases(store, since) if wants_delivery(r)]
             done = self.subs.planned([r.id for r in wanted])
         except Exception:  # the sweep's retries go out all the same
             log.exception("published releases could not be read; their broadcasts wait for the next sweep")

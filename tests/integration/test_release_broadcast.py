@@ -205,11 +205,11 @@ def test_a_release_that_cannot_be_planned_holds_neither_the_others_nor_the_sweep
     bad = make_release("REL-BAD", "INC-1")
     svc = services(store, tmp_path)
 
-    def unreadable(_: Store) -> list[Release]:
+    def unreadable(_: Store, since: datetime) -> list[Release]:
         raise RuntimeError("the releases table is locked")
 
     assert Broadcaster(svc, releases=unreadable).due(force=True) == []
-    worker = Broadcaster(svc, releases=lambda _: [bad, good])
+    worker = Broadcaster(svc, releases=lambda _, since: [bad, good])
     real = worker._plan
     worker._plan = lambda r: (_ for _ in ()).throw(ValueError("bad area")) if r.id == "REL-BAD" else real(r)  # type: ignore[method-assign]
     assert [n.recipient.address for n in worker.due(force=True)] == ["+8613800000301"]
@@ -280,3 +280,18 @@ def test_two_workers_planning_at_once_plan_once(tmp_path: Path, db_url: str) -> 
     assert sorted(results) == [0, 0, 0, 200]
     assert subs.figures("REL-RACE").planned == 200
     assert len([a for a in store.timeline("INC-RACE") if a.kind.value == "release_broadcast"]) == 1
+
+
+def test_a_release_whose_alert_has_expired_is_not_texted(tmp_path: Path, sqlite_url: str) -> None:
+    """A worker down for days, or this feature's first start, must not text an old warning: only releases published
+    within PINGAN_CAP_EXPIRES_H are broadcast."""
+    from datetime import timedelta
+
+    store = Store(sqlite_url)
+    SubscriptionStore(store).subscribe("+8613800000801", JISHAN)
+    old = make_release("REL-OLD", "INC-OLD").model_copy(update={"published_at": NOW - timedelta(hours=30)})
+    publish(store, old)
+    publish(store, make_release("REL-NEW", "INC-NEW"))
+    planned = Broadcaster(services(store, tmp_path, cap_expires_h=24)).due(force=True)
+    assert [n.step for n in planned] == ["release:REL-NEW"]
+    assert SubscriptionStore(store).planned(["REL-OLD", "REL-NEW"]) == {"REL-NEW"}
