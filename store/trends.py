@@ -38,12 +38,19 @@ class AlarmRow:
     last_evidence: dict[str, Any]
 
 
+_UPSERTS: dict[str, Any] = {}
+
+
 def _upsert(conn: Connection, values: list[dict[str, Any]]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(trend_counts).values(values)
-    stmt = stmt.on_conflict_do_update(index_elements=[*SERIES_COLUMNS, "slot"],
-                                      set_={"count": trend_counts.c.count + stmt.excluded.count})
-    conn.execute(stmt)
+    """Add each row's count to its slot: one statement, compiled once per dialect and run as an executemany (a
+    multi-VALUES statement was compiled anew for every report: 7 ms a report on SQLite)."""
+    stmt = _UPSERTS.get(conn.dialect.name)
+    if stmt is None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(trend_counts)
+        stmt = _UPSERTS[conn.dialect.name] = insert.on_conflict_do_update(
+            index_elements=[*SERIES_COLUMNS, "slot"], set_={"count": trend_counts.c.count + insert.excluded.count})
+    conn.execute(stmt, values)
 
 
 class TrendStore:
@@ -52,11 +59,11 @@ class TrendStore:
 
     def record(self, event_id: str, incident_id: str | None, status: str, category: str, subtype: str,
                path: Sequence[AreaRef], at: datetime, scale: float = 1.0) -> list[tuple[SeriesKey, int]]:
-        """Count one report in every series of its path; [] when this event was counted before (a replay)."""
+        """Count one report in every series of its path. The caller counts a triage decision once, when it is made
+        (a replayed event is not offered again); the event id's primary key makes a second count fail the batch
+        rather than count twice."""
         slots = {iv.value: slot_of(at, iv, scale) for iv in INTERVALS}
         with self.engine.begin() as conn:
-            if conn.scalar(select(trend_reports.c.event_id).where(trend_reports.c.event_id == event_id)):
-                return []
             conn.execute(trend_reports.insert().values(
                 event_id=event_id, incident_id=incident_id, status=status, category=category, subtype=subtype,
                 areas=" " + " ".join(a.code for a in path) + " ", hourly_slot=slots["hourly"],

@@ -86,6 +86,8 @@ class TrendWatch:
         """Count one triaged event and run the detectors it moved; the ids of warnings raised."""
         if event.kind is not RawKind.report or event.report.source is Source.trend or not out.incident_events:
             return []
+        if not out.actions:  # a replay: triage re-emitted its earlier decision, which was counted with it
+            return []
         emitted = out.incident_events[0]
         if emitted.outcome not in (TriageOutcome.created, TriageOutcome.correlated):
             return []
