@@ -59,7 +59,7 @@ def build_pipeline(services: Services) -> faust.App:
     settings = services.settings
     store, channels = services.store, services.channels
     window = timedelta(seconds=settings.correlation_window_s)
-    trends = trend_watch(services)  # issue 18: counts each triaged report, may raise a trend warning; None: off
+    trends = trend_watch(services)  # issue 18: counts each triaged report, may raise a trend warning
     app = create_app(settings)
     if settings.takeover_republish is not False:
         # After a rebalance: re-publish the unfinished work of our partitions. tansu needs it (a consumer skips

@@ -22,8 +22,10 @@ pingan.handlers.trends (series, detectors, the warning's text and evidence); the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pingan.bootstrap import Services
 from pingan.handlers.incidents.placement import Placer
@@ -72,18 +74,54 @@ def place_of(report: IncidentReport, placer: Placer | None, placed: Placement | 
 
 
 class TrendWatch:
-    """The stage, with what it was started with: the rules, the district's hierarchy and the stack's clock."""
+    """The stage, with what it was started with: the rules, the district's hierarchy and the stack's clock.
+
+    With `plans_dir`, the rules file is looked at again at most every `reload_interval_s` (its mtime and size) and
+    reloaded when it changed, as the plans are: a file with errors is refused (logged) and the last good rules go on
+    serving; a removed file is no rules. Reports are counted with or without rules, so a rule added later starts
+    from the history."""
 
     def __init__(self, rules: TrendRules | None, raw_topic: str, placer: Placer | None = None,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, plans_dir: Path | None = None, reload_interval_s: float = 1.0) -> None:
         """`raw_topic`: intake's topic with the stack's prefix (settings.topic(topics.RAW))."""
         self.rules: Sequence[TrendRule] = rules.rules if rules is not None else ()
         self.placer = placer
         self.time_scale = time_scale
         self.raw_topic = raw_topic
+        self.plans_dir = plans_dir
+        self.reload_interval_s = reload_interval_s
+        self._seen = self._stamp()
+        self._checked = time.monotonic()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        if self.plans_dir is None:
+            return None
+        try:
+            stat = (self.plans_dir / TREND_RULES_FILE).stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def refresh(self) -> None:
+        """Reload the rules if their file changed since it was last read (at most every reload_interval_s)."""
+        if self.plans_dir is None or time.monotonic() - self._checked < self.reload_interval_s:
+            return
+        self._checked = time.monotonic()
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return
+        self._seen = stamp
+        rules, problems = read_trend_rules(self.plans_dir)
+        errors = [p for p in problems if p.severity is Severity.error]
+        if errors:
+            log.error("trend rules not reloaded, the last good ones serve: %s", "; ".join(str(p) for p in errors))
+            return
+        self.rules = rules.rules if rules is not None else ()
+        log.info("trend rules reloaded: %d rules", len(self.rules))
 
     def observe(self, store: Store, event: RawEvent, out: StageOutput) -> list[str]:
         """Count one triaged event and run the detectors it moved; the ids of warnings raised."""
+        self.refresh()
         if event.kind is not RawKind.report or event.report.source is Source.trend or not out.incident_events:
             return []
         if not out.actions:  # a replay: triage re-emitted its earlier decision, which was counted with it
@@ -149,9 +187,10 @@ class TrendRulesError(ValueError):
     """The rules file has errors: the worker does not start, as with a broken plan or district file."""
 
 
-def trend_watch(services: Services) -> TrendWatch | None:
-    """The stage as the worker runs it: the plans directory's trends/rules.yaml (none: off), the placer bootstrap
-    built, the stack's clock. Warnings in the file are logged; errors stop the start with file:line:col."""
+def trend_watch(services: Services) -> TrendWatch:
+    """The stage as the worker runs it: the plans directory's trends/rules.yaml (none: counting only, no warnings),
+    reloaded when it changes; the placer bootstrap built; the stack's clock. Warnings in the file are logged; errors
+    stop the start with file:line:col."""
     settings = services.settings
     rules, problems = read_trend_rules(settings.plans_dir)
     errors = [p for p in problems if p.severity is Severity.error]
@@ -160,7 +199,9 @@ def trend_watch(services: Services) -> TrendWatch | None:
     for problem in problems:
         log.warning("trend rules: %s", problem)
     if rules is None or not rules.rules:
-        log.info("trend early warning is off: no rules in %s", settings.plans_dir / TREND_RULES_FILE)
-        return None
-    log.info("trend early warning: %d rules", len(rules.rules))
-    return TrendWatch(rules, settings.topic(topics.RAW), services.placer, settings.escalation_time_scale)
+        log.info("trend early warning: no rules in %s (reports are counted, no warning is raised)",
+                 settings.plans_dir / TREND_RULES_FILE)
+    else:
+        log.info("trend early warning: %d rules", len(rules.rules))
+    return TrendWatch(rules, settings.topic(topics.RAW), services.placer, settings.escalation_time_scale,
+                      settings.plans_dir, settings.plan_reload_interval_s)

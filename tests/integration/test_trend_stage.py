@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,20 @@ def test_exercise_reports_are_counted_apart_and_a_replay_once(store: Store) -> N
     [(_, total)] = [(k, n) for k, n in trends.series("exercise", {"daily": -10**6})
                     if k.level == "community" and k.subtype == ""]
     assert total == 6
+
+
+def test_rules_are_reloaded_when_their_file_changes_and_a_broken_one_is_refused(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "trends").mkdir()
+    rules_file = tmp_path / "trends" / "rules.yaml"
+    w = TrendWatch(None, RAW, PLACER, plans_dir=tmp_path, reload_interval_s=0)
+    assert run(store, over_a_day([TANGJIA], 6), w) == []  # no rules: counted, no warning
+    rules_file.write_text((PLANS_DIR / "trends" / "rules.yaml").read_text())
+    assert len(run(store, over_a_day([COMMUNITIES[1]], 6), w)) == 1  # the shipped rules now watch
+    rules_file.write_text("version: 1\nrules:\n  - id: broken\n    level: estate\n    category: public_health\n")
+    assert len(run(store, over_a_day([COMMUNITIES[2]], 6), w)) == 1  # refused: the last good rules serve
+    rules_file.unlink()
+    assert run(store, over_a_day([COMMUNITIES[3]], 6), w) == []  # removed: no rules
+    trends = TrendStore(store)
+    daily = {k.area: n for k, n in trends.series("actual", {"daily": -10**6})
+             if k.level == "community" and k.subtype == ""}
+    assert [daily[c] for c in COMMUNITIES[:4]] == [6, 6, 6, 6]  # every report counted all along
