@@ -16,7 +16,7 @@ from pingan.handlers.incidents.broadcast import is_public
 from pingan.handlers.incidents.correlation import best_fit, causes, joinable
 from pingan.handlers.incidents.delivery import after_send
 from pingan.handlers.incidents.escalation import deadlines, grade_raise
-from pingan.handlers.incidents.placement import Placer
+from pingan.handlers.incidents.placement import Placer, placed_report
 from pingan.handlers.incidents.response import respond
 from pingan.handlers.incidents.triage import needs_window, triage
 from pingan.handlers.plans.planset import PlanSet
@@ -68,8 +68,8 @@ def triage_stage(store: Store, event: RawEvent, window: timedelta, cached_id: st
         candidate = store.open_incident_for(event.report.effective_dedup_key(), event.report.status.value, since)
     if candidate is None and event.kind is RawKind.report and joinable(event.report):
         # No open incident with this key: one from another source may still be the same event (a citizen's text
-        # about fallen trees under an observatory's typhoon warning).
-        report = event.report
+        # about fallen trees under an observatory's typhoon warning). Placed first, so reports from one grid fit.
+        report = placed_report(event.report, placer) if placer is not None else event.report
         candidates = store.open_incidents_like(report.status.value, report.category.value,
                                                [s.value for s in causes(report.subtype)], event.received_at - window)
         # Not a warning for another place: a resident's fire must not join a bushfire alert from abroad.

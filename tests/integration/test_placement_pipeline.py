@@ -91,3 +91,26 @@ def test_reports_are_placed_in_their_grids_and_a_point_outside_says_so(pipeline)
     assert created["sms"].details["area_code"] == "440402100001002"
     assert created["sms"].details["placed_by"] == "place_name" and "唐绍仪故居" in created["sms"].details["placement"]
     assert created["outside"].details["outside_district"] is True
+
+
+def test_two_reports_of_one_fire_from_one_grid_join_though_their_words_differ(pipeline) -> None:  # type: ignore[no-untyped-def]
+    store, env, worker = pipeline
+    raw = env["PINGAN_TOPIC_PREFIX"] + "incidents.raw"
+    first = store.accept(report("仓库起火", 22.43, 113.63), raw).incident_id
+    try:
+        wait_for(lambda: store.get_incident(first) is not None, 90, 0.1, "the first report triaged")
+        # Other words (another automatic dedup key), the same grid of Qi'ao; then one from another grid.
+        store.accept(report("那边冒好大的烟，有人被困", 22.432, 113.634), raw)
+        # (Not the first's title: with no area code, the automatic key is made of the title, and the same key joins
+        # whatever the place.)
+        other = store.accept(report("厂房着火", 22.39, 113.61), raw).incident_id
+        wait_for(lambda: store.get_incident(other) is not None, 90, 0.1, "the third triaged")
+        wait_for(lambda: (i := store.get_incident(first)) is not None and i.report_count >= 2, 90, 0.1,
+                 "the second report joined the first")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{worker.log_tail()}") from None
+    assert store.get_incident(first).report_count == 2  # type: ignore[union-attr]
+    assert store.resolve_incident_id(other) == other  # the other grid's fire is an incident of its own
+    assert store.get_incident(other).location.placement.deepest.code == "440402100009001"  # type: ignore[union-attr]
+    joined = [a for a in store.timeline(first) if a.kind.value == "correlated"]
+    assert len(joined) == 1 and joined[0].details["joined_by"] == "same event"

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pingan.handlers.incidents.placement import Placer
+from pingan.handlers.incidents.correlation import areas_fit, best_fit
+from pingan.handlers.incidents.placement import Placer, placed_report
 from pingan.handlers.incidents.triage import triage
 from pingan.handlers.plans.reader import read_plans
 from pingan.plans import PLANS_DIR
@@ -131,3 +132,21 @@ def test_triage_keeps_the_placement_and_logs_it_without_changing_the_key() -> No
     claimed = report(location={"placement": {"path": [{"code": "X"}], "method": "caller"}})
     forged = triage(event.model_copy(update={"report": claimed}), None, timedelta(hours=1), PLACER)
     assert forged.incident.location.placement.method == "unplaced"
+
+
+def test_reports_placed_in_one_grid_fit_one_event_whatever_their_words() -> None:
+    at = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+    first = triage(RawEvent(event_id="e1", proposed_incident_id="INC-1", received_at=at,
+                            report=report(title="仓库着火了", location={"lat": 22.43, "lon": 113.63})),
+                   None, timedelta(hours=1), PLACER).incident
+
+    def later(title: str, **location: object) -> IncidentReport:
+        return placed_report(report(title=title, location=location), PLACER)
+
+    near = later("好大的烟，消防车来了吗", lat=22.431, lon=113.632)  # the same grid, other words
+    assert near.effective_dedup_key() != first.dedup_key
+    assert best_fit(near, at + timedelta(minutes=5), [first], timedelta(hours=1)) is first
+    assert best_fit(later("淇澳岛那边着火", area_code=QIAO), at, [first], timedelta(hours=1)) is first  # its community
+    assert best_fit(later("着火了", lat=22.39, lon=113.61), at, [first], timedelta(hours=1)) is None  # another grid
+    assert best_fit(later("着火了", lat=22.27, lon=113.57), at, [first], timedelta(hours=1)) is None  # outside
+    assert areas_fit(report(title="着火了"), first) is False  # unplaced: the area codes decide, as before
