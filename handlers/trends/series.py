@@ -84,7 +84,10 @@ class Verdict:
 
 
 def evaluate(rule: TrendRule, counts: Sequence[int]) -> Verdict | None:
-    """The rule's detector over `counts` (oldest first, the last the current interval); None: too little history."""
+    """The rule's detector over `counts` (oldest first, the last the current interval); None: too little history.
+    The stage passes the rule's `history` intervals (28 by default), so a CUSUM is recomputed over that window each
+    time (from its first interval with a full baseline, 19 of them): it forgets excess older than that, which a
+    surge of the 1-7 days bench/trends.py injects never needs."""
     threshold = rule.effective_threshold
     if rule.detector is Detector.cusum:
         found = cusum_series(counts, k=rule.effective_k, h=threshold, min_sigma=rule.min_sigma)
