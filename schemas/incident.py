@@ -79,7 +79,8 @@ class IncidentReport(Model):
         min_length=1,
         max_length=256,
         description="Reports with the same key within the correlation window join one incident. "
-        "Derived from category, subtype, hazard and area (or title) when not given.",
+        "Derived from category, subtype, hazard and area (else the point to 3 decimals, else the title) when not "
+        "given.",
     )
     labels: dict[str, str] = Field(default_factory=dict)
     attachments: list[Attachment] = Field(default_factory=list, max_length=50)
@@ -97,7 +98,12 @@ class IncidentReport(Model):
     def effective_dedup_key(self) -> str:
         if self.dedup_key:
             return self.dedup_key
-        place = self.location.area_code or re.sub(r"\s+", " ", self.title.strip().lower())
+        # The place: its area code, else its point to 3 decimals (about 110 m: two fires of one title in two places
+        # are two events; reports of one fire a few metres apart share the key, the grid joins the rest), else the
+        # title.
+        point = f"@{self.location.lat:.3f},{self.location.lon:.3f}" if self.location.lat is not None \
+            and self.location.lon is not None else None
+        place = self.location.area_code or point or re.sub(r"\s+", " ", self.title.strip().lower())
         basis = "|".join([self.category.value, self.subtype.value, self.hazard or "", place])
         return "auto:" + hashlib.sha256(basis.encode()).hexdigest()[:24]
 

@@ -101,9 +101,8 @@ def test_two_reports_of_one_fire_from_one_grid_join_though_their_words_differ(pi
         wait_for(lambda: store.get_incident(first) is not None, 90, 0.1, "the first report triaged")
         # Other words (another automatic dedup key), the same grid of Qi'ao; then one from another grid.
         store.accept(report("那边冒好大的烟，有人被困", 22.432, 113.634), raw)
-        # (Not the first's title: with no area code, the automatic key is made of the title, and the same key joins
-        # whatever the place.)
-        other = store.accept(report("厂房着火", 22.39, 113.61), raw).incident_id
+        # The first's very words, in another grid: another event (its automatic key is its place, not its title).
+        other = store.accept(report("仓库起火", 22.39, 113.61), raw).incident_id
         wait_for(lambda: store.get_incident(other) is not None, 90, 0.1, "the third triaged")
         wait_for(lambda: (i := store.get_incident(first)) is not None and i.report_count >= 2, 90, 0.1,
                  "the second report joined the first")

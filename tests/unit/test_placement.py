@@ -150,3 +150,12 @@ def test_reports_placed_in_one_grid_fit_one_event_whatever_their_words() -> None
     assert best_fit(later("着火了", lat=22.39, lon=113.61), at, [first], timedelta(hours=1)) is None  # another grid
     assert best_fit(later("着火了", lat=22.27, lon=113.57), at, [first], timedelta(hours=1)) is None  # outside
     assert areas_fit(report(title="着火了"), first) is False  # unplaced: the area codes decide, as before
+
+
+def test_the_automatic_key_of_a_report_with_a_point_is_its_place_not_its_title() -> None:
+    here, there = report(title="仓库起火", location={"lat": 22.43, "lon": 113.63}), \
+        report(title="仓库起火", location={"lat": 22.39, "lon": 113.61})
+    assert here.effective_dedup_key() != there.effective_dedup_key()  # one title, two places: two events
+    assert here.effective_dedup_key() == report(title="冒烟了", location={"lat": 22.4301, "lon": 113.6302}) \
+        .effective_dedup_key()  # a few metres apart, other words: one key
+    assert report(title="仓库起火").effective_dedup_key() == report(title=" 仓库起火").effective_dedup_key()
