@@ -217,7 +217,7 @@ class PartitionLagCollector(Collector):
             assigned = []
         for tp in assigned:
             topic = tp.topic.removeprefix(self.prefix)
-            if topic not in LAG_TOPICS and topic not in ("actions",):
+            if topic not in LAG_TOPICS:
                 continue  # faust's own internal topics: not the pipeline's
             try:
                 highwater = consumer.highwater(tp)

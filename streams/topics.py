@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 RAW = "incidents.raw"
 INCIDENTS = "incidents"
 NOTIFICATIONS = "notifications"
-ACTIONS = "actions"
+# No `actions` topic since issue 15: the command-chain log is the store (store/log.py), which every reader follows.
 
 DEFAULT_PARTITIONS = 3
 RETENTION_MS = 7 * 24 * 60 * 60 * 1000
@@ -39,7 +39,6 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RAW, key_doc="dedup_key: reports of one problem land on one partition, in order"),
     TopicSpec(INCIDENTS, key_doc="incident id"),
     TopicSpec(NOTIFICATIONS, key_doc="incident id"),
-    TopicSpec(ACTIONS, key_doc="incident id"),
 )
 
 

@@ -8,7 +8,7 @@
 # already exist are left as they are by the app (it only warns on a partition-count mismatch), so creating
 # them here first, with RF 3, makes the cluster's durability explicit, whatever the workers are told.
 #
-# Topics: the four of streams/topics.py (3 partitions, 7 days), plus faust's internal ones for app id
+# Topics: the three of streams/topics.py (3 partitions, 7 days), plus faust's internal ones for app id
 # $PINGAN_APP_ID: the dedup Table's changelog (compacted, co-partitioned with incidents.raw) and the
 # assignor's leader topic (1 partition).
 #
@@ -45,11 +45,11 @@ create() {  # create NAME PARTITIONS [--config k=v ...]
     --partitions "$partitions" --replication-factor "$RF" --config "min.insync.replicas=$MIN_ISR" "$@"
 }
 
-for topic in incidents.raw incidents notifications actions; do
+for topic in incidents.raw incidents notifications; do
   create "$PREFIX$topic" "$PARTITIONS" --config "retention.ms=$RETENTION_MS"
 done
 create "$APP_ID-__assignor-__leader" 1
 
-"$KT" --bootstrap-server "$BOOTSTRAP" --describe --topic "^(${PREFIX}incidents.*|${PREFIX}notifications|${PREFIX}actions|${APP_ID}-.*)\$" \
+"$KT" --bootstrap-server "$BOOTSTRAP" --describe --topic "^(${PREFIX}incidents.*|${PREFIX}notifications|${APP_ID}-.*)\$" \
   || true
 echo "create-topics: done"

@@ -18,7 +18,7 @@ RATE = 50.0  # incidents/s through the rolling restart
 
 
 def pipeline_topics(rig: Rig) -> list[str]:
-    return [rig.topic(t) for t in ("incidents.raw", "incidents", "notifications", "actions")]
+    return [rig.topic(t) for t in ("incidents.raw", "incidents", "notifications")]
 
 
 def test_sigkill_of_the_leader_of_raw_partition_0(rig: Rig, kafka_cluster: Cluster, worker_factory) -> None:  # type: ignore[no-untyped-def]

@@ -17,10 +17,9 @@ def make_settings(**kwargs: object) -> Settings:
     return Settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9", app_id="pingan-unit", **kwargs)
 
 
-def test_the_four_topics_and_their_defaults() -> None:
-    assert [t.name for t in TOPICS] == [topics.RAW, topics.INCIDENTS, topics.NOTIFICATIONS, topics.ACTIONS]
-    assert [topics.RAW, topics.INCIDENTS, topics.NOTIFICATIONS, topics.ACTIONS] == [
-        "incidents.raw", "incidents", "notifications", "actions"]
+def test_the_three_topics_and_their_defaults() -> None:
+    assert [t.name for t in TOPICS] == [topics.RAW, topics.INCIDENTS, topics.NOTIFICATIONS]
+    assert [topics.RAW, topics.INCIDENTS, topics.NOTIFICATIONS] == ["incidents.raw", "incidents", "notifications"]
     assert all(t.partitions == topics.DEFAULT_PARTITIONS == 3 for t in TOPICS)
     assert all(t.retention_ms == SEVEN_DAYS_MS for t in TOPICS)
     assert "dedup_key" in spec(topics.RAW).key_doc
@@ -40,11 +39,21 @@ def test_spec_of_an_unknown_topic() -> None:
 
 def test_topic_requests_apply_prefix_partitions_and_retention() -> None:
     requests = topic_requests(make_settings(topic_prefix="dev."))
-    assert list(requests) == ["dev.incidents.raw", "dev.incidents", "dev.notifications", "dev.actions"]
+    assert list(requests) == ["dev.incidents.raw", "dev.incidents", "dev.notifications"]
     assert requests["dev.incidents"] == {
         "num_partitions": 3, "replication_factor": 1, "configs": {"retention.ms": str(SEVEN_DAYS_MS)}}
     overridden = topic_requests(make_settings(), partitions=6)
     assert {r["num_partitions"] for r in overridden.values()} == {6}
+
+
+def test_no_actions_topic_is_declared_or_created() -> None:
+    # The command-chain log's one copy is the store (store/log.py); since issue 15 nothing produces to an `actions`
+    # topic and nothing reads one (`pingan tail actions` follows the store), so it is neither declared nor created.
+    assert not hasattr(topics, "ACTIONS")
+    assert "actions" not in [t.name for t in TOPICS]
+    assert not [name for name in topic_requests(make_settings(topic_prefix="p.")) if name.endswith("actions")]
+    with pytest.raises(KeyError, match="unknown topic"):
+        spec("actions")
 
 
 def test_create_app_is_tuned_for_tansu(tmp_path: object) -> None:
