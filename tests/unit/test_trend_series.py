@@ -67,3 +67,14 @@ def test_the_warning_carries_its_evidence() -> None:
                                 "intervals": [starts[0].isoformat(), starts[6].isoformat()]}
     assert data["reports"] == [{"event_id": "e1", "incident_id": "INC-1"}, {"event_id": "e2", "incident_id": None}]
     assert report.labels["trend_statistic"] == "6.00" and report.labels["trend_rule"] == "ph"
+
+
+def test_a_warning_never_joins_another_incident_by_fit() -> None:
+    from pingan.handlers.incidents.correlation import joinable
+
+    key = SeriesKey("actual", "community", "440402100001", "public_health", "", "daily")
+    verdict = evaluate(RULE, [0] * 9 + [6])
+    assert verdict is not None
+    report = warning_report(RULE, key, verdict, [0] * 9 + [6], [slot_start(s, Interval.daily) for s in range(10)],
+                            None, [])
+    assert not joinable(report)  # only its own open warning, by its dedup key
