@@ -6,7 +6,7 @@ open incident, from any source, when it is of the same category and subtype (or 
 under a typhoon warning), its time is within the join window of
 the incident's latest report, and their areas fit: one area contains the other (area codes are hierarchical, so a
 prefix), or the incident is a warning from a monitoring source (CAP, Alertmanager) with no narrower area, i.e. for
-the whole district. Reports triage placed in a community or a grid fit when one's area holds the other's.
+the whole district. Reports triage placed in a community or a grid also fit when one's area holds the other's.
 A report with no area joins only an incident that covers more than one community, and two
 reports from people that name no place never join each other by this rule: a second fire somewhere unnamed must not
 be hidden in the first one, and a duplicate is better than silence. Pure: data in, decision out.
@@ -56,9 +56,10 @@ def _placed_path(x: IncidentReport) -> list[str]:
 def areas_fit(report: IncidentReport, incident: Incident) -> bool:
     # Both placed (issue 18): they fit when one's deepest area holds the other's (the same grid, or a grid of the
     # community the other names), whatever their words: two texts about one fire from one grid are one event.
+    # This only adds joins: what the area codes join (a town-wide warning and a community's text) still joins.
     mine_path, theirs_path = _placed_path(report), _placed_path(incident)
-    if mine_path and theirs_path:
-        return mine_path[-1] in theirs_path or theirs_path[-1] in mine_path
+    if mine_path and theirs_path and (mine_path[-1] in theirs_path or theirs_path[-1] in mine_path):
+        return True
     theirs, mine = incident.location.area_code, report.location.area_code
     if not theirs:
         return incident.source in WARNING_SOURCES
