@@ -83,7 +83,8 @@ class Settings(BaseSettings):
         "<data dir>/intake-tokens.json (web/intake_tokens.py)",
     )
     intake_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Larger bodies get 413")
-    intake_rate_per_minute: int = Field(default=6000, ge=1, description="Per source; more gets 429 with Retry-After")
+    intake_rate_per_minute: int = Field(default=6000, ge=1,
+                                        description="Per intake token (source:name); more gets 429 with Retry-After")
     # Issue 14: no request may stall the API. Counted right after the XML/JSON parser, before any Python check.
     intake_unauthenticated_rate_per_minute: int = Field(
         default=60, ge=1, description="Requests that fail authentication (token, Twilio signature) per client "

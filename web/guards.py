@@ -83,14 +83,17 @@ class RateLimiter:
         for key in full or sorted(self._buckets, key=lambda k: self._buckets[k][1])[: len(self._buckets) // 2]:
             del self._buckets[key]
 
-    def check(self, source: str, now: float | None = None) -> None:
-        """A source's own allowance (only requests that proved who they are use it); 429 when it is used up."""
-        retry_after = self.take(source, now)
+    def check(self, key: str, now: float | None = None, who: str | None = None) -> None:
+        """The allowance of `key`, an intake token (`cap:nws`, or `cap` for a source's single token) or a signed
+        source (`twilio_sms`): only requests that proved who they are use it. 429 naming `who` (default the key)
+        and when to come back once it is used up. The metric is per source (the key's part before `:`)."""
+        retry_after = self.take(key, now)
         if retry_after is not None:
-            log.warning("intake %s: 429 rate limit (%d/min)", source, self.per_minute)
+            source = key.partition(":")[0]
+            log.warning("intake %s: 429 rate limit of %s (%d/min)", source, key, self.per_minute)
             metrics.intake(source, "rate_limited")
-            raise HTTPException(429, f"{source}: more than {self.per_minute} requests a minute ({self.setting})",
-                                headers={"Retry-After": str(retry_after)})
+            raise HTTPException(429, f"{who or key}: more than {self.per_minute} requests a minute ({self.setting}); "
+                                f"retry after {retry_after} s", headers={"Retry-After": str(retry_after)})
 
 
 def charge_unauthenticated(limiter: RateLimiter, request: Request, source: str) -> None:

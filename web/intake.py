@@ -101,11 +101,12 @@ class Intake:
         log.info("intake %s: accepted %d (%d duplicate)", source, len(accepted), sum(a.duplicate for a in accepted))
         return accepted
 
-    async def guarded_body(self, request: Request, source: str, checked: bool = False) -> bytes:
-        """The body once the caller is known (`checked`: a person already authenticated) and within the limits."""
-        if not checked:
+    async def guarded_body(self, request: Request, source: str, person: str | None = None) -> bytes:
+        """The body once the caller is known (`person`: a person already authenticated) and within the limits."""
+        if person is None:
             return (await self.token_and_body(request, source))[1]
-        self.limiter.check(source)  # after authentication: only the real sender uses its allowance
+        # A person's reports use their own allowance, not the `api` token's: a busy desk cannot starve a system.
+        self.limiter.check(f"{source}:person:{person}", who=f"person {person!r}")
         return await read_body(request, source, self.settings.intake_max_body_bytes)
 
     async def token_and_body(self, request: Request, source: str) -> tuple[IntakeToken, bytes]:
@@ -116,7 +117,9 @@ class Intake:
             if exc.status_code == 401:
                 charge_unauthenticated(self.unauthenticated, request, source)
             raise
-        self.limiter.check(source)  # after authentication: only the real sender uses its allowance
+        # After authentication, so only the real sender uses its allowance; per token (`cap:nws`), so one agency's
+        # token cannot spend another's (PINGAN_INTAKE_RATE_PER_MINUTE is each token's).
+        self.limiter.check(token.key, who=f"intake token {token.key!r}")
         return token, await read_body(request, source, self.settings.intake_max_body_bytes)
 
 
@@ -196,7 +199,7 @@ def intake_router(intake: Intake, parse_cap: Callable[[bytes], list[IntakeItem]]
                             ) -> AcceptedOut | JSONResponse:
         """kind=update changes the open incident with the report's dedup_key (grade, title…); kind=close closes it."""
         reporter = await _reporting_person(request, intake)
-        body = await intake.guarded_body(request, "api", checked=reporter is not None)
+        body = await intake.guarded_body(request, "api", person=reporter.person_id if reporter else None)
         try:
             if len(body) > OFFLOAD_BYTES:
                 report = await intake.parser.run("api", IncidentReport.model_validate_json, body)
