@@ -170,3 +170,14 @@ def test_a_level_outside_the_hierarchy_is_a_warning(tmp_path: Path) -> None:
     _, warnings, path = lint(tmp_path, features)
     assert warnings == [f"{path}:{line_of(path, 2)}:1: warning: features[2] (C2 区C2): level 'street' is none of "
                         "district, town, sub_district, community, grid"]
+
+
+def test_the_committed_grids_are_what_the_generator_makes() -> None:
+    """plans/areas/tangjiawan.geojson and the officers' file are generated: hand edits would be lost at the next
+    run, so the committed files must be exactly its output (`python deploy/areas/make_grids.py --check`)."""
+    import subprocess
+    import sys
+
+    script = PLANS_DIR.parent / "deploy" / "areas" / "make_grids.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
