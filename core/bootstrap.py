@@ -34,6 +34,13 @@ class Services:
     placer: Placer | None = None  # the area hierarchy triage places reports in; None without a district file
     plans_loaded_ns: int = 0  # time.time_ns() just before the plans were read: the hot reload's starting point
 
+    def reload_plans(self, plans: PlanSet) -> None:
+        """A hot reload's new plan set (streams/plan_reload.py), and the placement rebuilt with it: the directory's
+        registered areas may have changed, and the district file is read again (if it cannot be, the old index
+        stays)."""
+        self.plans = plans
+        self.placer = load_placer(self.settings, plans) or self.placer
+
     def close(self) -> None:
         for channel in self.channels.values():
             closer = getattr(channel, "close", None)  # a pooled HTTP client (webhook) lets its connections go

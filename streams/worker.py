@@ -58,7 +58,7 @@ def run_worker(settings: Settings | None = None) -> None:
                          services.settings.kafka_bootstrap_servers or "")
     app = build_pipeline(services)  # built before it runs: its first assignment gates the relay
     relay = prepare(services, getattr(app, "resumed_once", None))
-    watcher = PlanWatcher(services.settings.plans_dir, on_reload=lambda plans: setattr(services, "plans", plans),
+    watcher = PlanWatcher(services.settings.plans_dir, on_reload=services.reload_plans,
                           interval_s=services.settings.plan_reload_interval_s,
                           loaded_since_ns=services.plans_loaded_ns)
     watcher.start()

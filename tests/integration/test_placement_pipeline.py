@@ -113,3 +113,28 @@ def test_two_reports_of_one_fire_from_one_grid_join_though_their_words_differ(pi
     assert store.get_incident(other).location.placement.deepest.code == "440402100009001"  # type: ignore[union-attr]
     joined = [a for a in store.timeline(first) if a.kind.value == "correlated"]
     assert len(joined) == 1 and joined[0].details["joined_by"] == "same event"
+
+
+def test_a_plan_reload_rebuilds_the_placement_with_the_new_directory(tmp_path: Path) -> None:
+    import shutil
+
+    from pingan.bootstrap import bootstrap
+    from pingan.handlers.plans.load import load_plans
+    from pingan.plans import PLANS_DIR
+    from pingan.settings import Settings
+
+    plans = tmp_path / "plans"
+    shutil.copytree(PLANS_DIR, plans, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    services = bootstrap(Settings(data_dir=tmp_path / "var", plans_dir=plans), channels={})
+    try:
+        caller = IncidentReport(category="accident_disaster", subtype="fire", grade="IV", title="有情况",
+                                reporter={"phone": "+12025550188"})
+        assert services.placer is not None and services.placer.place(caller).method == "unplaced"
+        with (plans / "directory" / "people.yaml").open("a", encoding="utf-8") as people:
+            people.write('  - id: volunteer-li\n    name: 李志愿\n    area: "440402100003"\n'
+                         '    contacts: {sms: "+12025550188"}\n')
+        services.reload_plans(load_plans(plans))  # what the worker's PlanWatcher calls
+        placed = services.placer.place(caller)
+        assert placed.method == "caller" and placed.deepest.code == "440402100003"  # type: ignore[union-attr]
+    finally:
+        services.close()
