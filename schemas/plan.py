@@ -4,9 +4,9 @@ import hashlib
 import json
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from pingan.schemas.common import LocalizedText, Model
 from pingan.schemas.directory import ID_PATTERN
@@ -62,6 +62,16 @@ class Target(Model):
         if len(given) != 1:
             raise ValueError(f"a target names exactly one of {', '.join(TARGET_KINDS)}; got {given or 'none'}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_area_kinds(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when not used, so a plan that names none dumps, and hashes (Plan.content_hash, in every
+        # plan_activated entry), exactly as before these kinds existed.
+        data = handler(self)
+        for kind in ("grid_officer", "area_leader"):
+            if data.get(kind) is None:
+                data.pop(kind, None)
+        return data
 
     @property
     def by_area(self) -> bool:
