@@ -68,6 +68,9 @@ def triage(event: RawEvent, candidate: Incident | None, window: timedelta,
     it. Placing never changes the dedup key (the key uses the report's own area code)."""
     if placer is not None:
         event = event.model_copy(update={"report": placed_report(event.report, placer)})
+    elif event.report.location.placement is not None:  # only triage places: a source's own claim is dropped
+        location = event.report.location.model_copy(update={"placement": None})
+        event = event.model_copy(update={"report": event.report.model_copy(update={"location": location})})
     report = event.report
     if candidate is not None and (refusal := follow_up_refusal(event.kind, report, candidate)):
         return _refused(event, candidate, refusal)

@@ -132,6 +132,8 @@ def test_triage_keeps_the_placement_and_logs_it_without_changing_the_key() -> No
     claimed = report(location={"placement": {"path": [{"code": "X"}], "method": "caller"}})
     forged = triage(event.model_copy(update={"report": claimed}), None, timedelta(hours=1), PLACER)
     assert forged.incident.location.placement.method == "unplaced"
+    assert triage(event.model_copy(update={"report": claimed}), None, timedelta(hours=1)).incident.location \
+        .placement is None  # without a placer too
 
 
 def test_reports_placed_in_one_grid_fit_one_event_whatever_their_words() -> None:
