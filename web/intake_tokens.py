@@ -191,6 +191,26 @@ def load_tokens(configured: str | None, metrics_token: str | None, data_dir: Pat
     return IntakeTokens(entries.values())
 
 
+def read_tokens(configured: str | None, data_dir: Path) -> IntakeTokens:
+    """The intake tokens load_tokens would serve, with their bindings, read only: nothing is generated or written.
+    For `pingan intake test --token`; a token the API would generate on its first start is listed with the binding
+    it would get (`cap`: any sender), its secret unknown (empty)."""
+    entries = {e.key: e for e in parse_entries(configured or "")}
+    configured_sources = {e.source for e in entries.values()}
+    missing = [s for s in BEARER_SOURCES if s not in configured_sources]
+    path = data_dir / TOKEN_FILE
+    stored = _read_token_file(path) if missing else {}
+    raw = stored.get(SENDERS)
+    senders: dict[str, list[str]] = dict(raw) if isinstance(raw, dict) else {}
+    for source in missing:
+        if source not in stored:
+            entries[source] = IntakeToken(source, source, "", (ANY,) if source == "cap" else ())
+    for key, token in stored.items():
+        if key != SENDERS and key.partition(":")[0] in missing and isinstance(token, str):
+            entries[key] = _entry(key, token, [str(s) for s in senders.get(key, [])], str(path), key)
+    return IntakeTokens(entries.values())
+
+
 def _read_token_file(path: Path) -> dict[str, object]:
     try:
         return dict(json.loads(path.read_text()))

@@ -3,6 +3,7 @@ the plan each incident would match; offline."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,11 @@ from pingan.handlers.plans.matching import match_plan
 from pingan.schemas.adapters.by_kind import parse
 from pingan.schemas.adapters.config import IntakeConfig
 from pingan.schemas.adapters.input_kind import InputKind, detect
+from pingan.schemas.events import IntakeItem
+
+# What the route does with the parsed items before it commits them (an intake token's binding checks, its
+# namespace): returns the items as they would be stored, or raises what the route would answer instead.
+Admit = Callable[[list[IntakeItem]], list[IntakeItem]]
 
 
 @dataclass(frozen=True)
@@ -20,12 +26,16 @@ class IntakePreview:
     summaries: list[dict[str, Any]]  # per incident event: kind, keys, the plan it matches and why, the report
 
 
-def preview(data: bytes, kind: InputKind, name: str, config: IntakeConfig, plans_dir: Path) -> IntakePreview:
-    """Parse `data` (detecting its kind for auto), then match each incident against the plans in `plans_dir`.
+def preview(data: bytes, kind: InputKind, name: str, config: IntakeConfig, plans_dir: Path,
+            admit: Admit | None = None) -> IntakePreview:
+    """Parse `data` (detecting its kind for auto), pass the items through `admit` if given, then match each incident
+    against the plans in `plans_dir`.
 
     Raises IntakeError for a message the endpoint would refuse; the plans are loaded only for one it would take."""
     chosen = detect(data) if kind is InputKind.auto else kind
     items = parse(data, chosen, name, config)
+    if admit is not None:
+        items = admit(items)
     plans = load_plans(plans_dir)
     summaries = []
     for item in items:
