@@ -19,10 +19,14 @@ ALL_AREAS = "*"  # the area code of an unsubscription from everything
 # them and blocks further messages to the sender by itself (so our reply to them is empty, see web/twilio_intake.py).
 TWILIO_OPT_OUT = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
 UNSUBSCRIBE_WORDS = frozenset({"退订", "td", "unsub", "取消订阅", *TWILIO_OPT_OUT})
-# These may also start a longer text (`退订 唐家湾`): it still ends every subscription, which is the safe reading.
-_UNSUBSCRIBE_PREFIX = re.compile(r"^(取消订阅|退订|td|unsub)(\s|$)", re.IGNORECASE)
+# 退订 / 取消订阅 may also start a longer text (`退订 唐家湾`): it still ends every subscription, the safe reading.
+# TD / UNSUB do so only before a few characters (an area's name): "TD Bank is on fire" is a report.
+_UNSUBSCRIBE_PREFIX = re.compile(r"^(td|unsub)\s+(.*)$", re.IGNORECASE | re.DOTALL)
 _UNSUBSCRIBE_PREFIX_CJK = re.compile(r"^(取消订阅|退订)")
 _SUBSCRIBE = re.compile(r"^(?:(?:订阅)\s*|(?:sub|subscribe)(?:\s+|$))(.*)$", re.IGNORECASE | re.DOTALL)
+# What may follow 订阅 / SUB / TD: an area's name, not a sentence. A longer text, or 订阅号 (a WeChat official
+# account: "订阅号说唐家湾停水"), is a citizen's report and goes on to triage.
+AREA_QUERY_MAX = 20
 _TRIM = " \t\r\n\u3000。.!！,，;；:："
 KNOWN_SHOWN = 8  # area names listed in the reply to an unknown area
 
@@ -46,11 +50,14 @@ def parse_keyword(body: str) -> Keyword | None:
     folded = text.casefold()
     if folded in UNSUBSCRIBE_WORDS:
         return Keyword("unsubscribe", twilio_opt_out=folded in TWILIO_OPT_OUT)
-    if _UNSUBSCRIBE_PREFIX.match(text) or _UNSUBSCRIBE_PREFIX_CJK.match(text):
+    if _UNSUBSCRIBE_PREFIX_CJK.match(text):
+        return Keyword("unsubscribe")
+    latin = _UNSUBSCRIBE_PREFIX.match(text)
+    if latin and len(_clean(latin.group(2))) <= AREA_QUERY_MAX:
         return Keyword("unsubscribe")
     found = _SUBSCRIBE.match(text)
-    if found:
-        return Keyword("subscribe", _clean(found.group(1)))
+    if found and not text.startswith("订阅号") and len(query := _clean(found.group(1))) <= AREA_QUERY_MAX:
+        return Keyword("subscribe", query)
     return None
 
 

@@ -43,7 +43,8 @@ def release(areas: list[AlertArea] | None = None, status: IncidentStatus = Incid
     ("SUB Tangjiawan", "subscribe", "Tangjiawan"), ("subscribe  Jishan ", "subscribe", "Jishan"),
     ("订阅", "subscribe", ""), ("退订", "unsubscribe", ""), ("TD", "unsubscribe", ""), ("td。", "unsubscribe", ""),
     ("STOP", "unsubscribe", ""), ("Unsub", "unsubscribe", ""), ("取消订阅", "unsubscribe", ""),
-    ("退订 唐家湾", "unsubscribe", ""), ("\u3000退订\u3000", "unsubscribe", ""),
+    ("退订 唐家湾", "unsubscribe", ""), ("\u3000退订\u3000", "unsubscribe", ""), ("TD 唐家湾", "unsubscribe", ""),
+    ("退订所有短信，谢谢，以后不要再发给我了", "unsubscribe", ""),
 ])
 def test_keywords(body: str, action: str, query: str) -> None:
     keyword = parse_keyword(body)
@@ -51,7 +52,9 @@ def test_keywords(body: str, action: str, query: str) -> None:
 
 
 @pytest.mark.parametrize("body", ["唐家湾大道起火", "subway flooded at Tangjia", "stop the fire at Jishan",
-                                  "INC-ABC 1", "1", "help"])
+                                  "INC-ABC 1", "1", "help", "订阅号说唐家湾明天停水",
+                                  "TD Bank on Jishan Road is on fire now",
+                                  "订阅了天气预警但是鸡山村这边已经开始淹水了请派人来"])
 def test_reports_and_commands_are_not_keywords(body: str) -> None:
     assert parse_keyword(body) is None
 
