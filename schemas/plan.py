@@ -183,6 +183,17 @@ class Level(Model):
     departments: list[str] = Field(default_factory=list, description="Department ids activated")
     notify: list[NotifyStep] = Field(min_length=1)
     tasks: list[Task] = Field(default_factory=list)
+    areas: list[str] = Field(default_factory=list, description=(
+        "Area code prefixes this level applies in (issue 18), over the incident's code and the areas it was placed "
+        "in; elsewhere the plan has no level at this grade and matching looks further. Empty: wherever the plan "
+        "applies"))
+
+    @model_serializer(mode="wrap")
+    def _without_unset_areas(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if not data.get("areas"):
+            data.pop("areas", None)  # a level without areas dumps and hashes as before they existed
+        return data
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Level":

@@ -97,18 +97,27 @@ def dates_overlap(a: Plan, b: Plan) -> bool:
 
 
 
-def equal_specificity(a: Plan, b: Plan) -> bool | None:
-    """Can matching rank the two plans equal for one incident of a cell they share? None: regexes undecided."""
-    return _matchers_tie(a.applies_to.matchers, b.applies_to.matchers) if _areas_tie(a, b) else False
+def equal_specificity(a: Plan, b: Plan, grades: Iterable[Grade] | None = None) -> bool | None:
+    """Can matching rank the two plans equal for one incident of a cell they share (at one of `grades`, which
+    brings in their levels' areas)? None: regexes undecided."""
+    tie = any(_areas_tie(a, b, g) for g in grades) if grades is not None else _areas_tie(a, b, None)
+    return _matchers_tie(a.applies_to.matchers, b.applies_to.matchers) if tie else False
 
 
 
-def _areas_tie(a: Plan, b: Plan) -> bool:
-    """Can the longest fitting area prefix be equal for one incident? Both empty, or a code in both."""
-    first, second = set(a.applies_to.areas), set(b.applies_to.areas)
+def _areas_tie(a: Plan, b: Plan, grade: Grade | None) -> bool:
+    """Can the longest fitting area prefix be equal for one incident? Both empty, or a code in both (a plan's areas
+    and, at `grade`, its level's: matching takes the longer prefix of the two)."""
+    first, second = _areas_at(a, grade), _areas_at(b, grade)
     if not first or not second:
         return not (first or second) or "" in (first | second)
     return bool(first & second)
+
+
+
+def _areas_at(plan: Plan, grade: Grade | None) -> set[str]:
+    level = plan.level(grade) if grade is not None else None
+    return set(plan.applies_to.areas) | set(level.areas if level is not None else [])
 
 
 

@@ -368,7 +368,7 @@ class _Checker:
         by_id = {plan.id: plan for plan, _ in self.read.plans}
         for (a_id, b_id), cells in sorted(pairs.items()):
             a, b = by_id[a_id], by_id[b_id]
-            matchers = equal_specificity(a, b)
+            matchers = equal_specificity(a, b, {g for grades in cells.values() for g in grades})
             if matchers is False:
                 continue
             real = a.status is b.status is PlanStatus.approved and dates_overlap(a, b)

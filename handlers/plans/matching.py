@@ -74,11 +74,13 @@ def _narrowing(plan: Plan, incident: Incident | IncidentReport) -> tuple[int, in
     codes = [incident.location.area_code or "", *(a.code for a in placement.path)] if placement else \
         [incident.location.area_code or ""]
     prefix = 0
-    if rules.areas:
-        fitting = [len(a) for a in rules.areas for code in codes if code.startswith(a)]
-        if not fitting:
-            return None
-        prefix = max(fitting)
+    level = plan.level(incident.grade)
+    for areas in (rules.areas, level.areas if level is not None else []):  # the plan's, then its level's
+        if areas:
+            fitting = [len(a) for a in areas for code in codes if code.startswith(a)]
+            if not fitting:
+                return None
+            prefix = max(prefix, *fitting)
     if not all(_label_holds(m, incident.labels) for m in rules.matchers):
         return None
     return prefix, len(rules.matchers)

@@ -20,6 +20,7 @@ from pingan.schemas.adapters.areas import AREAS_FILE
 from pingan.schemas.areas import district_from_geojson
 from pingan.schemas.incident import Incident, IncidentReport
 from pingan.schemas.plan import Plan, Target
+from pingan.schemas.taxonomy import Grade
 
 NOW = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 DIRECTORY = read_plans(PLANS_DIR).directory
@@ -104,3 +105,41 @@ def test_plans_without_area_targets_hash_as_before() -> None:
     typhoon = next(p for p in read_plans(PLANS_DIR).plans if p[0].id == "typhoon")[0]
     dumped = json.dumps(typhoon.model_dump(mode="json"), ensure_ascii=False)
     assert "grid_officer" not in dumped and "area_leader" not in dumped  # what content_hash hashes
+
+
+ISLAND_LEVEL = """id: island-fire-level
+version: 1
+title: {zh: 淇澳岛火灾四级处置}
+owner: emergency
+status: approved
+applies_to: {category: accident_disaster, subtypes: [fire]}
+levels:
+  - grade: IV
+    response_level: 四级响应
+    areas: ["440402100009"]
+    notify:
+      - id: island-grid
+        targets: [{grid_officer: incident}, {roster: duty-room}]
+        channels: [sms, console]
+        template: {zh: "【淇澳】{title}"}
+"""
+
+
+def test_a_level_that_applies_only_to_some_areas(tmp_path: Path) -> None:
+    from pingan.handlers.plans.load import load_plans
+    from pingan.handlers.plans.matching import match_plan
+
+    plans = tmp_path / "plans"
+    shutil.copytree(PLANS_DIR, plans, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (plans / "island-fire-level.yaml").write_text(ISLAND_LEVEL, encoding="utf-8")
+    report = lint_plans(plans)
+    assert report.ok, [str(e) for e in report.errors]  # more specific on the island, absent elsewhere: no tie
+    planset = load_plans(plans)
+    on_island, elsewhere = incident(lat=22.43, lon=113.63), incident(lat=22.36, lon=113.58)
+    assert match_plan(planset, on_island).plan.id == "island-fire-level"
+    assert match_plan(planset, elsewhere).plan.id == "building-fire"
+    graver = on_island.model_copy(update={"grade": Grade.III})
+    assert match_plan(planset, graver).plan.id == "building-fire"  # no grade III level there
+    level = planset.get("island-fire-level").levels[0]
+    assert level.areas == ["440402100009"] and "areas" in level.model_dump()
+    assert "areas" not in planset.get("building-fire").levels[0].model_dump()  # hashes as before
