@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pingan.handlers.trends.series import INTERVALS, AreaRef, SeriesKey, Verdict, evaluate, rule_for, series_of, slot_of
@@ -83,6 +83,18 @@ class TrendStore:
                      trend_counts.c.slot >= first, trend_counts.c.slot <= last_slot))).all()
         found = {r.slot: r.count for r in rows}
         return [found.get(s, 0) for s in range(first, last_slot + 1)]
+
+    def counts_many(self, wanted: Sequence[tuple[SeriesKey, int, int]]) -> list[list[int]]:
+        """counts() of several (key, last_slot, n) in one query: a report's watched series are read together."""
+        if not wanted:
+            return []
+        clauses = [and_(*[getattr(trend_counts.c, c) == getattr(key, c) for c in SERIES_COLUMNS],
+                        trend_counts.c.slot >= last - n + 1, trend_counts.c.slot <= last) for key, last, n in wanted]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*[getattr(trend_counts.c, c) for c in SERIES_COLUMNS], trend_counts.c.slot,
+                                       trend_counts.c.count).where(or_(*clauses))).all()
+        found = {(SeriesKey(*[getattr(r, c) for c in SERIES_COLUMNS]), r.slot): r.count for r in rows}
+        return [[found.get((key, s), 0) for s in range(last - n + 1, last + 1)] for key, last, n in wanted]
 
     def reports_in(self, key: SeriesKey, slot: int) -> list[tuple[str, str | None]]:
         """(event id, incident id) of the reports counted in the series' slot, oldest first."""

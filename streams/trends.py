@@ -139,11 +139,9 @@ class TrendWatch:
         moved = trends.record(event.event_id, emitted.incident.id, report.status.value, report.category.value,
                               report.subtype.value, place.path, event.received_at, scale)
         raised: list[str] = []
-        for key, slot in moved:
-            rule = rule_for(self.rules, key)
-            if rule is None:
-                continue
-            counts = trends.counts(key, slot, rule.history)
+        watched = [(key, slot, rule) for key, slot in moved if (rule := rule_for(self.rules, key)) is not None]
+        histories = trends.counts_many([(key, slot, rule.history) for key, slot, rule in watched])
+        for (key, slot, rule), counts in zip(watched, histories, strict=True):
             verdict = evaluate(rule, counts)
             if verdict is None or not verdict.alarm:
                 continue
