@@ -104,7 +104,8 @@ def twilio_router(intake: Intake, config: IntakeConfig) -> APIRouter:
         if keyword is not None:  # 订阅 / 退订 …: before a duty command or a report (issue 17)
             reply = await run_in_threadpool(subscription_reply, intake, form, keyword,
                                             detect_lang(form.get("Body", "")))
-            return Response(reply, media_type=TWIML)
+            if reply is not None:
+                return Response(reply, media_type=TWIML)
         if drill is None:
             command_reply = await run_in_threadpool(sms_command, intake, form, detect_lang(form.get("Body", "")))
             if command_reply is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from twilio.twiml.messaging_response import MessagingResponse
 
-from pingan.handlers.incidents.subscriptions import Keyword, Lang, reply_text, subscribe_reply
+from pingan.handlers.incidents.subscriptions import Keyword, Lang, is_subscription, reply_text, subscribe_reply
 from pingan.schemas.adapters.areas import AREAS_FILE
 from pingan.schemas.areas import District, district_from_geojson
 from pingan.store.subscriptions import SubscriptionStore
@@ -38,9 +38,12 @@ def _masked(phone: str) -> str:
     return phone[:-4] + "****" if len(phone) > 6 else "****"
 
 
-def subscription_reply(intake: Intake, form: dict[str, str], keyword: Keyword, lang: Lang) -> str:
-    """Record the (un)subscription of the sender and answer it. A re-posted message (same MessageSid) records
-    nothing again and gets the same answer."""
+def subscription_reply(intake: Intake, form: dict[str, str], keyword: Keyword, lang: Lang) -> str | None:
+    """Record the (un)subscription of the sender and answer it; None when the text is a report after all. A
+    re-posted message (same MessageSid) records nothing again and gets the same answer."""
+    district = district_of(intake.settings.district_areas)
+    if not is_subscription(district, keyword):
+        return None
     subs = SubscriptionStore(intake.store)
     phone = form.get("From", "").strip()
     sid = form.get("MessageSid") or None
@@ -54,7 +57,7 @@ def subscription_reply(intake: Intake, form: dict[str, str], keyword: Keyword, l
         # Twilio answers its own opt-out words (STOP, CANCEL…) and blocks the number itself: a second answer
         # of ours would be dropped, or be one message too many.
         return _twiml(None if keyword.twilio_opt_out else reply_text("unsubscribed", lang))
-    area, text = subscribe_reply(district_of(intake.settings.district_areas), keyword, lang)
+    area, text = subscribe_reply(district, keyword, lang)
     if area is not None and phone:
         subs.subscribe(phone, area.code, lang, sid)
         log.info("intake hotline_sms: %s subscribed to %s", _masked(phone), area.code)

@@ -38,6 +38,7 @@ class Keyword:
     action: Literal["subscribe", "unsubscribe"]
     area_query: str = ""
     twilio_opt_out: bool = False  # one of Twilio's own words: Twilio has answered the sender already
+    latin: bool = False  # SUB / SUBSCRIBE: English, where "Sub station exploded" is a report
 
 
 def _clean(body: str) -> str:
@@ -57,8 +58,17 @@ def parse_keyword(body: str) -> Keyword | None:
         return Keyword("unsubscribe")
     found = _SUBSCRIBE.match(text)
     if found and not text.startswith("订阅号") and len(query := _clean(found.group(1))) <= AREA_QUERY_MAX:
-        return Keyword("subscribe", query)
+        return Keyword("subscribe", query, latin=not text.startswith("订阅"))
     return None
+
+
+def is_subscription(district: District, keyword: Keyword) -> bool:
+    """Whether a parsed keyword is one: an English SUB before several words that name no area ("Sub station
+    exploded at Jishan") is a report. 订阅, a single word (SUB Beijing: answered with the areas one may choose) and
+    every unsubscription are."""
+    if keyword.action != "subscribe" or not keyword.latin or " " not in keyword.area_query:
+        return True
+    return find_area(district, keyword.area_query) is not None
 
 
 def _fold(name: str) -> str:

@@ -104,6 +104,10 @@ def test_a_report_is_still_a_report(tmp_path: Path, sqlite_url: str) -> None:
     client, store = api(tmp_path, sqlite_url)
     reply = sms(client, "+8613800000004", "唐家湾大道有车辆起火")
     assert "已收到您的报告" in reply and not no_reports(store)
+    # English SUB before words that name no area is a report too; before an area, or one word, a subscription.
+    assert "Report received" in sms(client, "+8613800000005", "Sub station on fire")
+    assert "Subscribed" in sms(client, "+8613800000005", "SUB Tangjiawan Town")
+    assert 'No area called "Beijing"' in sms(client, "+8613800000005", "SUB Beijing")
 
 
 def test_a_delivery_report_for_a_public_broadcast_sms_stays_out_of_the_log(tmp_path: Path, db_url: str) -> None:

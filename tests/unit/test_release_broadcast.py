@@ -13,7 +13,7 @@ from pingan.handlers.incidents.broadcast import (
     sms_text,
     subscriber_intents,
 )
-from pingan.handlers.incidents.subscriptions import find_area, parse_keyword, subscribe_reply
+from pingan.handlers.incidents.subscriptions import find_area, is_subscription, parse_keyword, subscribe_reply
 from pingan.schemas.adapters.areas import AREAS_FILE
 from pingan.schemas.areas import AlertArea, Geocode, district_from_geojson
 from pingan.schemas.common import LocalizedText
@@ -57,6 +57,13 @@ def test_keywords(body: str, action: str, query: str) -> None:
                                   "订阅了天气预警但是鸡山村这边已经开始淹水了请派人来"])
 def test_reports_and_commands_are_not_keywords(body: str) -> None:
     assert parse_keyword(body) is None
+
+
+def test_english_sub_before_words_that_name_no_area_is_a_report() -> None:
+    assert not is_subscription(DISTRICT, parse_keyword("Sub station on fire"))
+    assert is_subscription(DISTRICT, parse_keyword("SUB Tangjiawan Town"))
+    assert is_subscription(DISTRICT, parse_keyword("SUB Beijing"))  # one word: answered with the known areas
+    assert is_subscription(DISTRICT, parse_keyword("订阅 北京 朝阳"))  # 订阅 is never a report's first word
 
 
 def test_areas_by_name_alias_code_and_suffix() -> None:
