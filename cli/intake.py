@@ -58,7 +58,8 @@ def intake_test(
         if entry is not None:
             _check_route(entry, chosen)
         result = preview(data, chosen, str(file), load_intake_config(settings.intake_config), settings.plans_dir,
-                         admit=(lambda items: _admit(entry, items)) if entry is not None else None)
+                         admit=(lambda items: _admit(entry, items)) if entry is not None else None,
+                         district_file=settings.district_areas)
     except IntakeError as exc:
         if exc.source is None:
             exc.source = str(file)

@@ -60,3 +60,21 @@ def test_a_report_with_only_coordinates_is_matched_through_its_placement(tmp_pat
     done = pingan("test", "--file", str(report), "--dir", str(plans), "--at", AT, "--expect", "qiao-island-fire")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "淇澳社区第五网格 (coordinates: point 22.43000,113.63000" in done.stdout
+
+
+def test_intake_test_shows_where_triage_would_place_the_report(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"category": "accident_disaster", "subtype": "fire", "grade": "IV",
+                                  "title": "岛上冒烟", "location": {"lat": 22.43, "lon": 113.63}}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAN_")}
+    env.update(PYTHONIOENCODING="utf-8", PINGAN_DATA_DIR=str(tmp_path / "var"))
+    done = subprocess.run([sys.executable, "-m", "pingan.cli.main", "intake", "test", str(report)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout.split("\n", 1)[1])
+    assert summary["placement"]["path"] == ["4404HT", "440402100", "440402100009", "440402100009005"]
+    assert summary["placement"]["method"] == "coordinates" and summary["placement"]["outside"] is False
