@@ -29,9 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from pingan.handlers.plans.directory import DirectoryIndex, resolve
 from pingan.handlers.plans.planset import PlanSet
 from pingan.handlers.plans.timeline import step_schedule
+from pingan.schemas.areas import Placement
 from pingan.schemas.plan import Level, Plan
 from pingan.schemas.taxonomy import Grade
 
@@ -123,7 +126,7 @@ def score_incident(inject_id: str, body: dict[str, Any], plans: PlanSet, *, time
             notes.append(f"plan {plan_id} level {grade} is not in the loaded plan set; not scored")
             continue
         scored = _score_level(plan, level, start, end, entries, timeline[:end_index], clock, tolerance_min,
-                              plans.directory, locate)
+                              plans.directory, locate, _placement(incident))
         scored["drill_start_min"] = clock.minutes(drill_started_at, start)
         scored["drill_end_min"] = clock.minutes(drill_started_at, end)
         scored["level_start_min"] = clock.minutes(first_activation, start)
@@ -148,9 +151,18 @@ def score_incident(inject_id: str, body: dict[str, Any], plans: PlanSet, *, time
     return out
 
 
+def _placement(incident: dict[str, Any]) -> Placement | None:
+    """Where triage placed the incident, for the plan's area targets (a grid's officer is in the plan there)."""
+    raw = (incident.get("location") or {}).get("placement")
+    try:
+        return Placement.model_validate(raw) if raw else None
+    except ValidationError:
+        return None
+
+
 def _score_level(plan: Plan, level: Level, start: datetime, end: datetime, entries: list[dict[str, Any]],
                  upto: list[dict[str, Any]], clock: Clock, tolerance: float, directory: DirectoryIndex,
-                 locate: Locate | None) -> dict[str, Any]:
+                 locate: Locate | None, placement: Placement | None = None) -> dict[str, Any]:
     li = _level_loc(plan, level)
     span = clock.minutes(start, end)
     rel = {id(a): clock.minutes(start, _at(a["at"])) for a in entries}
@@ -193,7 +205,8 @@ def _score_level(plan: Plan, level: Level, start: datetime, end: datetime, entri
         # Who the plan's targets reach at the moment of each notification.
         for a in mine:
             at = _at(a["at"])
-            allowed = {p.id for t in step.targets for p in resolve(t, level, directory, at)} | holders
+            allowed = {p.id for t in step.targets for p in resolve(t, level, directory, at, placement=placement)} \
+                | holders
             who = a["details"].get("recipient")
             if directory.people and who not in allowed:
                 failures.append({"kind": "not_in_plan", "message": f"step {step.id} notified {who}, whom the "

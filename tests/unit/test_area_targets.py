@@ -143,3 +143,36 @@ def test_a_level_that_applies_only_to_some_areas(tmp_path: Path) -> None:
     level = planset.get("island-fire-level").levels[0]
     assert level.areas == ["440402100009"] and "areas" in level.model_dump()
     assert "areas" not in planset.get("building-fire").levels[0].model_dump()  # hashes as before
+
+
+def test_a_drill_scores_a_grid_officers_notification_as_in_plan(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from pingan.handlers.drills.scoring import score_incident
+    from pingan.handlers.plans.load import load_plans
+
+    plans = tmp_path / "plans"
+    shutil.copytree(PLANS_DIR, plans, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (plans / "island-fire-level.yaml").write_text(ISLAND_LEVEL, encoding="utf-8")
+    planset = load_plans(plans)
+    placed = incident(lat=22.43, lon=113.63)
+    officer = QIAO_5.officers[0]
+
+    def entry(kind: str, **details: object) -> dict:
+        return {"at": NOW.isoformat(), "kind": kind, "actor": "system:x", "details": details,
+                "plan_id": "island-fire-level"}
+
+    timeline = [entry("created"), entry("plan_activated", level="IV"),
+                entry("notified", step="island-grid", recipient=officer)]
+
+    def failures(with_placement: bool) -> list[str]:
+        shown = placed.model_dump(mode="json")
+        if not with_placement:
+            shown["location"].pop("placement")
+        body = {"incident": {**shown, "status": "exercise"}, "timeline": timeline}
+        result = score_incident("fire", body, planset, time_scale=60.0, ended_at=NOW + timedelta(seconds=30),
+                                drill_started_at=NOW)
+        return [f["kind"] for f in result["failures"]]
+
+    assert "not_in_plan" not in failures(True)
+    assert "not_in_plan" in failures(False)  # nobody's grid: the officer is not whom the plan reaches
