@@ -63,6 +63,11 @@ def test_tokens_from_the_data_dir_file_are_bound_too(tmp_path: Path, cap_file: P
     done = intake_test(tmp_path, str(cap_file), "--token", "cap:cma", tokens=None)
     assert done.returncode == 1 and "403 refused: alert.sender" in done.stderr, done.stderr
     assert not (tmp_path / "var" / "intake-tokens.tmp").exists()
+    # A box that never ran: `cap` is the token the API would generate (any sender), and nothing is written.
+    fresh = tmp_path / "fresh"
+    first = intake_test(fresh, str(cap_file), "--token", "cap", tokens=None)
+    assert first.returncode == 0, first.stderr
+    assert not (fresh / "var").exists()
 
 
 def test_alertmanager_binding_and_namespace(tmp_path: Path) -> None:
