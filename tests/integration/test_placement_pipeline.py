@@ -138,3 +138,54 @@ def test_a_plan_reload_rebuilds_the_placement_with_the_new_directory(tmp_path: P
         assert placed.method == "caller" and placed.deepest.code == "440402100003"  # type: ignore[union-attr]
     finally:
         services.close()
+
+
+ISLAND_PLAN = """id: island-fire
+version: 1
+title: {zh: 淇澳岛火灾处置方案}
+owner: emergency
+status: approved
+applies_to: {category: accident_disaster, subtypes: [fire], areas: ["440402100009"]}
+levels:
+  - grade: IV
+    response_level: 四级响应
+    notify:
+      - id: island-grid
+        targets: [{grid_officer: incident}, {area_leader: community}, {roster: duty-room}]
+        channels: [sms, console]
+        template: {zh: "【淇澳】{title}"}
+"""
+
+
+def test_a_fire_in_a_grid_notifies_its_grid_officer_and_community_leader(  # type: ignore[no-untyped-def]
+        tmp_path: Path, broker_bootstrap: str, db_url: str, worker_factory) -> None:
+    import shutil
+
+    from pingan.plans import PLANS_DIR
+    from pingan.schemas.adapters.areas import AREAS_FILE
+    from pingan.schemas.areas import district_from_geojson
+
+    plans = tmp_path / "plans"
+    shutil.copytree(PLANS_DIR, plans, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (plans / "island-fire.yaml").write_text(ISLAND_PLAN, encoding="utf-8")
+    env = pingan_env(tmp_path / "var", KAFKA_BOOTSTRAP_SERVERS=broker_bootstrap, PINGAN_DATABASE_URL=db_url,
+                     PINGAN_HEARTBEAT_INTERVAL_S="0", PINGAN_PLANS_DIR=str(plans))
+    store = Store(db_url)
+    worker = worker_factory(env)
+    try:
+        fire = store.accept(report("岛上仓库起火", 22.43, 113.63), env["PINGAN_TOPIC_PREFIX"] + "incidents.raw")
+
+        def recipients() -> set[str]:
+            return {a.details.get("recipient") for a in store.timeline(fire.incident_id)
+                    if a.kind.value in ("notified", "failed")}
+
+        areas = {a.code: a for a in district_from_geojson(AREAS_FILE.read_text(encoding="utf-8"), "f").areas}
+        officer, leader = areas["440402100009005"].officers[0], areas["440402100009"].leaders[0]
+        try:
+            wait_for(lambda: {officer, leader} <= recipients(), 90, 0.2, "the grid officer and leader told")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{worker.log_tail()}") from None
+        activated = next(a for a in store.timeline(fire.incident_id) if a.kind.value == "plan_activated")
+        assert activated.plan_id == "island-fire"
+    finally:
+        store.close()
