@@ -5,9 +5,9 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,6 +16,9 @@ from pydantic_settings import (
 )
 
 from pingan.plans import PLANS_DIR
+
+if TYPE_CHECKING:
+    from pingan.schemas.adapters.cap_sign import CapSigner
 
 # In the data dir: where `pingan up` writes its embedded broker's address, so CLI commands (tail) can find it.
 BROKER_ADDRESS_FILE = "broker.address"
@@ -215,6 +218,13 @@ class Settings(BaseSettings):
                                  description="CAP <senderName>, `zh|en`")
     cap_expires_h: float = Field(default=24.0, gt=0, le=24 * 30,
                                  description="A published alert or update expires this long after publication")
+    # Signed CAP (CAP 1.2 §3.3.2.1; schemas/adapters/cap_sign.py): both set, or neither (unsigned, as before).
+    cap_signing_key: Path | None = Field(
+        default=None, description="PEM private key (RSA >= 2048 bits or EC, unencrypted) that signs every published "
+        "CAP document; unset: CAP documents are served unsigned")
+    cap_signing_cert: Path | None = Field(
+        default=None, description="PEM certificate of that key, then its intermediate CA certificates; embedded in "
+        "each signature so that receivers can chain it to the CA they trust")
     # The signed release webhook (issue 17): every published release goes to each of these, signed with its own
     # secret as the webhook channel signs (handlers/channels/webhook.py), at least once with one Idempotency-Key.
     release_webhooks: str | None = Field(
@@ -228,6 +238,24 @@ class Settings(BaseSettings):
         if value:
             release_webhook_targets(value)
         return value
+
+    @model_validator(mode="after")
+    def _cap_signing_usable(self) -> "Settings":
+        # Read and checked here, when the settings are read, so a bad key stops start-up (never a 500 later).
+        if (self.cap_signing_key is None) != (self.cap_signing_cert is None):
+            missing = "PINGAN_CAP_SIGNING_CERT" if self.cap_signing_cert is None else "PINGAN_CAP_SIGNING_KEY"
+            raise ValueError(f"{missing} is not set: CAP signing needs both PINGAN_CAP_SIGNING_KEY and "
+                             "PINGAN_CAP_SIGNING_CERT (or neither, for unsigned CAP)")
+        if self.cap_signing_key is not None and self.cap_signing_cert is not None:
+            from pingan.schemas.adapters.cap_sign import load_cap_signer  # signxml: 0.2 s, only when signing
+
+            self.__dict__["cap_signer"] = load_cap_signer(self.cap_signing_key, self.cap_signing_cert)
+        return self
+
+    @cached_property
+    def cap_signer(self) -> "CapSigner | None":
+        """The signer of published CAP documents (loaded when the settings were read), or None: unsigned."""
+        return None
 
     @property
     def release_webhook_targets(self) -> dict[str, str]:
