@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
@@ -69,7 +70,7 @@ class CapSigner:
         except TypeError:
             raise CapSigningError(f"{key_at}: the private key is encrypted; give it unencrypted, readable only by "
                                   "Pingan's user (chmod 600)") from None
-        except (ValueError, serialization.UnsupportedAlgorithm) as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise CapSigningError(f"{key_at}: not a PEM private key ({exc})") from None
         if isinstance(key, rsa.RSAPrivateKey):
             if key.key_size < 2048:
