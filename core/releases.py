@@ -23,13 +23,15 @@ from sqlalchemy import Connection
 from pingan.handlers.incidents.tasks import task_key, tasks_done
 from pingan.handlers.plans.directory import resolve
 from pingan.handlers.plans.planset import PlanSet
-from pingan.handlers.releases import rules
+from pingan.handlers.releases import asks, rules
+from pingan.handlers.releases.asks import AskEvent
 from pingan.handlers.releases.drafting import ReleaseForbidden, ReleaseRefused, draft_release
 from pingan.handlers.releases.rules import Actor
 from pingan.schemas.action import Action, ActionDraft, ActionKind
 from pingan.schemas.areas import AlertArea
 from pingan.schemas.common import utcnow
 from pingan.schemas.incident import Incident
+from pingan.schemas.notification import Notification
 from pingan.schemas.plan import Level, Plan
 from pingan.schemas.release import Release, ReleaseChannel, ReleaseState, ReleaseTexts
 from pingan.schemas.taxonomy import Grade
@@ -130,9 +132,10 @@ class ReleaseService:
                     by=caller.person, at=utcnow(), all_clear=all_clear, template_id=template_id, channels=channels)
                 rules.may_draft(release, self.actor(incident, caller))
                 release_store.save(conn, release)
+                asked = self._ask(conn, release, incident, AskEvent.approval_requested, caller)
                 logged = self._log(conn, release, ActionKind.release_drafted, caller, {
                     "kind": release.kind.value, "template": release.template_id, "references": release.references,
-                    **_content(release)}, key=f"release_drafted:{release.id}")
+                    **_content(release), **asked}, key=f"release_drafted:{release.id}")
         except ReleaseRefused as exc:
             self._refused(incident.id, None, caller, "draft", exc)
             raise
@@ -142,23 +145,29 @@ class ReleaseService:
              areas: list[AlertArea] | None = None, channels: list[ReleaseChannel] | None = None) -> Step:
         def step(conn: Connection, release: Release, actor: Actor) -> tuple[Release, list[Action]]:
             edited = rules.edit(release, actor, utcnow(), texts=texts, areas=areas, channels=channels)
+            # Back to draft after an approval or a rejection: the approvers are asked again (a new revision, new
+            # keys); an edit of a draft they were already asked about does not ask twice.
+            asked = self._ask(conn, edited, None, AskEvent.approval_requested, caller) \
+                if release.state is not ReleaseState.draft else {}
             return edited, self._log(conn, edited, ActionKind.release_edited, caller, {
-                "from_state": release.state.value, **_content(edited)})
+                "from_state": release.state.value, **_content(edited), **asked})
         return self._step(release_id, caller, "edit", step)
 
     def approve(self, release_id: str, caller: Caller, revision: int | None = None) -> Step:
         def step(conn: Connection, release: Release, actor: Actor) -> tuple[Release, list[Action]]:
             approved = rules.approve(release, actor, utcnow(), revision)
+            asked = self._ask(conn, approved, None, AskEvent.approved, caller)
             return approved, self._log(conn, approved, ActionKind.release_approved, caller, {
                 "drafted_by": release.drafted_by, "edited_by": release.edited_by,
-                "approver_roles": release.approver_roles, "held": sorted(actor.roles)})
+                "approver_roles": release.approver_roles, "held": sorted(actor.roles), **asked})
         return self._step(release_id, caller, "approve", step)
 
     def reject(self, release_id: str, caller: Caller, reason: str) -> Step:
         def step(conn: Connection, release: Release, actor: Actor) -> tuple[Release, list[Action]]:
             rejected = rules.reject(release, actor, utcnow(), reason)
+            asked = self._ask(conn, rejected, None, AskEvent.rejected, caller, rejected.rejected_reason or "")
             return rejected, self._log(conn, rejected, ActionKind.release_rejected, caller,
-                                       {"reason": rejected.rejected_reason})
+                                       {"reason": rejected.rejected_reason, **asked})
         return self._step(release_id, caller, "reject", step)
 
     def publish(self, release_id: str, caller: Caller, revision: int | None = None) -> Step:
@@ -166,10 +175,11 @@ class ReleaseService:
             earlier = _published(release_store.for_incident_in(conn, release.incident_id))
             out = rules.publish(release, actor, utcnow(), earlier,
                                 rules.cap_identifier(self.cap_sender, release.id), revision)
+            asked = self._ask(conn, out, None, AskEvent.published, caller)
             logged = self._log(conn, out, ActionKind.release_published, caller, {
                 "kind": out.kind.value, "references": out.references, "cap_identifier": out.cap_identifier,
                 "channels": [c.value for c in out.channels], "status": out.status.value,
-                "approved_by": out.approved_by}, key=f"release_published:{out.id}")
+                "approved_by": out.approved_by, **asked}, key=f"release_published:{out.id}")
             logged += self._first_release_task(conn, out, caller)
             return out, logged
         return self._step(release_id, caller, "publish", step)
@@ -206,6 +216,37 @@ class ReleaseService:
             plan_id=release.plan_id, plan_version=plan.version if plan else None, idempotency_key=key,
             details={"release": release.id, "revision": release.revision, "state": release.state.value,
                      **details, **caller.details})])
+
+    def ask_intents(self, release: Release, incident: Incident | None, event: AskEvent, caller: Caller,
+                    reason: str = "") -> list[Notification]:
+        """Who is told of this step, as intents (handlers/releases/asks.py): for a draft, the approver roles'
+        holders now (none when no plan level is in force); for an approval, rejection or publication, the drafter,
+        unless the drafter did it."""
+        incident = incident or self.incident(release.incident_id)
+        plan = self.plans.get(release.plan_id or "")
+        directory = self.plans.directory
+        now = utcnow()
+        if event is AskEvent.approval_requested:
+            try:
+                _, level = self.plan_level(incident)
+            except ReleaseRefused:
+                return []
+            people = asks.approvers(release, level, ResponseStore(self.store).role_holders(incident.id), directory,
+                                    now)
+        elif caller.person == release.drafted_by:
+            return []  # they did it themselves
+        else:
+            people = asks.drafter(release, directory)
+        return asks.ask_intents(release, incident, event, people, now, plan.version if plan else 1,
+                                actor=caller.person, reason=reason)
+
+    def _ask(self, conn: Connection, release: Release, incident: Incident | None, event: AskEvent, caller: Caller,
+             reason: str = "") -> dict[str, Any]:
+        """The step's intents into the ledger in the step's transaction, and their list for its log entry (as a
+        plan_activated entry lists its notifications): the timeline shows who was asked, and when."""
+        intents = self.ask_intents(release, incident, event, caller, reason)
+        release_store.add_intents(conn, intents)
+        return {"notifications": asks.logged(intents)} if intents else {}
 
     def _refused(self, incident_id: str, release_id: str | None, caller: Caller, doing: str,
                  exc: ReleaseRefused) -> None:

@@ -9,15 +9,19 @@ public ever shows a drill.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import RowMapping
 
+from pingan.schemas.common import utcnow
+from pingan.schemas.notification import Notification
 from pingan.schemas.release import Release, ReleaseState
 from pingan.schemas.taxonomy import IncidentStatus
+from pingan.store.ledger import ledger_row
 from pingan.store.repository import Store
-from pingan.store.tables import releases
+from pingan.store.tables import notifications, releases
 
 
 def _row(release: Release) -> dict[str, object]:
@@ -40,6 +44,20 @@ def save(conn: Connection, release: Release) -> None:
         conn.execute(releases.update().where(releases.c.id == release.id).values(**_row(release)))
     else:
         conn.execute(releases.insert().values(id=release.id, **_row(release)))
+
+
+def add_intents(conn: Connection, intents: Sequence[Notification]) -> list[Notification]:
+    """The step's notification intents (handlers/releases/asks.py) into the ledger, in the step's transaction; a key
+    already there (a replayed step) is skipped, so each is sent once. The intents written."""
+    if not intents:
+        return []
+    known = set(conn.scalars(select(notifications.c.idempotency_key).where(
+        notifications.c.idempotency_key.in_([n.idempotency_key for n in intents]))))
+    fresh = [n for n in intents if n.idempotency_key not in known]
+    if fresh:
+        now = utcnow()
+        conn.execute(notifications.insert(), [ledger_row(n, now) for n in fresh])
+    return fresh
 
 
 def get_in(conn: Connection, release_id: str) -> Release | None:
