@@ -19,6 +19,7 @@ from pingan.settings import Settings
 from pingan.store.heartbeat import HeartbeatStore
 from pingan.store.repository import Store
 from pingan.watchdog import Watchdog, raw_partitions
+from pingan.web.areas import areas_router
 from pingan.web.auth_routes import install_auth
 from pingan.web.commands import commands_router
 from pingan.web.console import install_console
@@ -80,6 +81,7 @@ def create_api(settings: Settings, store: Store, tokens: dict[str, str] | None =
     api.include_router(releases_router(intake))  # before the generic /{verb} route of commands
     api.include_router(release_broadcast_router(store))  # a release's SMS broadcast in figures
     api.include_router(sitreps_router(store))  # situation reports (态势研判)
+    api.include_router(areas_router(settings, store))  # the district's areas, their incidents and counts
     api.include_router(commands_router(intake))
     api.include_router(drills_router(intake))
     api.include_router(public_router(settings, store))  # /public/: the CAP feed and warnings, no sign-in
