@@ -7,7 +7,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -243,13 +244,18 @@ class Settings(BaseSettings):
     def _cap_signing_usable(self) -> "Settings":
         # Read and checked here, when the settings are read, so a bad key stops start-up (never a 500 later).
         if (self.cap_signing_key is None) != (self.cap_signing_cert is None):
-            missing = "PINGAN_CAP_SIGNING_CERT" if self.cap_signing_cert is None else "PINGAN_CAP_SIGNING_KEY"
-            raise ValueError(f"{missing} is not set: CAP signing needs both PINGAN_CAP_SIGNING_KEY and "
-                             "PINGAN_CAP_SIGNING_CERT (or neither, for unsigned CAP)")
+            missing = "cap_signing_cert" if self.cap_signing_cert is None else "cap_signing_key"
+            raise _setting_error(missing, f"PINGAN_{missing.upper()} is not set: CAP signing needs both "
+                                 "PINGAN_CAP_SIGNING_KEY and PINGAN_CAP_SIGNING_CERT (or neither, for unsigned CAP)")
         if self.cap_signing_key is not None and self.cap_signing_cert is not None:
-            from pingan.schemas.adapters.cap_sign import load_cap_signer  # signxml: 0.2 s, only when signing
+            # signxml takes 0.2 s to import: only when signing is configured.
+            from pingan.schemas.adapters.cap_sign import KEY_SETTING, CapSigningError, load_cap_signer
 
-            self.__dict__["cap_signer"] = load_cap_signer(self.cap_signing_key, self.cap_signing_cert)
+            try:
+                self.__dict__["cap_signer"] = load_cap_signer(self.cap_signing_key, self.cap_signing_cert)
+            except CapSigningError as exc:
+                field = "cap_signing_key" if exc.setting == KEY_SETTING else "cap_signing_cert"
+                raise _setting_error(field, str(exc), getattr(self, field)) from None
         return self
 
     @cached_property
@@ -316,6 +322,13 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+
+def _setting_error(field: str, message: str, value: object = None) -> ValidationError:
+    """A settings error named by the field at fault (a model validator's would be "value") and without pydantic's
+    "Value error, " prefix: what `pingan` prints when it refuses to start."""
+    return ValidationError.from_exception_data("Settings", [InitErrorDetails(
+        type=PydanticCustomError("setting", message), loc=(field,), input=None if value is None else str(value))])
 
 
 def release_webhook_targets(value: str) -> dict[str, str]:

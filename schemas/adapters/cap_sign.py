@@ -42,7 +42,12 @@ _C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 
 
 class CapSigningError(ValueError):
-    """The signing key or certificate cannot be used; the message names the setting and the file."""
+    """The signing key or certificate cannot be used; the message names the setting and the file, `setting` is
+    KEY_SETTING or CERT_SETTING."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class InvalidCapSignature(ValueError):
@@ -69,32 +74,35 @@ class CapSigner:
             key = serialization.load_pem_private_key(key_pem, password=None)
         except TypeError:
             raise CapSigningError(f"{key_at}: the private key is encrypted; give it unencrypted, readable only by "
-                                  "Pingan's user (chmod 600)") from None
+                                  "Pingan's user (chmod 600)", KEY_SETTING) from None
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise CapSigningError(f"{key_at}: not a PEM private key ({exc})") from None
+            raise CapSigningError(f"{key_at}: not a PEM private key ({exc})", KEY_SETTING) from None
         if isinstance(key, rsa.RSAPrivateKey):
             if key.key_size < 2048:
-                raise CapSigningError(f"{key_at}: an RSA key of {key.key_size} bits; at least 2048 are required")
+                raise CapSigningError(f"{key_at}: an RSA key of {key.key_size} bits; at least 2048 are required",
+                                      KEY_SETTING)
             method = SignatureMethod.RSA_SHA256
         elif isinstance(key, ec.EllipticCurvePrivateKey):
             method = SignatureMethod.ECDSA_SHA256
         else:
-            raise CapSigningError(f"{key_at}: a {type(key).__name__}; an RSA or EC key is required")
+            raise CapSigningError(f"{key_at}: a {type(key).__name__}; an RSA or EC key is required",
+                                  KEY_SETTING)
         try:
             chain = x509.load_pem_x509_certificates(cert_pem)
         except ValueError as exc:
-            raise CapSigningError(f"{cert_at}: not a PEM certificate ({exc})") from None
+            raise CapSigningError(f"{cert_at}: not a PEM certificate ({exc})", CERT_SETTING) from None
         leaf = chain[0]
         public = serialization.PublicFormat.SubjectPublicKeyInfo
         der = serialization.Encoding.DER
         if leaf.public_key().public_bytes(der, public) != key.public_key().public_bytes(der, public):
             raise CapSigningError(f"{cert_at}: its first certificate ({leaf.subject.rfc4514_string()}) is not the "
-                                  f"certificate of the key in {key_at}; put the signing certificate first")
+                                  f"certificate of the key in {key_at}; put the signing certificate first",
+                                  CERT_SETTING)
         now = now or datetime.now(UTC)
         if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
             raise CapSigningError(f"{cert_at}: the certificate is valid from {leaf.not_valid_before_utc:%Y-%m-%d} "
                                   f"to {leaf.not_valid_after_utc:%Y-%m-%d}, not now; receivers would refuse "
-                                  "every alert signed with it")
+                                  "every alert signed with it", CERT_SETTING)
         pems = [c.public_bytes(serialization.Encoding.PEM) for c in chain]
         key_out = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
@@ -118,7 +126,7 @@ def load_cap_signer(key_path: Path, cert_path: Path) -> CapSigner:
         try:
             contents.append(path.read_bytes())
         except OSError as exc:
-            raise CapSigningError(f"{setting} ({path}): cannot be read: {exc.strerror or exc}") from None
+            raise CapSigningError(f"{setting} ({path}): cannot be read: {exc.strerror or exc}", setting) from None
     return CapSigner.from_pem(contents[0], contents[1], key_path=key_path, cert_path=cert_path)
 
 
