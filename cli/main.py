@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pingan.cli import reports, response, runtime, sitrep
+from pingan.cli import areas, reports, response, runtime, sitrep
 from pingan.cli.drill import drill_app
 from pingan.cli.intake import intake_app
 from pingan.cli.plans import plans_app
@@ -227,7 +227,7 @@ def schema_export(directory: Annotated[Path, typer.Argument(help="Where to write
 
 
 for verb in (response.ack, response.escalate, response.close, response.handover, response.task, response.oncall,
-             reports.reports, reports.merge, reports.split, sitrep.sitrep):
+             reports.reports, reports.merge, reports.split, sitrep.sitrep, areas.areas):
     app.command()(verb)
 
 
