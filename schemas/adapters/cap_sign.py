@@ -60,7 +60,8 @@ def _where(setting: str, path: Path | None) -> str:
 
 @dataclass(frozen=True)
 class CapSigner:
-    key_pem: bytes
+    # The loaded key, not its PEM: loading an RSA key checks it, about 50 ms, which signxml would do on every sign.
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     chain_pem: list[bytes]  # the signing certificate first, then its intermediates
     method: SignatureMethod
     subject: str
@@ -104,9 +105,7 @@ class CapSigner:
                                   f"to {leaf.not_valid_after_utc:%Y-%m-%d}, not now; receivers would refuse "
                                   "every alert signed with it", CERT_SETTING)
         pems = [c.public_bytes(serialization.Encoding.PEM) for c in chain]
-        key_out = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-        return cls(key_out, pems, method, leaf.subject.rfc4514_string(), leaf.not_valid_after_utc)
+        return cls(key, pems, method, leaf.subject.rfc4514_string(), leaf.not_valid_after_utc)
 
     def sign(self, document: bytes) -> bytes:
         """The CAP alert (bytes, as release_to_cap gives them) with an enveloped signature as its last child."""
@@ -115,7 +114,7 @@ class CapSigner:
         signer = XMLSigner(signature_algorithm=self.method, digest_algorithm=DigestAlgorithm.SHA256,
                            c14n_algorithm=_C14N)
         signer.namespaces = {None: XMLDSIG_NS}
-        signed = signer.sign(root, key=self.key_pem, cert=[c.decode() for c in self.chain_pem])
+        signed = signer.sign(root, key=self.key, cert=[c.decode() for c in self.chain_pem])
         return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
 
