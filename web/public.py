@@ -32,6 +32,7 @@ public table, which otherwise fails a route that asks for no person.
 """
 
 import hashlib
+import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -56,6 +57,8 @@ from pingan.store import releases as release_store
 from pingan.store.repository import Store
 from pingan.web.console.i18n import LANG_COOKIE, LANGS, normal_lang, term, translate
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:  # signxml (0.2 s to import) is loaded by the settings only when signing is configured
     from pingan.schemas.adapters.cap_sign import CapSigner
 
@@ -65,6 +68,7 @@ FEED_MAX_AGE_S = 60  # a feed reader polls; a warning should not wait longer tha
 DOCUMENT_MAX_AGE_S = 3600  # a published CAP document never changes
 PAGE_MAX_AGE_S = 60
 FEED_LIMIT = 200  # entries; older releases stay reachable by identifier
+CERT_WARN_DAYS = 30  # a signing certificate this close to expiry is logged as a warning when the API starts
 SIGNED_CACHE_SIZE = 1024  # signed CAP documents kept (a few KB each); the least recently served go first
 ASSETS = Path(__file__).parent / "public_page"
 _env = Environment(loader=FileSystemLoader(ASSETS), autoescape=select_autoescape(["html"]), trim_blocks=True,
@@ -232,6 +236,12 @@ def public_router(settings: Settings, store: Store) -> APIRouter:
     router = APIRouter(tags=["public"])
     tz = ZoneInfo(settings.timezone)
     signed = SignedDocuments(settings.cap_signer) if settings.cap_signer is not None else None
+    if settings.cap_signer is not None:
+        left = settings.cap_signer.not_after - datetime.now(UTC)
+        if left < timedelta(days=CERT_WARN_DAYS):
+            # Receivers refuse alerts signed with an expired certificate; renew it and restart before then.
+            log.warning("the CAP signing certificate (PINGAN_CAP_SIGNING_CERT, %s) expires on %s, in %d days",
+                        settings.cap_signer.subject, settings.cap_signer.not_after.isoformat(), left.days)
 
     @router.get("/public/cap/feed.atom", response_class=Response,
                 responses={200: {"content": {"application/atom+xml": {}}, "description": "Atom 1.0"},

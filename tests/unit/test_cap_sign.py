@@ -198,3 +198,28 @@ def test_an_expired_certificate_is_refused(pki: Pki, tmp_path: Path) -> None:
     assert f"PINGAN_CAP_SIGNING_CERT ({cert_file}): the certificate is valid from" in message
     with pytest.raises(CapSigningError, match="not now"):
         CapSigner.from_pem(key_pem(key), pem(old))
+
+
+def test_the_api_signs_each_document_once(tmp_path: Path) -> None:
+    # An EC signature differs each time it is made: the cache keeps the served bytes, and so the ETag, stable.
+    from pingan.web.public import SignedDocuments
+
+    signer = make_pki(tmp_path, ec_leaf=True).signer()
+    assert signer.sign(typhoon_cap()) != signer.sign(typhoon_cap())
+    documents = SignedDocuments(signer, size=2)
+    first = documents.get("A", typhoon_cap())
+    assert documents.get("A", typhoon_cap()) == first
+    other_body = typhoon_cap(n=2)
+    assert documents.get("A", other_body) != first  # another body (another base URL) is signed on its own
+    documents.get("B", typhoon_cap())
+    assert documents.get("A", typhoon_cap()) != first  # the least recently served went first
+
+
+def test_a_certificate_near_expiry_is_a_warning_when_the_api_starts(pki: Pki,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from pingan.web.public import public_router
+
+    settings = Settings(cap_signing_key=pki.key_file, cap_signing_cert=pki.cert_file)  # the leaf lasts 30 days
+    with caplog.at_level("WARNING", logger="pingan.web.public"):
+        public_router(settings, None)  # type: ignore[arg-type]
+    assert "CAP signing certificate (PINGAN_CAP_SIGNING_CERT" in caplog.text and "in 29 days" in caplog.text
