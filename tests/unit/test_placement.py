@@ -161,3 +161,19 @@ def test_the_automatic_key_of_a_report_with_a_point_is_its_place_not_its_title()
     assert here.effective_dedup_key() == report(title="冒烟了", location={"lat": 22.4301, "lon": 113.6302}) \
         .effective_dedup_key()  # a few metres apart, other words: one key
     assert report(title="仓库起火").effective_dedup_key() == report(title=" 仓库起火").effective_dedup_key()
+
+
+def test_an_alertmanager_alert_with_lat_lon_labels_through_the_real_adapter() -> None:
+    import json
+
+    from pingan.schemas.adapters.alertmanager import parse_alertmanager
+
+    alert = {"status": "firing", "labels": {"alertname": "WaterLevelHigh", "severity": "critical", "lat": "22.43",
+                                            "lon": "113.63"},
+             "annotations": {"summary": "淇澳水位站水位超警戒"}, "startsAt": "2026-12-05T08:00:00Z",
+             "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus.example", "fingerprint": "f1"}
+    body = {"version": "4", "groupKey": "g", "status": "firing", "receiver": "pingan", "groupLabels": {},
+            "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am.example", "alerts": [alert]}
+    [item] = parse_alertmanager(json.dumps(body).encode())
+    placed = PLACER.place(item.report)
+    assert placed.deepest.code == QIAO_5 and placed.method == "coordinates" and "labels lat/lon" in placed.evidence
