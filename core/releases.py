@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -62,6 +63,16 @@ class Caller:
 
 
 @dataclass(frozen=True)
+class Asked:
+    """One person asked to approve one revision of a release: when, and how each channel's message fared."""
+
+    person: str
+    revision: int
+    at: datetime
+    channels: dict[str, str]  # channel -> ledger state (intended, sending, sent, delivered, failed)
+
+
+@dataclass(frozen=True)
 class Step:
     release: Release
     actions: list[Action]
@@ -90,6 +101,23 @@ class ReleaseService:
 
     def for_incident(self, incident_id: str) -> list[Release]:
         return release_store.list_for_incident(self.store, self.incident(incident_id).id)
+
+    def approval_requests(self, incident_id: str) -> dict[str, list[Asked]]:
+        """Release id -> who was asked to approve it and when (the draft's and edits' log entries list the intents),
+        with each message's state in the ledger now: the console's release page shows it."""
+        found = self.incident(incident_id)
+        states = {e.notification.idempotency_key: e.state.value for e in self.store.ledger_for(found.id)}
+        out: dict[str, list[Asked]] = {}
+        for action in self.store.timeline(found.id):
+            if action.kind not in (ActionKind.release_drafted, ActionKind.release_edited):
+                continue
+            asked: dict[str, Asked] = {}
+            for n in action.details.get("notifications") or []:
+                row = asked.setdefault(n["recipient"], Asked(n["recipient"], int(action.details.get("revision", 1)),
+                                                             action.at, {}))
+                row.channels[n["channel"]] = states.get(n["key"], "intended")
+            out.setdefault(str(action.details.get("release")), []).extend(asked.values())
+        return out
 
     def plan_level(self, incident: Incident) -> tuple[Plan, Level]:
         plan = self.plans.get(self.store.response_plan(incident.id) or "")

@@ -90,3 +90,20 @@ def test_release_page_draft_four_eyes_edit_approve_publish(ui: Console) -> None:
     assert actors == [("release_drafted", "xiang-yun"), ("release_edited", "xiang-yun"),
                       ("release_approved", "huang-liping"), ("release_published", "huang-liping")]
     assert console.client.get("/console/releases?incident=INC-NOSUCHONE").status_code == 404
+
+
+def test_release_page_shows_who_was_asked_to_approve_and_when(ui: Console) -> None:
+    console = ui
+    incident = typhoon(console)
+    page = f"/console/releases?incident={incident}"
+    console.person = PIO
+    done = console.client.post("/console/releases/draft", data={"csrf": console.csrf(page), "incident": incident},
+                               follow_redirects=False)
+    assert done.status_code == 303 and "error" not in done.headers["location"]
+    [release] = release_store.list_for_incident(console.store, incident)
+    seen = console.client.get(page).text
+    section = seen[seen.index(f'id="release-{release.id}"'):]
+    asked = section[section.index('class="asked"'):section.index("</dd>", section.index('class="asked"'))]
+    # The grade II commander (黄丽萍, huang-liping) was asked, on the console, SMS and e-mail: not yet sent.
+    assert "已送审" in asked and "黄丽萍" in asked and "twilio_sms: intended" in asked and "console: intended" in asked
+    assert "向云" not in asked  # the drafter

@@ -69,6 +69,7 @@ def releases_router(console: "Console") -> APIRouter:
             except ReleaseRefused:
                 templates = {}
             return {"incident": inc, "releases": list(reversed(svc.for_incident(found))), "templates": templates,
+                    "asked": svc.approval_requests(found),
                     "channels": [c.value for c in ReleaseChannel], "people": intake.plans().directory.people}
 
         found = await asyncio.to_thread(load)
