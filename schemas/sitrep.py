@@ -106,6 +106,21 @@ class AreaReports(Model):
     reports: int = Field(ge=0, description="Reports joined into those incidents (report_count)")
 
 
+class AreaCount(Model):
+    """Incidents and reports of one area of the district's hierarchy (issue 18), this period and the previous one,
+    from triage's placement path (location.placement), not the free-text area name."""
+
+    code: str = Field(description="The area's code; '-' for incidents placed in no community")
+    level: str = Field(description="community or grid; 'none' for the unplaced row")
+    name_zh: str | None = None
+    name_en: str | None = None
+    parent: str | None = Field(default=None, description="A grid's community")
+    incidents: int = Field(ge=0)
+    incidents_previous: int = Field(ge=0)
+    reports: int = Field(ge=0, description="Reports joined into those incidents (report_count)")
+    reports_previous: int = Field(ge=0)
+
+
 class Bucket(Model):
     start: UtcDatetime
     label: str = Field(description="Local hour (HH:00) for a day, local date (MM-DD) for a week or a month")
@@ -133,3 +148,7 @@ class Sitrep(Model):
     still_open: list[OpenIncident] = Field(description="Real incidents not closed, received before the period ended")
     top_areas: list[AreaReports] = Field(description="The areas with most reports, at most 5")
     over_time: list[Bucket]
+    by_community: list[AreaCount] = Field(default_factory=list, description=(
+        "Every community with an incident in either period, most incidents first, then the unplaced ('-')"))
+    by_grid: list[AreaCount] = Field(default_factory=list, description=(
+        "The grids of the top communities (at most 3, in by_community's order), each community's grids together"))

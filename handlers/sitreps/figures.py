@@ -19,6 +19,8 @@
 - Tasks: per level the incident ran at (each `plan_activated`), its tasks (in the entry's details) against the
   first `task_done` of that level: met by the deadline, late after, missed when the deadline passed undone before
   the level ended (the next activation, the close or the report's time), not due otherwise.
+- Areas (handlers/sitreps/areas.py): incidents and reports per community, and per grid of the busiest
+  communities, from triage's placement path, this period and the previous one.
 - Releases: published releases of the period's incidents and the time from receipt to each incident's first;
   `None` rows mean the store has no release workflow (the figures are then marked not available).
 """
@@ -34,6 +36,7 @@ from datetime import datetime
 
 from pingan.handlers.incidents.merge import MERGED_INTO
 from pingan.handlers.plans.timeline import step_schedule
+from pingan.handlers.sitreps.areas import area_counts
 from pingan.handlers.sitreps.period import buckets
 from pingan.schemas.action import Action, ActionKind
 from pingan.schemas.incident import Incident
@@ -276,6 +279,7 @@ def compute(period: Period, rows: SitrepRows, plans: Mapping[str, Plan], *, as_o
     previous = [i for i in events if period.previous_start <= i.received_at < period.previous_end]
     merged = sum(1 for i in rows.incidents if MERGED_INTO in i.labels and period.start <= i.received_at < period.end)
     roll_call, tasks = _roll_calls_and_tasks(current, rows.timelines, plans, as_of)
+    by_community, by_grid = area_counts(current, previous)
     over_time = [Bucket(start=start, label=label, current=sum(1 for i in current if start <= i.received_at < end))
                  for start, end, label in buckets(period)]
     return Sitrep(
@@ -286,5 +290,5 @@ def compute(period: Period, rows: SitrepRows, plans: Mapping[str, Plan], *, as_o
         notifications=_notifications(rows.ledger), roll_call=roll_call, tasks=tasks,
         releases=_releases(current, rows.releases),
         still_open=_still_open([i for i in rows.still_open if i.received_at < period.end], as_of),
-        top_areas=_top_areas(current), over_time=over_time,
+        top_areas=_top_areas(current), over_time=over_time, by_community=by_community, by_grid=by_grid,
     )

@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pingan.schemas.sitrep import Bucket, ChannelCounts, CountRow, Sitrep
+from pingan.schemas.sitrep import AreaCount, Bucket, ChannelCounts, CountRow, Sitrep
 
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -34,6 +34,9 @@ TEXT: dict[str, dict[str, str]] = {
         "rule_first_acknowledgement": "启用级别中最早的确认时限（步骤执行时间 + ack_timeout_min），容差 1 分钟",
         "rule_close": "预案未规定关闭时限，不计达标",
         "percentile_def": "中位数：排序后居中的值（偶数个时取中间两值的平均）；P90：最近秩法，第 ⌈0.9 × n⌉ 个最小值",
+        "by_community": "按社区（网格化定位）", "by_grid": "重点社区的网格", "community": "社区", "grid_col": "网格",
+        "unplaced": "未定位到社区", "incidents_prev": "事件（上期）", "reports_prev": "警情（上期）",
+        "area_note": "按分诊定位的区域路径统计（坐标、地名或来电人登记区域），非自由填写的区域名",
     },
     "en": {
         "lang": "en", "title": "Situation report", "day": "daily", "week": "weekly", "month": "monthly",
@@ -61,6 +64,11 @@ TEXT: dict[str, dict[str, str]] = {
         "rule_close": "plans set no time to close: not scored",
         "percentile_def": "median: the middle value of the sorted times (the mean of the two middle ones for an even "
         "count); p90: nearest rank, the ceil(0.9 × n)-th smallest time",
+        "by_community": "By community (placed by triage)", "by_grid": "Grids of the busiest communities",
+        "community": "Community", "grid_col": "Grid", "unplaced": "not placed in a community",
+        "incidents_prev": "Incidents (previous)", "reports_prev": "Reports (previous)",
+        "area_note": "counted by the area path triage placed each incident in (coordinates, a place name or the "
+        "caller's registered area), not the free-text area name",
     },
 }
 
@@ -206,6 +214,37 @@ def channel_chart(rows: list[ChannelCounts], lang: str, t: dict[str, str]) -> st
     return "".join(parts) + "</svg>"
 
 
+def area_label(row: AreaCount, lang: str, t: dict[str, str]) -> str:
+    if row.code == "-":
+        return t["unplaced"]
+    first, second = (row.name_zh, row.name_en) if lang == "zh" else (row.name_en, row.name_zh)
+    return first or second or row.code
+
+
+def area_section(report: Sitrep, lang: str, t: dict[str, str]) -> str:
+    """Per community (with a chart of incidents, this period against the previous) and per grid of the busiest."""
+    if not report.by_community:
+        return f"<h2>{t['by_community']}</h2><p>{t['none']}</p>"
+
+    def table(rows: list[AreaCount], first: str) -> str:
+        def change(r: AreaCount) -> str:
+            return _change(CountRow(key=r.code, current=r.incidents, previous=r.incidents_previous))
+
+        body = "".join(
+            f"<tr><td>{_e(area_label(r, lang, t))}</td><td>{_e(r.code)}</td><td class=n>{r.incidents}</td>"
+            f"<td class=n>{r.incidents_previous}</td>{change(r)}"
+            f"<td class=n>{r.reports}</td><td class=n>{r.reports_previous}</td></tr>" for r in rows)
+        return (f"<table><tr><th>{first}</th><th>{t['id']}</th><th>{t['incidents']}</th><th>{t['incidents_prev']}"
+                f"</th><th>{t['change']}</th><th>{t['reports']}</th><th>{t['reports_prev']}</th></tr>{body}</table>")
+
+    chart_rows = [CountRow(key=area_label(r, lang, t), current=r.incidents, previous=r.incidents_previous)
+                  for r in report.by_community]
+    grids = (f"<h3>{t['by_grid']}</h3>{table(report.by_grid, t['grid_col'])}" if report.by_grid else "")
+    return (f"<h2>{t['by_community']}</h2><p class=meta>{_e(t['area_note'])} · {t['legend']}</p>"
+            f"{pair_chart(chart_rows, lang, t, t['by_community'])}{table(report.by_community, t['community'])}"
+            f"{grids}")
+
+
 def render_html(report: Sitrep, lang: str = "zh") -> str:
     lang = lang if lang in TEXT else "zh"
     t = TEXT[lang]
@@ -276,6 +315,7 @@ def render_html(report: Sitrep, lang: str = "zh") -> str:
             f"<h2>{t['by_category']}</h2><p class=meta>{t['legend']}</p>"
             f"{pair_chart(by.category, lang, t, t['by_category'])}<div class=grid>{breakdowns}</div>"
             f"<h2>{t['by_area']}</h2>{_counts_table(by.area, lang, t)}"
+            f"{area_section(report, lang, t)}"
             f"<h2>{t['response']}</h2>{response}"
             f"<h2>{t['notifications']}</h2>{channel_chart(report.notifications, lang, t)}{channels}"
             f"<h2>{t['roll_call']} · {t['tasks']}</h2>{duty}<h2>{t['releases']}</h2>{releases}"

@@ -22,6 +22,12 @@ This week (real):
   E (exercise) and F (test): left out, their notifications and releases too. H (after the week) counts nowhere.
   Releases: A's alert published at +15 and its update at +60, B's alert at +45, D's only a draft.
 Previous week: P1 fire III 唐家湾 closed, P2 infectious disease IV 淇澳 closed, P3 fire IV 金鼎 still open.
+
+Placed by triage (issue 18; location.placement, whatever the free-text area name says): A, G, P1 (and M, E) in
+唐家社区 grid 1, B in its grid 2, C in 淇澳社区 grid 5, P2 in 淇澳社区 only, P3 in 唐乐社区 grid 1; D nowhere. So per
+community (incidents this/previous, reports this/previous): 唐家 3/1, 5/1 (A 3 + B 1 + G 1); 淇澳 1/1, 2/1; 唐乐
+0/1, 0/1; unplaced (D) 1/0, 1/0. Per grid of those three: 唐家 1 2/1, 4/1; 唐家 2 1/0, 1/0; 淇澳 5 1/0, 2/0;
+唐乐 1 0/1, 0/1.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ import yaml
 from sqlalchemy import update
 
 from pingan.schemas.action import ActionDraft, ActionKind
+from pingan.schemas.adapters.areas import AREAS_FILE
+from pingan.schemas.area_view import district_nodes, path_to
+from pingan.schemas.areas import PlacedArea, Placement
 from pingan.schemas.incident import Incident, Location
 from pingan.schemas.notification import Channel, Notification, Recipient
 from pingan.schemas.release import Release
@@ -71,10 +80,20 @@ PLAN = {
 TASKS = {"III": [{"id": "report-city", "deadline_min": 30}],
          "II": [{"id": "report-city", "deadline_min": 20}, {"id": "evacuate", "deadline_min": 60}]}
 AS_OF = "2026-11-30T02:00:00+00:00"
+TANGJIA_1, QIAO, TANGLE = "440402100001001", "440402100009", "440402100002"  # 唐家社区 grid 1, 淇澳社区, 唐乐社区
 
 
 def _t(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def placed_in(code: str | None) -> Placement | None:
+    """Where triage would have placed a report in that area of the shipped district file: its whole path."""
+    if code is None:
+        return None
+    nodes = {n.code: n for n in district_nodes(AREAS_FILE)[1]}
+    path = [PlacedArea(code=n.code, level=n.level, name_zh=n.name_zh, name_en=n.name_en) for n in path_to(nodes, code)]
+    return Placement(path=path, method="area_code", evidence=f"test: {code}")
 
 
 class Week:
@@ -88,11 +107,11 @@ class Week:
 
     def incident(self, iid: str, at: str, grade: str, *, category: str = "accident_disaster", subtype: str = "fire",
                  area: str | None = None, reports: int = 1, state: str = "open", status: str = "actual",
-                 labels: dict[str, str] | None = None) -> datetime:
+                 labels: dict[str, str] | None = None, placed: str | None = None) -> datetime:
         received = _t(at)
         incident = Incident(id=iid, dedup_key=f"k-{iid}", received_at=received, category=category, subtype=subtype,
                             grade=grade, title=f"事件 {iid}", state=state, status=status, report_count=reports,
-                            location=Location(area_name=area), labels=labels or {})
+                            location=Location(area_name=area, placement=placed_in(placed)), labels=labels or {})
         with write_tx(self.store.engine) as conn:
             conn.execute(incidents.insert(), [incident_row(incident)])
         self.log(iid, received, ActionKind.created, "system:triage")
@@ -142,7 +161,7 @@ def build_week(store: Store) -> None:
     m = timedelta(minutes=1)
     sms, console = Channel.twilio_sms, Channel.console
     # A
-    a = w.incident("INC-A", "2026-11-23T01:00:00", "III", area="唐家湾", reports=3, state="closed")
+    a = w.incident("INC-A", "2026-11-23T01:00:00", "III", area="唐家湾", reports=3, state="closed", placed=TANGJIA_1)
     w.activate("INC-A", a + 0.5 * m, "III")
     w.sent("INC-A", a + 1 * m, "s1", "p1", console, "delivered")
     w.sent("INC-A", a + 1 * m, "s2", "p1", sms, "delivered")
@@ -154,14 +173,15 @@ def build_week(store: Store) -> None:
     w.log("INC-A", a + 120 * m, ActionKind.closed, "p1", reason="out")
     # M: a second incident of A's fire, merged into A by the duty officer (its 2 reports are in A's 3)
     mm = w.incident("INC-M", "2026-11-23T01:02:00", "III", area="唐家湾", reports=2, state="closed",
-                    labels={"merged_into": "INC-A"})
+                    labels={"merged_into": "INC-A"}, placed=TANGJIA_1)
     w.activate("INC-M", mm, "III")
     w.sent("INC-M", mm + 1 * m, "s1", "p1", console, "delivered")
     w.log("INC-M", mm + 30 * m, ActionKind.closed, "p1", reason="same fire", merged_into="INC-A")
     w.release("INC-A", 1, a + 5 * m, a + 15 * m)
     w.release("INC-A", 2, a + 50 * m, a + 60 * m, kind="update")
     # B
-    b = w.incident("INC-B", "2026-11-24T02:00:00", "II", area="唐家湾", state="closed")
+    b = w.incident("INC-B", "2026-11-24T02:00:00", "II", area="唐家湾", state="closed",
+                   placed=TANGJIA_1[:-1] + "2")
     w.activate("INC-B", b, "II")
     w.sent("INC-B", b + 0.1 * m, "s1", "p1", console, "delivered")
     w.log("INC-B", b + 10 * m, ActionKind.acknowledged, "p1")
@@ -170,7 +190,7 @@ def build_week(store: Store) -> None:
     w.release("INC-B", 1, b + 40 * m, b + 45 * m)
     # C: no plan
     c = w.incident("INC-C", "2026-11-25T10:30:00", "IV", category="natural_disaster", subtype="meteorological",
-                   area="淇澳", reports=2)
+                   area="淇澳", reports=2, placed=QIAO + "005")
     w.log("INC-C", c, ActionKind.no_plan, "system:response", reason="none")
     # D
     d = w.incident("INC-D", "2026-11-27T23:00:00", "III", state="acknowledged")
@@ -181,22 +201,23 @@ def build_week(store: Store) -> None:
     w.log("INC-D", d + 6 * m, ActionKind.acknowledged, "p1")
     w.release("INC-D", 1, d + 10 * m, None)  # a draft: not published
     # G
-    g = w.incident("INC-G", "2026-11-29T15:50:00", "III", area="唐家湾", state="closed")
+    g = w.incident("INC-G", "2026-11-29T15:50:00", "III", area="唐家湾", state="closed", placed=TANGJIA_1)
     w.activate("INC-G", g, "III")
     w.sent("INC-G", g + 0.5 * m, "s1", "p1", console, "delivered")
     w.log("INC-G", g + 10 * m, ActionKind.closed, "p1", reason="false alarm")
     # Exercise and test traffic, and one incident after the week
-    e = w.incident("INC-E", "2026-11-26T03:00:00", "III", area="唐家湾", status="exercise", reports=4)
+    e = w.incident("INC-E", "2026-11-26T03:00:00", "III", area="唐家湾", status="exercise", reports=4,
+                   placed=TANGJIA_1)
     w.activate("INC-E", e, "III")
     w.sent("INC-E", e, "s1", "p1", console, "delivered")
     w.release("INC-E", 1, e, e + 5 * m, status="exercise")
     w.incident("INC-F", "2026-11-28T03:00:00", "II", status="test")
     w.incident("INC-H", "2026-11-30T00:00:00", "II", area="唐家湾")
     # The previous week, and one before it
-    w.incident("INC-P1", "2026-11-16T05:00:00", "III", area="唐家湾", state="closed")
+    w.incident("INC-P1", "2026-11-16T05:00:00", "III", area="唐家湾", state="closed", placed=TANGJIA_1)
     w.incident("INC-P2", "2026-11-20T08:00:00", "IV", category="public_health", subtype="infectious_disease",
-               area="淇澳", state="closed")
-    w.incident("INC-P3", "2026-11-18T00:00:00", "IV", area="金鼎")
+               area="淇澳", state="closed", placed=QIAO)
+    w.incident("INC-P3", "2026-11-18T00:00:00", "IV", area="金鼎", placed=TANGLE + "001")
     w.incident("INC-OLD", "2026-11-10T00:00:00", "IV", area="金鼎", state="closed")
     w.commit()
 
@@ -279,6 +300,18 @@ def test_every_figure_of_a_known_week(week: dict[str, str]) -> None:
         ("11-23", 1), ("11-24", 1), ("11-25", 1), ("11-26", 0), ("11-27", 0), ("11-28", 1), ("11-29", 1)]
     assert r["over_time"][0]["start"] == "2026-11-22T16:00:00Z"
 
+    def counts(items: list[dict[str, object]]) -> list[tuple[object, ...]]:
+        return [(a["code"], a["name_zh"], a["incidents"], a["incidents_previous"], a["reports"],
+                 a["reports_previous"]) for a in items]
+
+    assert counts(r["by_community"]) == [
+        ("440402100001", "唐家社区", 3, 1, 5, 1), ("440402100009", "淇澳社区", 1, 1, 2, 1),
+        ("440402100002", "唐乐社区", 0, 1, 0, 1), ("-", None, 1, 0, 1, 0)]
+    assert counts(r["by_grid"]) == [
+        ("440402100001001", "唐家社区第一网格", 2, 1, 4, 1), ("440402100001002", "唐家社区第二网格", 1, 0, 1, 0),
+        ("440402100009005", "淇澳社区第五网格", 1, 0, 2, 0), ("440402100002001", "唐乐社区第一网格", 0, 1, 0, 1)]
+    assert [a["parent"] for a in r["by_grid"]] == ["440402100001", "440402100001", "440402100009", "440402100002"]
+
 
 def test_a_day_counts_per_local_hour(week: dict[str, str]) -> None:
     done = subprocess.run([sys.executable, "-m", "pingan.cli.main", "sitrep", "--period", "day", "--since",
@@ -310,11 +343,16 @@ def test_html_renders_with_charts_and_pdf_has_pages(week: dict[str, str], tmp_pa
                 page = browser.new_page()
                 page.goto(html.as_uri())
                 assert heading in page.locator("h1").inner_text()
-                assert page.locator("svg.chart").count() == 3
-                # over time: a column per day (7); categories: 2 bars each (3 rows); channels: 2 bars each (2)
+                assert page.locator("svg.chart").count() == 4
+                # over time: a column per day (7); categories: 2 bars each (3 rows); communities: 2 bars each (4
+                # rows, the unplaced too); channels: 2 bars each (2)
                 assert page.locator("svg.chart").nth(0).locator("rect").count() == 7
                 assert page.locator("svg.chart").nth(1).locator("rect").count() == 6
-                assert page.locator("svg.chart").nth(2).locator("rect").count() == 4
+                assert page.locator("svg.chart").nth(2).locator("rect").count() == 8
+                assert page.locator("svg.chart").nth(3).locator("rect").count() == 4
+                community = {"zh": "唐家社区", "en": "Tangjia Community"}[lang]
+                assert community in page.locator("svg.chart").nth(2).inner_html()
+                assert page.get_by_text({"zh": "唐家社区第一网格", "en": "Tangjia Community Grid 1"}[lang]).count()
                 box = page.locator("svg.chart").nth(0).bounding_box()
                 assert box is not None and box["width"] > 300 and box["height"] > 100
             finally:
