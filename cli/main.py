@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pingan.cli import areas, reports, response, runtime, sitrep
+from pingan.cli.cap import cap_app
 from pingan.cli.drill import drill_app
 from pingan.cli.intake import intake_app
 from pingan.cli.plans import plans_app
@@ -29,6 +30,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(release_app, name="release")
 app.add_typer(trends_app, name="trends")
+app.add_typer(cap_app, name="cap")
 
 
 @app.command()

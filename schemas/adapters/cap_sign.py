@@ -6,10 +6,12 @@
                                             settings call it when they are read, so a bad pair stops start-up
     signer.sign(document) -> bytes          the alert with <Signature xmlns="http://www.w3.org/2000/09/xmldsig#">
                                             as its last child
-    verify_cap(document, ca_file) -> bytes  what a receiver checks: the signature and digest, and that the embedded
-                                            signing certificate chains to the CA it trusts; InvalidCapSignature
+    verify_cap(document, ca_file)           what a receiver checks: the signature and digest, and that the embedded
+                                            signing certificate chains to the CA it trusts -> VerifiedCap (the
+                                            signed alert, the signer); InvalidCapSignature saying what failed
 
-Pure but for load_cap_signer's two file reads: release_to_cap (cap_out.py) stays unsigned and this wraps it.
+Pure but for the files load_cap_signer and verify_cap read. release_to_cap (cap_out.py) stays unsigned; this wraps
+it.
 
 Choices, where the standard leaves them:
 - Enveloped signature, exclusive canonicalization (xml-exc-c14n, as IPAWS and most CAP signers use), SHA-256
@@ -21,6 +23,7 @@ Choices, where the standard leaves them:
   `ds:` prefix.
 """
 
+from base64 import b64decode
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +36,8 @@ from lxml import etree
 from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XMLSigner, XMLVerifier
 from signxml.exceptions import InvalidInput, SignXMLException
 
-__all__ = ["XMLDSIG_NS", "CapSigner", "CapSigningError", "InvalidCapSignature", "load_cap_signer", "verify_cap"]
+__all__ = ["XMLDSIG_NS", "CapSigner", "CapSigningError", "InvalidCapSignature", "VerifiedCap", "load_cap_signer",
+           "verify_cap"]
 
 XMLDSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 KEY_SETTING = "PINGAN_CAP_SIGNING_KEY"
@@ -129,19 +133,38 @@ def load_cap_signer(key_path: Path, cert_path: Path) -> CapSigner:
     return CapSigner.from_pem(contents[0], contents[1], key_path=key_path, cert_path=cert_path)
 
 
-def verify_cap(document: bytes, ca_file: Path) -> bytes:
-    """What a receiver checks of a signed CAP alert: one enveloped signature over the whole alert, its digest and
-    signature value, and the embedded certificate chain up to a CA in the PEM file `ca_file` (validity dates
-    included). Returns the signed alert (without its Signature) as bytes; InvalidCapSignature saying what failed."""
+@dataclass(frozen=True)
+class VerifiedCap:
+    signed: bytes  # the alert as signed, without its Signature: what a receiver should go on to read
+    signer: str  # the signing certificate's subject (RFC 4514)
+    not_after: datetime
+
+
+def verify_cap(document: bytes, ca_file: Path) -> VerifiedCap:
+    """What a receiver checks of a signed CAP alert: an enveloped Signature as the alert's last child, its digest
+    and signature value over the whole alert, and the embedded certificate chain up to a CA in the PEM file
+    `ca_file` (validity dates included). InvalidCapSignature saying what failed; OSError if `ca_file` cannot be read.
+    Read the returned `signed` bytes, not the document given: only they are what was signed."""
+    ca_pems = ca_file.read_bytes()
+    try:
+        x509.load_pem_x509_certificates(ca_pems)
+    except ValueError as exc:
+        raise InvalidCapSignature(f"{ca_file}: not a PEM file of CA certificates ({exc})") from None
     parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True, load_dtd=False)
     try:
-        root = etree.fromstring(document, parser)
+        tree = etree.ElementTree(etree.fromstring(document, parser))
     except etree.XMLSyntaxError as exc:
         raise InvalidCapSignature(f"not well-formed XML: {exc}") from None
-    if root.find(f"{{{XMLDSIG_NS}}}Signature") is None:
-        raise InvalidCapSignature("the alert has not been signed (no Signature element under <alert>)")
+    if tree.docinfo.doctype:
+        raise InvalidCapSignature("the document has a DOCTYPE; a CAP alert has none (refused, as the intake does)")
+    root = tree.getroot()
+    if not len(root) or root[-1].tag != f"{{{XMLDSIG_NS}}}Signature":
+        raise InvalidCapSignature("the alert has not been signed (its last child is not an XML-DSig Signature)")
     try:
         result = XMLVerifier().verify(root, ca_pem_file=str(ca_file))
     except (SignXMLException, InvalidInput) as exc:
         raise InvalidCapSignature(f"the signature does not verify: {exc}") from None
-    return etree.tostring(result.signed_xml)
+    leaf = x509.load_der_x509_certificate(b64decode("".join(
+        root[-1].findtext(f".//{{{XMLDSIG_NS}}}X509Certificate", "").split())))
+    signed = etree.tostring(result.signed_xml, xml_declaration=True, encoding="UTF-8")
+    return VerifiedCap(signed, leaf.subject.rfc4514_string(), leaf.not_valid_after_utc)

@@ -64,7 +64,9 @@ def test_a_signed_alert_passes_capvalidator_strict_mode(pki: Pki) -> None:
     assert "http://www.w3.org/2000/09/xmldsig#enveloped-signature" in transforms
     # The leaf first, then the intermediate, so that a receiver can build the chain to its root.
     assert len(root.findall(".//ds:X509Certificate", NS)) == 2
-    assert verify_cap(signed, pki.ca_file)
+    verified = verify_cap(signed, pki.ca_file)
+    assert "CAP signing" in verified.signer and verified.not_after == pki.leaf.not_valid_after_utc
+    assert b"Signature" not in verified.signed and "台风“海葵”".encode() in verified.signed
 
 
 def test_a_headline_changed_after_signing_fails(pki: Pki) -> None:
@@ -104,6 +106,8 @@ def test_the_intake_still_refuses_xxe_in_a_signed_alert(pki: Pki, tmp_path: Path
     with pytest.raises(IntakeError, match="DOCTYPE") as refused:
         parse_cap(attack)
     assert "PINGAN-SIGNED-XXE-MARKER" not in str(refused.value)
+    with pytest.raises(InvalidCapSignature, match="DOCTYPE"):
+        verify_cap(attack, pki.ca_file)
 
 
 def test_an_ec_key_signs_too(tmp_path: Path) -> None:
