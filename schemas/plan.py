@@ -53,7 +53,8 @@ class Target(Model):
     person: str | None = None
     role: Role | None = None
     department: str | None = None
-    grid_officer: Literal["incident"] | None = Field(default=None, description="The incident's grid's officers")
+    grid_officer: Literal["incident"] | None = Field(default=None, description=(
+        "The officers of the incident's grid; placed no deeper than a community, of every grid of it"))
     area_leader: AreaLevel | None = Field(default=None, description="The leaders of the incident's area at that level")
 
     @model_validator(mode="after")

@@ -48,6 +48,13 @@ class Placer:
     def __init__(self, district: District, people: Iterable[Person] = ()) -> None:
         self.district = district
         self._by_code = {a.code: a for a in district.areas}
+        # A community's grid officers are its grids' (a report placed no deeper than the community reaches them all);
+        # wider areas have none of their own: a town-wide incident names its people by roster or department.
+        self._officers = {a.code: list(a.officers) for a in district.areas}
+        for grid in (a for a in district.areas if a.level == "grid" and a.parent in self._by_code):
+            if self._by_code[grid.parent].level == "community":  # type: ignore[index]
+                self._officers[grid.parent] = list(dict.fromkeys(  # type: ignore[index]
+                    [*self._officers[grid.parent], *grid.officers]))  # type: ignore[index]
         self._paths = {a.code: self._path_of(a) for a in district.areas}
         self._depth = {code: len(path) for code, path in self._paths.items()}
         roots = [a for a in district.areas if a.parent not in self._by_code]
@@ -74,7 +81,7 @@ class Placer:
             # Who answers for each area, as the file says when the report is placed: plans reach them through
             # {grid_officer: incident} and {area_leader: LEVEL} (handlers/plans/directory.py).
             path.append(PlacedArea(code=step.code, level=step.level, name_zh=step.name_zh, name_en=step.name_en,
-                                   officers=step.officers, leaders=step.leaders))
+                                   officers=self._officers[step.code][:50], leaders=step.leaders))
             step = self._by_code.get(step.parent) if step.parent else None
         return path[::-1]
 

@@ -62,7 +62,9 @@ def resolve(target: Target, level: Level | None, index: DirectoryIndex, at: date
         return []  # a role that points back at itself
     seen = _seen | {key}
     if target.by_area:
-        area = placement.at("grid" if target.grid_officer else str(target.area_leader)) if placement else None
+        # The grid's officers; placed no deeper than a community, every officer of its grids.
+        area = (placement.at("grid") or placement.at("community") if target.grid_officer
+                else placement.at(str(target.area_leader))) if placement else None
         ids = (area.officers if target.grid_officer else area.leaders) if area is not None else []
         return [index.people[i] for i in dict.fromkeys(ids) if i in index.people]
     if target.person is not None:

@@ -71,7 +71,13 @@ def test_an_unplaced_incident_reaches_nobody_through_them_and_says_why() -> None
     assert len(orders.notifications) == 1  # the roster still gets it
     named = incident(area_name="淇澳社区").location.placement  # placed in a community, not in a grid
     assert named is not None and named.deepest.code == QIAO.code
-    assert resolve(Target(grid_officer="incident"), None, INDEX, NOW, placement=named) == []
+    # Placed no deeper than the community: every officer of its grids (a community-wide warning reaches them all).
+    qiao_officers = [o for a in DISTRICT.areas if a.parent == QIAO.code for o in a.officers]
+    assert len(qiao_officers) == 6
+    assert [p.id for p in resolve(Target(grid_officer="incident"), None, INDEX, NOW, placement=named)] == qiao_officers
+    town = incident(area_name="唐家湾大道").location.placement  # the town: no grid officer by this target
+    assert town is not None and town.deepest.code == "440402100"
+    assert resolve(Target(grid_officer="incident"), None, INDEX, NOW, placement=town) == []
     assert [p.id for p in resolve(Target(area_leader="community"), None, INDEX, NOW, placement=named)] == QIAO.leaders
 
 
