@@ -258,7 +258,8 @@ def public_router(settings: Settings, store: Store) -> APIRouter:
                            304: {"description": "Not modified (If-None-Match)"},
                            404: {"description": "No published release has this identifier"}})
     def cap_document(request: Request, identifier: str) -> Response:
-        """One published release as a CAP 1.2 alert. No sign-in."""
+        """One published release as a CAP 1.2 alert, signed (an enveloped XML Signature with the office's certificate
+        chain) when the office configured a signing key. No sign-in."""
         release = release_store.get_by_cap_identifier(store, identifier)
         if release is None or release.state is not ReleaseState.published or release.published_at is None \
                 or not on_cap(release):
