@@ -237,11 +237,13 @@ def area_section(report: Sitrep, lang: str, t: dict[str, str]) -> str:
         return (f"<table><tr><th>{first}</th><th>{t['id']}</th><th>{t['incidents']}</th><th>{t['incidents_prev']}"
                 f"</th><th>{t['change']}</th><th>{t['reports']}</th><th>{t['reports_prev']}</th></tr>{body}</table>")
 
+    # A chart only when something was placed: a lone "not placed" bar says nothing the table does not.
     chart_rows = [CountRow(key=area_label(r, lang, t), current=r.incidents, previous=r.incidents_previous)
-                  for r in report.by_community]
+                  for r in report.by_community] if any(r.code != "-" for r in report.by_community) else []
     grids = (f"<h3>{t['by_grid']}</h3>{table(report.by_grid, t['grid_col'])}" if report.by_grid else "")
     return (f"<h2>{t['by_community']}</h2><p class=meta>{_e(t['area_note'])} · {t['legend']}</p>"
-            f"{pair_chart(chart_rows, lang, t, t['by_community'])}{table(report.by_community, t['community'])}"
+            f"{pair_chart(chart_rows, lang, t, t['by_community']) if chart_rows else ''}"
+            f"{table(report.by_community, t['community'])}"
             f"{grids}")
 
 

@@ -2,7 +2,9 @@
 report once, however many workers ask and across a restart, stores it, logs it in the hash chain, e-mails it (local
 SMTP server) and posts it to a signed webhook (local receiver); a delivery its worker did not finish is taken over
 once; `GET /v1/sitreps` and `GET /v1/sitreps/{id}` list and return it to readers, not to department liaisons.
-SQLite and PostgreSQL, with the known week of tests/integration/test_sitrep.py."""
+SQLite and PostgreSQL, with the known week of tests/integration/test_sitrep.py. Its HTML has four charts: over time,
+categories, communities (the week's incidents are placed, issue 18) and channels.
+"""
 
 from __future__ import annotations
 
@@ -81,7 +83,7 @@ def test_issued_once_by_two_workers_and_a_restart(settings: Settings, smtp: tupl
         message = mailbox.received[0][1]
         assert message["To"] == MAIL_TO and "突发事件态势研判报告" in message.get_body(("plain",)).get_content()
         [attached] = list(message.iter_attachments())
-        assert attached.get_filename() == f"{DAY_ID}.html" and attached.get_content().count("<svg") == 3
+        assert attached.get_filename() == f"{DAY_ID}.html" and attached.get_content().count("<svg") == 4
         assert len(receiver.received) == 1 and receiver.received[0]["valid"]
         assert [a.details["start"] for a in _entries(stores[0], ActionKind.sitrep_issued)] == \
             ["2026-11-22T16:00:00+00:00"]
@@ -183,7 +185,7 @@ def test_http_lists_and_returns_it_to_readers_only(settings: Settings, tmp_path:
             one = client.get(f"/v1/sitreps/{DAY_ID}", headers=viewer)
             assert one.status_code == 200 and one.json()["report"]["incidents"] == 1
             html = client.get(f"/v1/sitreps/{DAY_ID}?format=html", headers=viewer)
-            assert html.status_code == 200 and html.text.count("<svg") == 3
+            assert html.status_code == 200 and html.text.count("<svg") == 4
             assert client.get("/v1/sitreps/sitrep-day-1999-01-01", headers=viewer).status_code == 404
             assert client.get(f"/v1/sitreps/{DAY_ID}?format=docx", headers=viewer).status_code == 422
             if shutil.which("chromium"):
