@@ -145,11 +145,17 @@ def edit(release_id: Annotated[str, typer.Argument(help="Release id")], by: By,
 def show(release_id: Annotated[str, typer.Argument(help="Release id")],
          as_json: Annotated[bool, typer.Option("--json", help="The whole release as JSON")] = False) -> None:
     """One release: its state, revision, who did what, and its texts."""
-    release = _run(lambda: _service().get(release_id))
+    service = _service()
+    release = _run(lambda: service.get(release_id))
     if as_json:
         runtime.echo_lines(json.dumps(release.model_dump(mode="json"), ensure_ascii=False, indent=2))
-    else:
-        _print(release)
+        return
+    _print(release)
+    # Who was asked to approve it, and whether the messages went out: the drafter sees whom to chase.
+    for asked in service.approval_requests(release.incident_id).get(release.id, []):
+        sent = ", ".join(f"{channel} {state}" for channel, state in asked.channels.items())
+        runtime.echo(f"  asked     {asked.person} (revision {asked.revision}) at "
+                     f"{asked.at.isoformat(timespec='seconds')}: {sent}")
 
 
 @release_app.command("list")

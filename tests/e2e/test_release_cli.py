@@ -66,6 +66,8 @@ def test_release_draft_approve_publish_update_all_clear(tmp_path: Path, sqlite_u
 
     shown = pingan(tmp_path, db_url, "release", "show", first)
     assert "alert  draft  revision 1" in shown.stdout and "二级响应" in shown.stdout
+    # Who was asked to approve it: the grade II commander, on the console and by SMS, not sent yet (no worker runs).
+    assert f"asked     {COMMANDER} (revision 1)" in shown.stdout and "twilio_sms intended" in shown.stdout
     approved = pingan(tmp_path, db_url, "release", "approve", first, "--by", COMMANDER, "--revision", "1")
     assert approved.returncode == 0 and f"approved  by {COMMANDER}" in approved.stdout
     published = pingan(tmp_path, db_url, "release", "publish", first, "--by", PIO)
