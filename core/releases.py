@@ -248,8 +248,8 @@ class ReleaseService:
     def ask_intents(self, release: Release, incident: Incident | None, event: AskEvent, caller: Caller,
                     reason: str = "") -> list[Notification]:
         """Who is told of this step, as intents (handlers/releases/asks.py): for a draft, the approver roles'
-        holders now (none when no plan level is in force); for an approval, rejection or publication, the drafter,
-        unless the drafter did it."""
+        holders now (none when no plan level is in force); for an approval, rejection or publication, the drafter
+        and the last editor, unless they did it themselves."""
         incident = incident or self.incident(release.incident_id)
         plan = self.plans.get(release.plan_id or "")
         directory = self.plans.directory
@@ -261,10 +261,8 @@ class ReleaseService:
                 return []
             people = asks.approvers(release, level, ResponseStore(self.store).role_holders(incident.id), directory,
                                     now)
-        elif caller.person == release.drafted_by:
-            return []  # they did it themselves
         else:
-            people = asks.drafter(release, directory)
+            people = asks.authors(release, directory, caller.person)
         return asks.ask_intents(release, incident, event, people, now, plan.version if plan else 1,
                                 actor=caller.person, reason=reason)
 

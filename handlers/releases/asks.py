@@ -1,6 +1,7 @@
-"""Telling people when a release waits on them (issue 17): who is asked to approve a draft, and the drafter told of
-its approval, rejection or publication. Pure: the release, the incident, the plan level and the directory in,
-notification intents out; core/releases.py writes them into the ledger in the release step's own transaction.
+"""Telling people when a release waits on them (issue 17): who is asked to approve a draft, and the drafter (and
+the last editor, when another person) told of its approval, rejection or publication. Pure: the release, the
+incident, the plan level and the directory in, notification intents out; core/releases.py writes them into the
+ledger in the release step's own transaction.
 
 Who approves: the holders *now* of the template's approver_roles among the level's command roles: a handover's new
 holder (role_holders in the store) before the plan's target, which is a named person or a roster's member on duty,
@@ -133,15 +134,19 @@ def ask_intents(release: Release, incident: Incident, event: AskEvent, people: l
     return out
 
 
-def drafter(release: Release, directory: DirectoryIndex) -> list[Person]:
-    """The drafter as the directory knows them; someone with an account only is told on the console by id."""
-    person = directory.people.get(release.drafted_by)
-    if person is not None:
-        return [person]
-    try:
-        return [Person(id=release.drafted_by, name=release.drafted_by)]
-    except ValidationError:  # an id the directory could not hold: nobody to tell, the log still says who drafted
-        return []
+def authors(release: Release, directory: DirectoryIndex, actor: str) -> list[Person]:
+    """The drafter, and the last editor when another person, minus whoever took the step (they know); as the
+    directory knows them, or, with an account only, told on the console by id."""
+    out: list[Person] = []
+    for pid in dict.fromkeys(p for p in (release.drafted_by, release.edited_by) if p and p != actor):
+        person = directory.people.get(pid)
+        if person is None:
+            try:
+                person = Person(id=pid, name=pid)
+            except ValidationError:  # an id the directory could not hold: nobody to tell; the log says who it was
+                continue
+        out.append(person)
+    return out
 
 
 def logged(intents: list[Notification]) -> list[dict[str, str]]:

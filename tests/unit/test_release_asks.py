@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from pingan.handlers.plans.directory import DirectoryIndex, on_duty
 from pingan.handlers.plans.load import load_plans
-from pingan.handlers.releases.asks import AskEvent, approvers, ask_intents, drafter, recipients
+from pingan.handlers.releases.asks import AskEvent, approvers, ask_intents, authors, recipients
 from pingan.plans import PLANS_DIR
 from pingan.schemas.directory import Contacts, Person
 from pingan.schemas.notification import Channel
@@ -64,6 +64,16 @@ def test_channels_languages_keys_and_exercise_marks() -> None:
     assert all(not n.step.startswith("release:") for n in intents)  # not a public broadcast
 
     drill = incident(status="exercise", labels={"drill_run": "run-7"})
-    told = ask_intents(release, drill, AskEvent.rejected, drafter(release, DIRECTORY), T0, 1, "huang-liping", "改")
+    told = ask_intents(release, drill, AskEvent.rejected, authors(release, DIRECTORY, "huang-liping"), T0, 1,
+                       "huang-liping", "改")
     assert told and all(n.text.startswith("【演练】【被退回】") and "改" in n.text and n.drill_run == "run-7"
                         for n in told)
+
+
+def test_the_drafter_and_another_last_editor_hear_the_answer_but_not_of_their_own_step() -> None:
+    release = draft(TYPHOON).model_copy(update={"edited_by": "zheng-bo"})  # type: ignore[arg-type]
+    assert [p.id for p in authors(release, DIRECTORY, "huang-liping")] == ["lin-xiaodong", "zheng-bo"]
+    assert [p.id for p in authors(release, DIRECTORY, "lin-xiaodong")] == ["zheng-bo"]
+    # Someone with an account and no directory entry is told on the console, by id.
+    [account] = authors(release.model_copy(update={"drafted_by": "ops-7", "edited_by": None}), DIRECTORY, "x")
+    assert [r.channel for r in recipients(account)] == [Channel.console]
