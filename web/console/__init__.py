@@ -2,7 +2,7 @@
 
 Pages: the board (值班台) with live updates, one incident with its command buttons, the shift handover (交接班), the
 on-call table (值班表), the plans with the `plans test` form and the coverage table, drills, situation reports
-(态势研判), an incident's public releases (信息发布) and the log's status.
+(态势研判), an incident's public releases (信息发布), the district's areas (网格) and the log's status.
 Every page needs a signed-in person (web.auth.principal); each button shows only to a role allowed to use it, and
 each command runs through the same service functions as the HTTP API, with the signed-in person as the actor."""
 
@@ -29,6 +29,7 @@ class Console:
 def install_console(api: FastAPI, intake: Intake) -> Console:
     """Mount the console's pages and its vendored static files on the API."""
     from pingan.web.console.actions import actions_router
+    from pingan.web.console.areas import areas_router
     from pingan.web.console.duty import duty_router
     from pingan.web.console.library import library_router
     from pingan.web.console.pages import pages_router
@@ -48,6 +49,6 @@ def install_console(api: FastAPI, intake: Intake) -> Console:
     console = Console(api, intake, ZoneInfo(intake.settings.timezone), Broadcaster(intake.store, departments))
     api.mount(f"{PREFIX}/static/{ASSET_VERSION}", StaticFiles(directory=STATIC), name="console-static")
     for router in (pages_router(console), actions_router(console), duty_router(console), library_router(console),
-                   reports_router(console), releases_router(console)):
+                   reports_router(console), releases_router(console), areas_router(console)):
         api.include_router(router, prefix=PREFIX, include_in_schema=False)
     return console
