@@ -44,6 +44,7 @@ from pingan.store.repository import Store
 from pingan.store.response import ResponseStore
 
 FIRST_RELEASE_TASK = "first-release"  # the plan task the incident's first published release meets
+REMINDER = "system:release-reminder"  # the actor of approval reminders
 
 __all__ = ["FIRST_RELEASE_TASK", "Caller", "ReleaseForbidden", "ReleaseNotFound", "ReleaseRefused", "ReleaseService",
            "Step", "account_roles"]
@@ -109,7 +110,7 @@ class ReleaseService:
         states = {e.notification.idempotency_key: e.state.value for e in self.store.ledger_for(found.id)}
         out: dict[str, list[Asked]] = {}
         for action in self.store.timeline(found.id):
-            if action.kind not in (ActionKind.release_drafted, ActionKind.release_edited):
+            if action.kind not in (ActionKind.release_drafted, ActionKind.release_edited, ActionKind.release_reminded):
                 continue
             asked: dict[str, Asked] = {}
             for n in action.details.get("notifications") or []:
@@ -219,6 +220,26 @@ class ReleaseService:
                                   {"from_state": release.state.value, "reason": reason.strip()[:2000]})
         return self._step(release_id, caller, "withdraw", step)
 
+    def remind(self, release_id: str, now: datetime | None = None) -> list[Notification]:
+        """A draft still waiting: ask its approvers (the holders now) again, once per revision, with how long it
+        has waited; the intents and a `release_reminded` entry in one transaction. The intents written (none when
+        it is no longer a draft, or this revision was reminded already)."""
+        now = now or utcnow()
+        incident = self.incident(self.get(release_id).incident_id)
+        caller = Caller(REMINDER)
+        with write_tx(self.store.engine) as conn:
+            current = release_store.get_in(conn, release_id)  # under the lock: approved meanwhile, nobody is asked
+            if current is None or current.state is not ReleaseState.draft:
+                return []
+            waited = max(0, int((now - (current.edited_at or current.drafted_at)).total_seconds() // 60))
+            intents = self.ask_intents(current, incident, AskEvent.approval_reminder, caller, str(waited))
+            fresh = release_store.add_intents(conn, intents)
+            if fresh:
+                self._log(conn, current, ActionKind.release_reminded, caller, {
+                    "waited_min": waited, "notifications": asks.logged(fresh)},
+                    key=f"release_reminded:{current.id}:{current.revision}"[:200])
+        return fresh
+
     # --- plumbing ------------------------------------------------------------------------------------------------
 
     def _step(self, release_id: str, caller: Caller, doing: str, step: Any) -> Step:
@@ -254,7 +275,7 @@ class ReleaseService:
         plan = self.plans.get(release.plan_id or "")
         directory = self.plans.directory
         now = utcnow()
-        if event is AskEvent.approval_requested:
+        if event in (AskEvent.approval_requested, AskEvent.approval_reminder):
             try:
                 _, level = self.plan_level(incident)
             except ReleaseRefused:

@@ -55,6 +55,7 @@ class ActionKind(StrEnum):
     release_rejected = "release_rejected"
     release_published = "release_published"
     release_withdrawn = "release_withdrawn"
+    release_reminded = "release_reminded"  # a draft still unapproved: its approvers asked again, once per revision
     # The release's SMS broadcast and webhooks were planned: how many, to which areas. The public's numbers stay out
     # of the log (the ledger has each message); a drill's participants and the webhooks are logged per send.
     release_broadcast = "release_broadcast"

@@ -71,6 +71,14 @@ def for_incident_in(conn: Connection, incident_id: str) -> list[Release]:
     return [_release(r) for r in rows]
 
 
+def list_drafts(store: Store) -> list[Release]:
+    """Every release waiting for approval (state draft), oldest first: the approval reminders read them."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(releases.c.body).where(releases.c.state == ReleaseState.draft.value)
+                            .order_by(releases.c.drafted_at)).all()
+    return [Release.model_validate_json(r.body) for r in rows]
+
+
 def get(store: Store, release_id: str) -> Release | None:
     with store.engine.connect() as conn:
         return get_in(conn, release_id)

@@ -33,6 +33,7 @@ from pingan.store.response import DueRow, ResponseStore, on_deadline_written
 from pingan.streams import topics
 from pingan.streams.broadcast import Broadcaster
 from pingan.streams.producer import make_producer, publish_all
+from pingan.streams.release_reminders import ApprovalReminders
 from pingan.streams.stages import reconcile_sending
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Scheduler(threading.Thread):
         self.fired = 0
         self.retried = 0
         self.broadcaster = Broadcaster(services)  # published releases' SMS broadcasts (issue 17)
+        self.reminders = ApprovalReminders(services)  # release drafts still unapproved (issue 17)
 
     def wake(self) -> None:
         """A deadline was written or moved: look again for the next due time now."""
@@ -120,7 +122,8 @@ class Scheduler(threading.Thread):
     def sweep(self, producer: KafkaProducer) -> None:
         """Re-publish intents that need it and settle abandoned sends."""
         now = self.clock()
-        self._publish(producer, self.retries(now) + self.abandoned(now) + self.broadcaster.due())
+        self._publish(producer, self.retries(now) + self.abandoned(now) + self.broadcaster.due()
+                      + self.reminders.due(now))
 
     def _publish(self, producer: KafkaProducer, orders: list[Notification]) -> None:
         if orders:

@@ -40,6 +40,7 @@ class AskEvent(StrEnum):
     """Why a person is told; also the Notification.step prefix (never `release:`, which marks a public broadcast)."""
 
     approval_requested = "release_approval_requested"  # to the approvers: a draft waits for them
+    approval_reminder = "release_approval_reminder"  # to the approvers again: it still waits (once per revision)
     approved = "release_approved"  # to the drafter: publish it
     rejected = "release_rejected"  # to the drafter: the reason, edit it
     published = "release_published"  # to the drafter: it is out
@@ -81,6 +82,7 @@ def recipients(person: Person) -> list[Recipient]:
 
 
 def _text(release: Release, incident: Incident, event: AskEvent, lang: str, actor: str, reason: str) -> str:
+    """`reason`: a rejection's reason; for a reminder, the minutes the draft has waited."""
     rid, inc = release.id, incident.id
     headline = release.texts.headline.pick(lang)
     title = incident.title
@@ -89,6 +91,9 @@ def _text(release: Release, incident: Incident, event: AskEvent, lang: str, acto
         text = {
             AskEvent.approval_requested: f"[Approval needed] {about} Drafted by {release.drafted_by}; it waits for "
             f"you. Approve: pingan release approve {rid} --by <you>, or reject with a reason, or in the console "
+            f"{CONSOLE_PAGE}?incident={inc}.",
+            AskEvent.approval_reminder: f"[Reminder: approval needed] {about} It has waited {reason} min for "
+            f"approval. Approve: pingan release approve {rid} --by <you>, or reject with a reason, or in the console "
             f"{CONSOLE_PAGE}?incident={inc}.",
             AskEvent.approved: f"[Approved] {about} Approved by {actor}. Publish it: pingan release publish {rid} "
             f"--by <you>, or in the console {CONSOLE_PAGE}?incident={inc}.",
@@ -101,6 +106,9 @@ def _text(release: Release, incident: Incident, event: AskEvent, lang: str, acto
         about = f"信息发布 {rid}（第 {release.revision} 稿，事件 {inc}「{title}」）：「{headline}」。"
         text = {
             AskEvent.approval_requested: f"【待审批】{about}由 {release.drafted_by} 起草，等待您审批。批准："
+            f"pingan release approve {rid} --by <您的编号>，或说明理由退回；"
+            f"也可在控制台 {CONSOLE_PAGE}?incident={inc} 办理。",
+            AskEvent.approval_reminder: f"【催审】{about}已等待审批 {reason} 分钟，请尽快批准："
             f"pingan release approve {rid} --by <您的编号>，或说明理由退回；"
             f"也可在控制台 {CONSOLE_PAGE}?incident={inc} 办理。",
             AskEvent.approved: f"【已批准】{about}已由 {actor} 批准，请发布："

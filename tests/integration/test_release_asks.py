@@ -4,6 +4,9 @@ channel the directory gives, in the same transaction as the draft; a replay asks
 asks again with new keys; approval, rejection and publication tell the drafter; a handover's new holder is asked
 instead of the plan's person; an exercise incident's are exercise notifications; the timeline lists them."""
 
+from datetime import timedelta
+from pathlib import Path
+
 from pingan.commands import run_command
 from pingan.handlers.incidents.escalation import Command
 from pingan.handlers.releases.asks import AskEvent
@@ -16,6 +19,8 @@ from pingan.schemas.taxonomy import IncidentStatus
 from pingan.store import releases as release_store
 from pingan.store.engine import write_tx
 from pingan.store.repository import Store
+from pingan.streams.release_reminders import ApprovalReminders
+from tests.integration.test_release_broadcast import services
 from tests.integration.test_releases import COMMANDER, PIO, PLANS, SENDER, typhoon
 
 FIXED = ReleaseTexts(headline=LocalizedText(zh="台风“海葵”：避护场所 12 处", en="Typhoon Haikui: 12 shelters open"),
@@ -107,3 +112,32 @@ def test_an_exercise_incident_s_requests_are_exercise_notifications(store: Store
     asked = asks_of(store, incident.id, f"{AskEvent.approval_requested.value}:{release.id}")
     assert asked and all(e.notification.incident_status is IncidentStatus.exercise for e in asked)
     assert all(e.notification.text.startswith(("【演练】", "[DRILL]")) for e in asked)
+
+
+def test_a_draft_still_unapproved_after_15_minutes_reminds_its_approvers_once_per_revision(
+        store: Store, tmp_path: Path) -> None:
+    service = ReleaseService(store, PLANS, SENDER)
+    incident = typhoon(store)
+    release = service.draft(incident.id, PIO).release
+    reminders = ApprovalReminders(services(store, tmp_path))
+    assert reminders.due(release.drafted_at + timedelta(minutes=14), force=True) == []
+
+    later = release.drafted_at + timedelta(minutes=20)
+    sent = reminders.due(later, force=True)
+    assert {(n.recipient.id, n.channel) for n in sent} == {
+        ("huang-liping", Channel.console), ("huang-liping", Channel.twilio_sms), ("huang-liping", Channel.email)}
+    assert all(n.text.startswith("【催审】") and "20 分钟" in n.text and release.id in n.text for n in sent)
+    [entry] = [a for a in store.timeline(incident.id) if a.kind is ActionKind.release_reminded]
+    assert entry.actor == "system:release-reminder" and entry.details["waited_min"] == 20
+    # Another worker's sweep (or this one's next) reminds nobody twice.
+    assert ApprovalReminders(services(store, tmp_path)).due(later + timedelta(minutes=30), force=True) == []
+    assert reminders.due(later + timedelta(minutes=30), force=True) == []
+    assert len(asks_of(store, incident.id, AskEvent.approval_reminder.value)) == 3
+    assert [q.at for q in service.approval_requests(incident.id)[release.id]][1:] == [entry.at]  # on the page
+
+    # Approved meanwhile: no reminder; a rejection's edit is a new revision, reminded again once it waits.
+    service.reject(release.id, COMMANDER, "补充地址")
+    edited = service.edit(release.id, PIO, texts=FIXED).release
+    assert reminders.due(edited.edited_at + timedelta(minutes=16), force=True)  # type: ignore[operator]
+    service.approve(release.id, COMMANDER)
+    assert ApprovalReminders(services(store, tmp_path)).due(later + timedelta(hours=2), force=True) == []
