@@ -182,6 +182,7 @@ def console_document() -> dict[str, Any]:
 
     from pingan.web.console import Console
     from pingan.web.console.actions import actions_router
+    from pingan.web.console.areas import areas_router
     from pingan.web.console.duty import duty_router
     from pingan.web.console.library import library_router
     from pingan.web.console.live import Broadcaster
@@ -196,7 +197,8 @@ def console_document() -> dict[str, Any]:
         try:
             intake = Intake(settings, store, dict(TOKENS))
             console = Console(FastAPI(), intake, ZoneInfo(settings.timezone), Broadcaster(store, lambda ids: {}))
-            routes = [route for make in (pages_router, actions_router, duty_router, library_router, releases_router)
+            routes = [route for make in (pages_router, actions_router, duty_router, library_router, releases_router,
+                                                           areas_router)
                       for route in make(console).routes]
             document = get_openapi(title="console", version="0", routes=routes)
             intake.parser.stop()
