@@ -92,7 +92,8 @@ class AreaDetail(Model):
     path: list[AreaNode] = Field(description="Widest first, ending with the area itself")
     children: list[AreaNode]
     exercise: bool = Field(description="Whether exercise incidents and reports are counted in (?exercise=true)")
-    open_incidents: list[Incident]
+    open_incidents: list[Incident] = Field(description="Most severe first, then the longest waiting; at most 200")
+    open_total: int = Field(ge=0, description="How many open incidents the area holds (the list may be cut)")
     counts: list[WindowCounts]
     series: list[SeriesOut]
     alarms: list[AlarmOut]

@@ -113,7 +113,7 @@ def area_detail(store: Store, nodes: dict[str, AreaNode], code: str, now: dateti
     opened = open_incidents_in(store.engine, code, status, only)
     return AreaDetail(
         area=area, path=path_to(nodes, code), children=[nodes[c] for c in area.children if c in nodes],
-        exercise=exercise, open_incidents=opened[:OPEN_SHOWN],
+        exercise=exercise, open_incidents=opened[:OPEN_SHOWN], open_total=len(opened),
         counts=window_counts(store.engine, code, now, status, only),
         series=[] if only is not None else area_series(store, rules, code, now, status, scale),
         alarms=area_alarms(store, code, status, only))

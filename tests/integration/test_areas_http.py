@@ -106,6 +106,7 @@ def test_a_community_has_its_open_incidents_and_counts_by_hand(rig: AreasRig) ->
     assert [a["code"] for a in body["path"]] == ["4404HT", "440402100", TANGJIA]
     assert len(body["children"]) == len(body["area"]["children"]) >= 4
     assert {i["id"] for i in body["open_incidents"]} == {rig.fire, rig.cluster}  # not the drill, not 唐乐's
+    assert body["open_total"] == 2
     day, week = _window(body, "24h"), _window(body, "7d")
     assert (day["reports"], day["incidents"]) == (4, 2)
     assert (week["reports"], week["incidents"]) == (5, 2)
