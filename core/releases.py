@@ -31,6 +31,7 @@ from pingan.handlers.releases.rules import Actor
 from pingan.schemas.action import Action, ActionDraft, ActionKind
 from pingan.schemas.areas import AlertArea
 from pingan.schemas.common import utcnow
+from pingan.schemas.directory import Person
 from pingan.schemas.incident import Incident
 from pingan.schemas.notification import Notification
 from pingan.schemas.plan import Level, Plan
@@ -216,8 +217,13 @@ class ReleaseService:
     def withdraw(self, release_id: str, caller: Caller, reason: str = "") -> Step:
         def step(conn: Connection, release: Release, actor: Actor) -> tuple[Release, list[Action]]:
             out = rules.withdraw(release, actor)
-            return out, self._log(conn, out, ActionKind.release_withdrawn, caller,
-                                  {"from_state": release.state.value, "reason": reason.strip()[:2000]})
+            # The approvers asked about a waiting draft, and the authors, learn it needs nothing more from them.
+            told = self.ask_intents(out, None, AskEvent.withdrawn, caller, reason.strip()[:500],
+                                    waiting=release.state is ReleaseState.draft)
+            release_store.add_intents(conn, told)
+            return out, self._log(conn, out, ActionKind.release_withdrawn, caller, {
+                "from_state": release.state.value, "reason": reason.strip()[:2000],
+                **({"notifications": asks.logged(told)} if told else {})})
         return self._step(release_id, caller, "withdraw", step)
 
     def remind(self, release_id: str, now: datetime | None = None) -> list[Notification]:
@@ -267,23 +273,25 @@ class ReleaseService:
                      **details, **caller.details})])
 
     def ask_intents(self, release: Release, incident: Incident | None, event: AskEvent, caller: Caller,
-                    reason: str = "") -> list[Notification]:
-        """Who is told of this step, as intents (handlers/releases/asks.py): for a draft, the approver roles'
-        holders now (none when no plan level is in force); for an approval, rejection or publication, the drafter
-        and the last editor, unless they did it themselves."""
+                    reason: str = "", waiting: bool = False) -> list[Notification]:
+        """Who is told of this step, as intents (handlers/releases/asks.py): for a draft (and a withdrawal of one
+        that was `waiting` for approval), the approver roles' holders now (none when no plan level is in force); for
+        an approval, rejection, publication or withdrawal, the drafter and the last editor; never whoever did it."""
         incident = incident or self.incident(release.incident_id)
         plan = self.plans.get(release.plan_id or "")
         directory = self.plans.directory
         now = utcnow()
-        if event in (AskEvent.approval_requested, AskEvent.approval_reminder):
+        people: list[Person] = []
+        if event in (AskEvent.approval_requested, AskEvent.approval_reminder) or waiting:
             try:
                 _, level = self.plan_level(incident)
+                people = asks.approvers(release, level, ResponseStore(self.store).role_holders(incident.id),
+                                        directory, now)
             except ReleaseRefused:
-                return []
-            people = asks.approvers(release, level, ResponseStore(self.store).role_holders(incident.id), directory,
-                                    now)
-        else:
-            people = asks.authors(release, directory, caller.person)
+                pass
+        if event not in (AskEvent.approval_requested, AskEvent.approval_reminder):
+            people += [p for p in asks.authors(release, directory, caller.person) if p not in people]
+        people = [p for p in people if p.id != caller.person]
         return asks.ask_intents(release, incident, event, people, now, plan.version if plan else 1,
                                 actor=caller.person, reason=reason)
 

@@ -44,6 +44,7 @@ class AskEvent(StrEnum):
     approved = "release_approved"  # to the drafter: publish it
     rejected = "release_rejected"  # to the drafter: the reason, edit it
     published = "release_published"  # to the drafter: it is out
+    withdrawn = "release_withdrawn"  # to the approvers of a waiting draft and the authors: nothing more to do
 
 
 def ask_key(release_id: str, revision: int, event: AskEvent, person_id: str, channel: Channel) -> str:
@@ -99,6 +100,8 @@ def _text(release: Release, incident: Incident, event: AskEvent, lang: str, acto
             f"--by <you>, or in the console {CONSOLE_PAGE}?incident={inc}.",
             AskEvent.rejected: f"[Rejected] {about} Rejected by {actor}: {reason}. Edit it and it is asked again: "
             f"pingan release edit {rid}, or in the console {CONSOLE_PAGE}?incident={inc}.",
+            AskEvent.withdrawn: f"[Withdrawn] {about} Withdrawn by {actor}"
+            + (f": {reason}" if reason else "") + ". Nothing to approve or publish.",
             AskEvent.published: f"[Published] {about} Published by {actor}"
             + (f" (CAP {release.cap_identifier})." if release.cap_identifier else "."),
         }[event]
@@ -116,6 +119,8 @@ def _text(release: Release, incident: Incident, event: AskEvent, lang: str, acto
             f"或在控制台 {CONSOLE_PAGE}?incident={inc} 发布。",
             AskEvent.rejected: f"【被退回】{about}{actor} 退回，理由：{reason}。请修改后重新提交（修改即重新送审）："
             f"pingan release edit {rid}，或在控制台 {CONSOLE_PAGE}?incident={inc}。",
+            AskEvent.withdrawn: f"【已撤回】{about}已由 {actor} 撤回" + (f"，理由：{reason}" if reason else "")
+            + "。无需再审批或发布。",
             AskEvent.published: f"【已发布】{about}已由 {actor} 发布"
             + (f"（CAP {release.cap_identifier}）。" if release.cap_identifier else "。"),
         }[event]

@@ -141,3 +141,20 @@ def test_a_draft_still_unapproved_after_15_minutes_reminds_its_approvers_once_pe
     assert reminders.due(edited.edited_at + timedelta(minutes=16), force=True)  # type: ignore[operator]
     service.approve(release.id, COMMANDER)
     assert ApprovalReminders(services(store, tmp_path)).due(later + timedelta(hours=2), force=True) == []
+
+
+def test_withdrawing_a_waiting_draft_tells_the_approvers_asked_and_not_who_withdrew_it(store: Store) -> None:
+    service = ReleaseService(store, PLANS, SENDER)
+    incident = typhoon(store)
+    release = service.draft(incident.id, PIO).release
+    step = service.withdraw(release.id, PIO, "与 R2 重复")
+    told = asks_of(store, incident.id, AskEvent.withdrawn.value)
+    assert {e.notification.recipient.id for e in told} == {"huang-liping"}
+    assert all("已撤回" in e.notification.text and "与 R2 重复" in e.notification.text for e in told)
+    assert step.actions[0].details["notifications"]
+    # A rejected draft withdrawn by the commander who rejected it: the drafter hears, the commander does not.
+    second = service.draft(incident.id, PIO).release
+    service.reject(second.id, COMMANDER, "不需要")
+    service.withdraw(second.id, COMMANDER)
+    told = [e for e in asks_of(store, incident.id, AskEvent.withdrawn.value) if second.id in e.notification.step]
+    assert {e.notification.recipient.id for e in told} == {"xiang-yun"}
