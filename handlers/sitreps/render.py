@@ -348,4 +348,8 @@ def summary_text(report: Sitrep, lang: str = "zh") -> str:
                  f"{report.tasks.met}, {t['late']} {report.tasks.late}, {t['missed']} {report.tasks.missed}")
     if top is not None:
         lines.append(f"{t['top_areas']}: {_name(top.area, lang, t)} ({top.reports})")
+    busiest = next((a for a in report.by_community if a.code != "-" and a.incidents), None)
+    if busiest is not None:
+        lines.append(f"{t['by_community']}: {area_label(busiest, lang, t)} {busiest.incidents} "
+                     f"({t['prev']} {busiest.incidents_previous})")
     return "\n".join(lines)[:1600]
