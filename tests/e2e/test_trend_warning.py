@@ -9,10 +9,9 @@ whichever day's count alarms).
 - The same 25 texts spread evenly over the town's 12 communities raise no warning (2 or 3 a community a day is not
   above C2's threshold of 3 standard deviations, floored at 1 report).
 - 25 texts from one community (唐家社区) raise exactly one trend-warning incident for it, other/trend_warning at
-  grade IV with its evidence, whose plan (trend-warning) puts it on the duty room's console and texts the
-  community's leader (郑秀英, {area_leader: community}), who sends its grid officers, and the Community Affairs Office
-  (曾美玲). A community-wide warning is placed at the community, not in one grid, so {grid_officer: incident} would
-  reach nobody: the leader is the way to the community's grid officers.
+  grade IV with its evidence, whose plan (trend-warning) puts it on the duty room's console and texts every grid
+  officer of the community ({grid_officer: incident}: an incident placed at a community reaches all its grids'
+  officers), its leader (郑秀英, {area_leader: community}) and the Community Affairs Office (曾美玲).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pingan.handlers.plans.load import load_plans
 from pingan.plans import PLANS_DIR
 from tests.e2e.test_sms_commands import send_sms, twiml_message
 from tests.fixtures.stack import Stack, cli, wait_for
@@ -33,6 +33,11 @@ TANGJIA = "440402100001"
 OFFICE_PHONE = "+12025550171"  # zeng-meiling, Community Affairs Office
 LEADER_PHONE = "+447700900150"  # zheng-xiuying, 唐家社区's leader in plans/directory/people_grid_officers.yaml
 REFERENCE = re.compile(r"INC-[0-9A-Z]+")
+# 唐家社区's grid officers, as the area file names them, and their phones from the directory.
+GRID_OFFICERS = [o for f in json.loads((PLANS_DIR / "areas" / "tangjiawan.geojson").read_text())["features"]
+                 if f["properties"].get("level") == "grid" and f["properties"].get("parent") == "440402100001"
+                 for o in f["properties"].get("officers", [])]
+OFFICER_PHONES = {load_plans(PLANS_DIR).directory.people[o].contacts.sms for o in GRID_OFFICERS}
 SPACING_S = 2.0  # 2 real seconds = 48 simulated minutes at 1440
 
 
@@ -94,6 +99,11 @@ def test_a_community_surge_warns_once_and_the_same_count_spread_over_the_distric
                                    if m["to"] == LEADER_PHONE and warning["id"] in m["body"]] or None,
                           60, 0.2, "the community leader's SMS")
         assert "网格员" in leader[0]["body"]
+        assert len(OFFICER_PHONES) >= 4 and None not in OFFICER_PHONES
+        officers = wait_for(lambda: (got := {m["to"] for m in twilio_server.messages if m["to"] in OFFICER_PHONES
+                                             and warning["id"] in m["body"]}) == OFFICER_PHONES and got, 60, 0.2,
+                            "the SMS to every grid officer of 唐家社区")
+        assert officers == OFFICER_PHONES
         assert incident["location"]["placement"]["path"][-1]["code"] == TANGJIA  # placed at its community
         shown = cli(stack.env, "trends", "--area", TANGJIA)
         assert shown.returncode == 0, shown.stderr
