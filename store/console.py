@@ -30,6 +30,8 @@ class BoardRow:
     plan_grade: str | None  # the level in force
     next_due: datetime | None  # the next pending escalation deadline
     next_kind: str | None
+    # The deepest area triage placed it in (code, zh name, en name): the board links its place to the area page.
+    placed: tuple[str, str | None, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ _GRADE_ORDER = {"I": 0, "II": 1, "III": 2, "IV": 3}
 def _area_columns(engine: Engine) -> list[Any]:
     """The place fields of the incident body, read by the database rather than by parsing every body in Python
     (the bodies carry attachments and labels: parsing 500 of them was the board's biggest cost)."""
-    paths = [("location", "area_name"), ("location", "area_code"), ("areas", 0, "desc"), ("areas", 0, "code")]
+    paths = [("location", "area_name"), ("location", "area_code"), ("areas", 0, "desc"), ("areas", 0, "code"),
+             ("location", "placement", "path")]
     if engine.dialect.name == "postgresql":
         body = cast(incidents.c.body, JSONB)
         return [body[p].astext for p in paths]
@@ -57,6 +60,18 @@ def _area_columns(engine: Engine) -> list[Any]:
 def _area(values: tuple[Any, ...]) -> str:
     name, code, first_desc, first_code = values
     return str(name or code or first_desc or first_code or "")
+
+
+def _placed(path_json: str | None) -> tuple[str, str | None, str | None] | None:
+    """The deepest area of a placement path (JSON text of a few entries, widest first)."""
+    if not path_json:
+        return None
+    try:
+        path = json.loads(path_json)
+        deepest = path[-1]
+        return str(deepest["code"]), deepest.get("name_zh"), deepest.get("name_en")
+    except (ValueError, TypeError, LookupError, AttributeError):
+        return None
 
 
 def _utc(value: datetime) -> datetime:
@@ -90,7 +105,7 @@ def board(engine: Engine) -> list[BoardRow]:
         next_due, next_kind = due.get(r.id, (None, None))
         out.append(BoardRow(r.id, r.grade, r.status, r.category, r.subtype, r.title, _area(tuple(r)[8:12]),
                             r.state, _utc(r.received_at), plan_id, plan_grade,
-                            _utc(next_due) if next_due else None, next_kind))
+                            _utc(next_due) if next_due else None, next_kind, _placed(tuple(r)[12])))
     out.sort(key=lambda b: (_GRADE_ORDER.get(b.grade, 9), b.received_at, b.id))
     return out
 

@@ -144,3 +144,11 @@ def test_phones_are_masked_without_phones_read_and_no_person_is_401(rig: AreasRi
     r = rig.get(f"/v1/areas/{TANGJIA}", Role.viewer)
     assert r.status_code == 200 and "+12025550199" not in r.text
     assert TestClient(rig.app).get("/v1/areas").status_code == 401
+
+
+def test_the_boards_rows_carry_the_deepest_placed_area(rig: AreasRig) -> None:
+    from pingan.store.console import board
+
+    placed = {r.id: r.placed for r in board(rig.store.engine)}
+    assert placed[rig.fire] == (GRID1, "唐家社区第一网格", "Tangjia Community Grid 1")
+    assert placed[rig.cluster] is not None and placed[rig.cluster][0] == GRID2

@@ -52,7 +52,9 @@ def _row(html: str, code: str) -> str:
 
 
 def test_the_board_links_to_the_areas_list_of_communities_busiest_first(pages: Pages) -> None:
-    assert 'href="/console/areas"' in pages.get("/console/")
+    board = pages.get("/console/")
+    assert 'href="/console/areas"' in board
+    assert f'class="area-link" href="/console/areas/{GRID1}"' in board  # each row's place links to its area
     html = pages.get("/console/areas")
     assert "区域（网格）" in html and "唐家社区" in html
     assert html.index(f'data-code="{TANGJIA}"') < html.index(f'data-code="{TANGLE}"')  # 2 open before 1

@@ -65,6 +65,9 @@ def pages_router(console: "Console") -> APIRouter:
                 "due": r.next_due.isoformat() if r.next_due else None,
                 "due_local": r.next_due.astimezone(console.tz).strftime("%H:%M:%S") if r.next_due else "",
                 "deadline": words.get(f"deadline.{r.next_kind}", r.next_kind or ""),
+                # where triage placed it, in the page's language: the cell links to that area's page
+                "placed_name": ((r.placed[1] if lang == "zh" else r.placed[2]) or r.placed[1] or r.placed[2]
+                                or r.placed[0]) if r.placed else "",
             })
         return out
 
