@@ -1,40 +1,20 @@
-"""The database schema: the system of record. The broker only carries what is written here first."""
+"""The database schema: the system of record. The broker only carries what is written here first.
 
-from datetime import UTC, datetime
+The tables of releases and sitreps (store/tables_releases.py) and of trends (store/tables_trends.py) are in modules of
+their own on the same metadata (store/table_types.py) and importable from here."""
 
 from sqlalchemy import (
     Column,
-    DateTime,
     Float,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
 
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Stores naive UTC, returns aware UTC: the same on SQLite (text) and PostgreSQL."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-metadata = MetaData()
+from pingan.store.table_types import UtcDateTime, metadata  # noqa: F401 (imported from here too)
 
 # Accepted intake events (transactional outbox). A row exists before anyone is told "accepted".
 outbox = Table(
@@ -304,112 +284,7 @@ phone_commands = Table(
     Column("at", UtcDateTime, nullable=False),
 )
 
-# Public SMS subscriptions (issue 17, store/subscriptions.py): every subscribe and unsubscribe as it came, never
-# overwritten. A number's subscriptions are its `subscribe` rows with no later `unsubscribe` of the same area or of
-# every area ("*"): 退订 / TD / STOP end them all. `id` orders the history (times may tie).
-sms_subscriptions = Table(
-    "sms_subscriptions",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("phone", String(64), nullable=False, index=True),
-    Column("action", String(16), nullable=False),  # subscribe, unsubscribe
-    Column("area_code", String(32), nullable=False),  # a district area's code; "*" for every area
-    Column("lang", String(4), nullable=False, default="zh"),  # what they wrote in: what they are sent
-    Column("message_sid", String(64), nullable=True, unique=True),  # a re-posted message changes nothing
-    Column("at", UtcDateTime, nullable=False),
-)
 
-# Release broadcasts planned (issue 17, store/subscriptions.py): one row per release whose SMS intents are in the
-# ledger, written in the same transaction, so two workers or a restart never plan one twice.
-release_broadcasts = Table(
-    "release_broadcasts",
-    metadata,
-    Column("release_id", String(96), primary_key=True),
-    Column("incident_id", String(64), nullable=False, index=True),
-    Column("planned", Integer, nullable=False),  # intents written
-    Column("planned_at", UtcDateTime, nullable=False),
-    Column("throttled", Integer, nullable=False, default=0),  # provider 429s met while sending, summed per batch
-)
-
-# Public information releases (issue 17, store/releases.py): the whole Release as JSON in `body`, the fields that
-# are searched beside it. Each change is committed with its log entry; the log keeps every revision's text.
-releases = Table(
-    "releases",
-    metadata,
-    Column("id", String(96), primary_key=True),
-    Column("incident_id", String(64), nullable=False, index=True),
-    Column("state", String(16), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("status", String(16), nullable=False),  # actual, exercise, test: the public feed skips all but actual
-    Column("revision", Integer, nullable=False),
-    Column("drafted_at", UtcDateTime, nullable=False),
-    Column("published_at", UtcDateTime, nullable=True, index=True),
-    Column("cap_identifier", String(200), nullable=True, unique=True),
-    Column("body", Text, nullable=False),
-)
-
-# Situation reports (态势研判, issue 17; store/sitreps.py): one row per report the worker issued. The id is the period
-# ("sitrep-day-2026-11-29"), so two workers or a restart find the day's row and issue it once.
-sitreps = Table(
-    "sitreps",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("kind", String(8), nullable=False),
-    Column("period_start", UtcDateTime, nullable=False, index=True),
-    Column("period_end", UtcDateTime, nullable=False),
-    Column("generated_at", UtcDateTime, nullable=False),
-    Column("state", String(16), nullable=False),  # sending, delivered, failed, stored (no recipients)
-    Column("claimed_at", UtcDateTime, nullable=False),  # a delivery left `sending` this long ago is taken over
-    Column("delivery", Text, nullable=False),  # JSON: recipient -> outcome
-    Column("lang", String(4), nullable=False),
-    Column("body", Text, nullable=False),  # the Sitrep as JSON
-    Column("html", Text, nullable=False),
-)
-
-# Trend early warning (issue 18, store/trends.py). Each report counted once, by its triage event id, with the
-# areas of its path (" code code … ", so one LIKE finds the reports behind an area's series) and its slots.
-trend_reports = Table(
-    "trend_reports",
-    metadata,
-    Column("event_id", String(64), primary_key=True),
-    Column("incident_id", String(64), nullable=True),
-    Column("status", String(16), nullable=False),  # actual, exercise, test: counted apart
-    Column("category", String(64), nullable=False),
-    Column("subtype", String(64), nullable=False),
-    Column("areas", String(400), nullable=False),
-    Column("hourly_slot", Integer, nullable=False),
-    Column("daily_slot", Integer, nullable=False),
-    Column("at", UtcDateTime, nullable=False),
-)
-Index("ix_trend_reports_daily", trend_reports.c.status, trend_reports.c.daily_slot)
-Index("ix_trend_reports_hourly", trend_reports.c.status, trend_reports.c.hourly_slot)
-
-# The counts per series and interval slot (handlers/trends/series.py), kept up to date in the triage batch's
-# transaction: a restart loses no history. subtype '' is the whole category.
-trend_counts = Table(
-    "trend_counts",
-    metadata,
-    Column("status", String(16), primary_key=True),
-    Column("level", String(16), primary_key=True),
-    Column("area", String(32), primary_key=True),
-    Column("category", String(64), primary_key=True),
-    Column("subtype", String(64), primary_key=True),
-    Column("interval", String(8), primary_key=True),
-    Column("slot", Integer, primary_key=True),
-    Column("count", Integer, nullable=False),
-)
-
-# The warning raised for a series' area and kind (its dedup key): one open warning at a time; later alarms update
-# the row (how many, the latest evidence) instead of raising another incident.
-trend_alarms = Table(
-    "trend_alarms",
-    metadata,
-    Column("status", String(16), primary_key=True),
-    Column("dedup_key", String(300), primary_key=True),
-    Column("incident_id", String(64), nullable=False),  # the warning's id (proposed at intake, kept by triage)
-    Column("event_id", String(64), nullable=False),  # its outbox event
-    Column("raised_at", UtcDateTime, nullable=False),
-    Column("last_alarm_at", UtcDateTime, nullable=False),
-    Column("alarms", Integer, nullable=False),
-    Column("last_evidence", Text, nullable=False),  # JSON: series, statistic, threshold, count, baseline
-)
+# Split out to keep modules short; imported here (after `metadata`) so every table is on it and importable from here.
+from pingan.store.tables_releases import release_broadcasts, releases, sitreps, sms_subscriptions  # noqa: E402, F401
+from pingan.store.tables_trends import trend_alarms, trend_counts, trend_reports  # noqa: E402, F401
