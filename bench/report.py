@@ -58,7 +58,7 @@ def _other_share(results: dict[str, Figures | None]) -> list[tuple[str, float]]:
     surge = results.get("surge")
     if surge:
         out.append(("surge", surge["cpu"]["other_s"] / (surge["cpu"]["wall_s"] * cores)))
-    return out
+    return [(name, max(0.0, share)) for name, share in out]  # a busy-time sample can come out a hair below zero
 
 
 def run_section(run: Figures, results: dict[str, Figures | None], raw: float) -> str:
