@@ -102,8 +102,19 @@ def _xsd_bytes() -> bytes:
     return resources.files("pingan.schemas.adapters").joinpath("cap-v1.2.xsd").read_bytes()
 
 
-@cache
+# libxml2 compiles schemas with process-wide state (its built-in types are set up on first use): two threads
+# compiling at once in a fresh process failed 4 times in 12 ("Document is not valid XML Schema", "the given type is
+# not a built-in type": the intake bench's first concurrent CAP posts got 500s). One compile at a time.
+_COMPILING = threading.Lock()
+
+
 def _schema(namespace: str) -> tuple[etree.XMLSchema, threading.Lock]:
+    with _COMPILING:
+        return _compiled_schema(namespace)
+
+
+@cache
+def _compiled_schema(namespace: str) -> tuple[etree.XMLSchema, threading.Lock]:
     """The schema for a CAP namespace, loaded once.
 
     CAP 1.1 has no schema file here: it is the 1.2 schema with its target namespace rewritten to 1.1 and
