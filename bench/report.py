@@ -217,7 +217,9 @@ def render(run: Figures, results: dict[str, Figures | None]) -> str:
         "run": run_section(run, results, raw),
         "raw": raw_section(run),
         "pipeline": pipeline_section(results.get("pipeline"), raw),
-        "intake": intake_section(results.get("intake"), raw),
+        "intake": intake_section(results.get("intake"), raw) + (
+            "\n\n**On PostgreSQL** (`--db-url` a scratch database):\n\n" + intake_section(results["intake_pg"], raw)
+            if results.get("intake_pg") else ""),
         "match": match_section(results.get("match"), raw),
         "surge": surge_section(results.get("surge"), raw),
         "targets": i15.targets_section(results),
