@@ -10,8 +10,7 @@
    a ratio to their mean. startup.py and versus_alertmanager.py run `pingan up`, which starts its own embedded tansu.
 2. Each bench in its own process with --json, one after the other; their output goes to the console and to a log
    in the temp dir (kept when a bench fails). The intake, pipeline, notifier and versus_alertmanager benches run
-   twice:
-   on SQLite, then on PostgreSQL in a scratch database created at --pg-admin-url for the bench and dropped after.
+   twice: on SQLite, then on PostgreSQL in a scratch database created at --pg-admin-url and dropped after.
    The SQLite pipeline's steady run is profiled with py-spy (bench/pyspy.py), for what bounds it.
 3. docs/benchmarks.md: report.py fills bench/benchmarks_template.md (the fixed explanations) with the machine, the
    date, the load before and after, the exact command, issue 15's targets against this run, and a table per bench.
