@@ -221,7 +221,9 @@ def render(run: Figures, results: dict[str, Figures | None]) -> str:
             "\n\n**On PostgreSQL** (`--db-url` a scratch database):\n\n" + intake_section(results["intake_pg"], raw)
             if results.get("intake_pg") else ""),
         "match": match_section(results.get("match"), raw),
-        "surge": surge_section(results.get("surge"), raw),
+        "surge": surge_section(results.get("surge"), raw) + (
+            "\n\n**On PostgreSQL** (`--db-url` a scratch database):\n\n" + surge_section(results["surge_pg"], raw)
+            if results.get("surge_pg") else ""),
         "targets": i15.targets_section(results),
         "databases": i15.databases_section(results),
         "profile": i15.profile_section(results),

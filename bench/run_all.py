@@ -9,8 +9,8 @@
    (common.raw_broker_rate) is measured before the benches and again after them, and every figure is also given as
    a ratio to their mean. startup.py and versus_alertmanager.py run `pingan up`, which starts its own embedded tansu.
 2. Each bench in its own process with --json, one after the other; their output goes to the console and to a log
-   in the temp dir (kept when a bench fails). The intake, pipeline, notifier and versus_alertmanager benches run
-   twice: on SQLite, then on PostgreSQL in a scratch database created at --pg-admin-url and dropped after.
+   in the temp dir (kept when a bench fails). The intake, pipeline, notifier, versus_alertmanager and surge benches
+   run twice: on SQLite, then on PostgreSQL in a scratch database created at --pg-admin-url and dropped after.
    The SQLite pipeline's steady run is profiled with py-spy (bench/pyspy.py), for what bounds it.
 3. docs/benchmarks.md: report.py fills bench/benchmarks_template.md (the fixed explanations) with the machine, the
    date, the load before and after, the exact command, issue 15's targets against this run, and a table per bench.
@@ -43,7 +43,8 @@ QUICK = {"raw_n": 5000, "match_sizes": "10,100,1000", "match_matches": 4000, "in
          "intake_raw_duration": 1.0, "pipeline_n": 200, "forward_n": 1000, "pipeline_rate": 50.0,
          "pipeline_duration": 5.0, "surge_reports": 3000, "surge_seconds": 15.0, "surge_events": 50,
          "notifier_n": 300, "startup_runs": 5, "vs_rate": 100.0, "vs_duration": 5.0, "vs_burst": 300}
-BENCHES = "match,intake,intake_pg,pipeline,pipeline_pg,notifier,notifier_pg,startup,versus,versus_pg,surge"
+BENCHES = ("match,intake,intake_pg,pipeline,pipeline_pg,notifier,notifier_pg,startup,versus,versus_pg,surge,"
+           "surge_pg")
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -134,6 +135,8 @@ def bench_plan(args: argparse.Namespace) -> dict[str, tuple[str, list[str], bool
     rate again."""
     pipeline = ["--n", str(args.pipeline_n), "--forward-n", str(args.forward_n), "--rate", f"{args.pipeline_rate:g}",
                 "--duration", f"{args.pipeline_duration:g}", "--raw-n", "0"]
+    surge = ["--reports", str(args.surge_reports), "--seconds", f"{args.surge_seconds:g}", "--events",
+             str(args.surge_events), "--raw-n", "0"]
     versus = ["--rate", f"{args.vs_rate:g}", "--duration", f"{args.vs_duration:g}", "--burst", str(args.vs_burst)]
     intake = ["--duration", f"{args.intake_duration:g}", "--raw-duration", f"{args.intake_raw_duration:g}",
               "--client", "raw"]
@@ -148,8 +151,8 @@ def bench_plan(args: argparse.Namespace) -> dict[str, tuple[str, list[str], bool
         "startup": ("startup", ["--runs", str(args.startup_runs)], False),
         "versus": ("versus_alertmanager", versus, False),
         "versus_pg": ("versus_alertmanager", versus, True),
-        "surge": ("surge", ["--reports", str(args.surge_reports), "--seconds", f"{args.surge_seconds:g}",
-                            "--events", str(args.surge_events), "--raw-n", "0"], False),
+        "surge": ("surge", surge, False),
+        "surge_pg": ("surge", surge, True),
     }
 
 

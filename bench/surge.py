@@ -36,6 +36,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import surge_reports
@@ -70,22 +71,38 @@ LAG_SQL = {
 }
 
 
-class LagSampler(threading.Thread):
-    """The store's lag every interval, on a read-only SQLite connection: the store's own engine opens every
-    transaction with BEGIN IMMEDIATE, and a bench reader must not take the write lock from the system under test."""
+def open_reader(db: Path | str) -> Any:
+    """A read-only DB-API connection to the stack's store: SQLite read-only (a bench reader must not take the write
+    lock from the system under test), or PostgreSQL (--db-url) in autocommit, so each query sees the latest rows."""
+    if isinstance(db, Path):
+        return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    import psycopg
 
-    def __init__(self, db_path: Path, interval_s: float) -> None:
+    return psycopg.connect(db.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+
+
+def query(conn: Any, sql: str, params: tuple[object, ...] = ()) -> Any:
+    """conn.execute with the bench's `?` placeholders, on either database."""
+    if not isinstance(conn, sqlite3.Connection):
+        sql = sql.replace("%", "%%").replace("?", "%s")
+    return conn.execute(sql, params)
+
+
+class LagSampler(threading.Thread):
+    """The store's lag every interval, on a read-only connection (open_reader)."""
+
+    def __init__(self, db_path: Path | str, interval_s: float) -> None:
         super().__init__(name="bench-lag", daemon=True)
         self.db_path, self.interval_s = db_path, interval_s
         self.samples: list[tuple[float, dict[str, int]]] = []
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
 
-    def read(self, conn: sqlite3.Connection) -> dict[str, int]:
-        return {topic: int(conn.execute(sql).fetchone()[0]) for topic, sql in LAG_SQL.items()}
+    def read(self, conn: Any) -> dict[str, int]:
+        return {topic: int(query(conn, sql).fetchone()[0]) for topic, sql in LAG_SQL.items()}
 
     def once(self) -> dict[str, int]:
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+        conn = open_reader(self.db_path)
         try:
             return self.read(conn)
         finally:
@@ -93,7 +110,7 @@ class LagSampler(threading.Thread):
 
     def run(self) -> None:
         try:
-            conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+            conn = open_reader(self.db_path)
             while not self.stop_event.is_set():
                 self.samples.append((time.time(), self.read(conn)))
                 self.stop_event.wait(self.interval_s)
@@ -145,28 +162,31 @@ def drained(sampler: LagSampler, after: float) -> bool:
     return bool(sampler.samples) and sampler.samples[-1][0] > after and sampler.samples[-1][1]["incidents.raw"] == 0
 
 
-def store_figures(db_path: Path, warmup_key: str) -> dict[str, object]:
+def store_figures(db_path: Path | str, warmup_key: str) -> dict[str, object]:
     """Outcomes of the bench's reports (the warm-up excluded), from the store."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    conn = open_reader(db_path)
     try:
-        bench = "o.source_key LIKE 'twilio:sms:%' AND o.source_key IS NOT ? "
-        accepted = conn.execute(f"SELECT count(*) FROM outbox o WHERE {bench}", (warmup_key,)).fetchone()[0]
-        outcomes = dict(conn.execute(
+        bench = "o.source_key LIKE 'twilio:sms:%' AND o.source_key <> ? "
+        accepted = query(conn, f"SELECT count(*) FROM outbox o WHERE {bench}", (warmup_key,)).fetchone()[0]
+        outcomes = dict(query(conn,
             f"SELECT t.outcome, count(*) FROM triage_events t JOIN outbox o ON o.event_id = t.event_id WHERE {bench}"
             "GROUP BY t.outcome", (warmup_key,)).fetchall())
-        first, last = conn.execute(
+        first, last = query(conn,
             f"SELECT min(t.at), max(t.at) FROM triage_events t JOIN outbox o ON o.event_id = t.event_id WHERE {bench}",
             (warmup_key,)).fetchone()
-        counts = sorted(r[0] for r in conn.execute(
+        counts = sorted(r[0] for r in query(conn,
             "SELECT i.report_count FROM incidents i JOIN triage_events t ON t.incident_id = i.id AND t.outcome = "
             f"'created' JOIN outbox o ON o.event_id = t.event_id WHERE {bench}", (warmup_key,)))
-        kinds = dict(conn.execute("SELECT kind, count(*) FROM actions GROUP BY kind").fetchall())
-        ledger = dict(conn.execute("SELECT state, count(*) FROM notifications GROUP BY state").fetchall())
+        kinds = dict(query(conn, "SELECT kind, count(*) FROM actions GROUP BY kind").fetchall())
+        ledger = dict(query(conn, "SELECT state, count(*) FROM notifications GROUP BY state").fetchall())
     finally:
         conn.close()
 
-    def at(text: str | None) -> float | None:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() if text else None
+    def at(value: str | datetime | None) -> float | None:  # SQLite gives text, PostgreSQL a naive datetime (UTC)
+        if not value:
+            return None
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return moment.replace(tzinfo=UTC).timestamp()
 
     return {"accepted": accepted, "outcomes": outcomes, "first_triage": at(first), "last_triage": at(last),
             "reports_per_incident": counts, "actions": kinds, "ledger": ledger}
@@ -187,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-n", type=int, default=20000, help="messages for the broker's raw rate (0 skips)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file (for run_all.py)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite)")
+    parser.add_argument("--db-url", default=None, help="the stack's database (default: SQLite in its data dir)")
     args = parser.parse_args(argv)
     if args.reports < args.events or args.seconds <= 0:
         parser.error("--reports must be at least --events, and --seconds positive")
@@ -194,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="pingan-bench-surge-"))
     data_dir = tmp / "data"
-    db_path = data_dir / "pingan.db"
+    db_path: Path | str = args.db_url or data_dir / "pingan.db"
     up: Child | None = None
     code = 1
     try:
@@ -225,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 PINGAN_TOPIC_PREFIX=f"benchsurge{run}.", PINGAN_METRICS_PORT="0", PINGAN_LOG_LEVEL="WARNING",
                 PINGAN_TWILIO_AUTH_TOKEN=TOKEN, PINGAN_INTAKE_RATE_PER_MINUTE="100000000",
                 PINGAN_INTAKE_CONFIG=str(config_path),
+                **({"PINGAN_DATABASE_URL": args.db_url} if args.db_url else {}),
             )
             up = Child("pingan up", [sys.executable, "-m", "pingan.cli.main", "up"], env, tmp / "up.log")
             started = time.monotonic()
