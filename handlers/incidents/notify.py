@@ -93,13 +93,13 @@ def render_text(incident: Incident, plan: Plan, step: NotifyStep, recipient: Rec
     values = placeholder_values(incident, plan, lang, level, role)
     prefix = STATUS_PREFIX.get(incident.status, {}).get(lang, "")
     # Once: a drill's title often says 【演练】 itself, and the marker up front already tells the reader.
-    values["title"] = _without_markers(values["title"])
+    values["title"] = without_markers(values["title"])
     text = render(step.template.pick(lang), values)
     # Prefix before truncating so the drill marker can never be the part that gets cut.
     return _truncate(text if prefix and text.startswith(prefix) else prefix + text)
 
 
-def _without_markers(title: str) -> str:
+def without_markers(title: str) -> str:
     """The title without the status markers it starts with ("【演练】台风" -> "台风"), unless that leaves nothing."""
     markers = tuple(m.strip() for by_lang in STATUS_PREFIX.values() for m in by_lang.values())
     stripped = title.strip()

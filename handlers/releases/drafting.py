@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from pingan.handlers.incidents.notify import STATUS_PREFIX, placeholder_values, render
+from pingan.handlers.incidents.notify import STATUS_PREFIX, placeholder_values, render, without_markers
 from pingan.schemas.areas import AlertArea, Geocode
 from pingan.schemas.common import LocalizedText
 from pingan.schemas.incident import Incident
@@ -122,17 +122,9 @@ def fill(template: LocalizedText, incident: Incident, plan: Plan, level: Level) 
     """The template rendered with the incident's facts in zh and (when the template has it) en."""
     values = {lang: placeholder_values(incident, plan, lang, level) for lang in ("zh", "en")}
     for by_lang in values.values():  # the marker goes up front once (mark), not again inside the text
-        by_lang["title"] = _without_markers(by_lang["title"])
+        by_lang["title"] = without_markers(by_lang["title"])
     return LocalizedText(zh=render(template.zh, values["zh"]),
                          en=render(template.en, values["en"]) if template.en else None)
-
-
-def _without_markers(title: str) -> str:
-    markers = tuple(m.strip() for by_lang in STATUS_PREFIX.values() for m in by_lang.values())
-    stripped = title.strip()
-    while stripped.startswith(markers):
-        stripped = next(stripped[len(m):].lstrip() for m in markers if stripped.startswith(m))
-    return stripped or title
 
 
 def texts_for(template: ReleaseTemplate, kind: ReleaseKind, incident: Incident, plan: Plan, level: Level
