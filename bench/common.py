@@ -387,3 +387,22 @@ class RawHttp:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+
+def serve_fake_twilio(delay: float, cap: int | None, retry_after: float) -> None:
+    """A bench's child process (bench/notifier.py, bench/release.py): the local Twilio-compatible server, slow and
+    429-ing beyond `cap` in flight, until SIGTERM; its coordinates as one JSON line on stdout, then at the end
+    how many answers it throttled. In a child, so its threads do not share the bench's GIL."""
+    import signal
+    import threading
+
+    from tests.fixtures.twilio_server import FakeTwilio
+
+    server = FakeTwilio(delay_s=delay, max_concurrent=cap, retry_after_s=retry_after).start()
+    print(json.dumps({"base_url": server.base_url, "sid": server.account_sid, "token": server.auth_token,
+                      "from": server.from_number}), flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    done.wait()
+    print(json.dumps({"throttled": server.throttled}), flush=True)
+    server.stop()

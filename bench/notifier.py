@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import Child, clean_env, machine_facts, wait_for, write_json  # noqa: E402
+from common import Child, clean_env, machine_facts, serve_fake_twilio, wait_for, write_json  # noqa: E402
 
 from pingan.handlers.channels.twilio_sms import TwilioSmsChannel  # noqa: E402
 from pingan.schemas.notification import Channel, DeliveryState, Notification, Recipient  # noqa: E402
@@ -41,23 +41,6 @@ from pingan.settings import Settings  # noqa: E402
 from pingan.store.repository import Store  # noqa: E402
 from pingan.streams.notifier import Dispatcher  # noqa: E402
 from pingan.streams.stages import notify_stage  # noqa: E402
-
-
-def serve(delay: float, cap: int | None, retry_after: float) -> None:
-    """The child: a FakeTwilio until SIGTERM; its coordinates as one JSON line on stdout."""
-    import signal
-    import threading
-
-    from tests.fixtures.twilio_server import FakeTwilio
-
-    server = FakeTwilio(delay_s=delay, max_concurrent=cap, retry_after_s=retry_after).start()
-    print(json.dumps({"base_url": server.base_url, "sid": server.account_sid, "token": server.auth_token,
-                      "from": server.from_number}), flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    done.wait()
-    print(json.dumps({"throttled": server.throttled}), flush=True)
-    server.stop()
 
 
 def intents(tag: str, n: int) -> list[Notification]:
@@ -88,7 +71,7 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.delay, args.cap or None, args.retry_after)
+        serve_fake_twilio(args.delay, args.cap or None, args.retry_after)
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="pingan-bench-notifier-"))

@@ -33,8 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import Child, clean_env, machine_facts, wait_for, write_json  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from common import Child, clean_env, machine_facts, serve_fake_twilio, wait_for, write_json  # noqa: E402
 
 from pingan.bootstrap import Services  # noqa: E402
 from pingan.handlers.channels.twilio_sms import TwilioSmsChannel  # noqa: E402
@@ -45,30 +44,13 @@ from pingan.schemas.notification import Notification  # noqa: E402
 from pingan.schemas.release import Release, ReleaseChannel, ReleaseState, ReleaseTexts  # noqa: E402
 from pingan.schemas.taxonomy import Category, Grade, Subtype  # noqa: E402
 from pingan.settings import Settings  # noqa: E402
+from pingan.store.releases import save as save_release  # noqa: E402
 from pingan.store.repository import Store  # noqa: E402
 from pingan.store.subscriptions import SubscriptionStore  # noqa: E402
-from pingan.store.tables import releases  # noqa: E402
 from pingan.streams.broadcast import Broadcaster  # noqa: E402
 from pingan.streams.notifier import Dispatcher  # noqa: E402
 
 TOWN, JISHAN, TANGJIA = "440402100", "440402100003", "440402100001"
-
-
-def serve(delay: float, cap: int | None, retry_after: float) -> None:
-    """The child: a FakeTwilio until SIGTERM; its coordinates as one JSON line on stdout."""
-    import signal
-    import threading
-
-    from tests.fixtures.twilio_server import FakeTwilio
-
-    server = FakeTwilio(delay_s=delay, max_concurrent=cap, retry_after_s=retry_after).start()
-    print(json.dumps({"base_url": server.base_url, "sid": server.account_sid, "token": server.auth_token,
-                      "from": server.from_number}), flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    done.wait()
-    print(json.dumps({"throttled": server.throttled}), flush=True)
-    server.stop()
 
 
 def the_release(now: datetime) -> Release:
@@ -84,12 +66,9 @@ def the_release(now: datetime) -> Release:
 
 
 def publish(store: Store, release: Release) -> None:
+    """As the release workflow leaves a published release in the releases table."""
     with store.engine.begin() as conn:
-        conn.execute(insert(releases).values(
-            id=release.id, incident_id=release.incident_id, state=release.state.value, kind=release.kind.value,
-            status=release.status.value, revision=release.revision, drafted_at=release.drafted_at,
-            published_at=release.published_at, cap_identifier=release.cap_identifier,
-            body=release.model_dump_json()))
+        save_release(conn, release)
 
 
 async def dispatch(dispatcher: Dispatcher, notes: list[Notification], batch: int) -> None:
@@ -111,7 +90,7 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.delay, args.cap or None, args.retry_after)
+        serve_fake_twilio(args.delay, args.cap or None, args.retry_after)
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="pingan-bench-release-"))

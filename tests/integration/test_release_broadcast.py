@@ -13,8 +13,6 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert
-
 from pingan.bootstrap import Services
 from pingan.handlers.channels.twilio_sms import TwilioSmsChannel
 from pingan.handlers.channels.webhook import WebhookChannel
@@ -25,9 +23,9 @@ from pingan.schemas.release import Release, ReleaseChannel, ReleaseState, Releas
 from pingan.schemas.taxonomy import Category, Grade, IncidentStatus, Subtype
 from pingan.settings import Settings
 from pingan.store.drills import DrillStore
+from pingan.store.releases import save as save_release
 from pingan.store.repository import Store
 from pingan.store.subscriptions import SubscriptionStore
-from pingan.store.tables import releases
 from pingan.streams.broadcast import Broadcaster
 from pingan.streams.notifier import Dispatcher
 from tests.fixtures.twilio_server import FakeTwilio
@@ -55,11 +53,7 @@ def make_release(rid: str, incident_id: str, area: str | None = "鸡山社区",
 def publish(store: Store, release: Release) -> None:
     """As the release workflow leaves a published release in the releases table (store/releases.py)."""
     with store.engine.begin() as conn:
-        conn.execute(insert(releases).values(
-            id=release.id, incident_id=release.incident_id, state=release.state.value, kind=release.kind.value,
-            status=release.status.value, revision=release.revision, drafted_at=release.drafted_at,
-            published_at=release.published_at, cap_identifier=release.cap_identifier,
-            body=release.model_dump_json()))
+        save_release(conn, release)
 
 
 def services(store: Store, tmp_path: Path, **settings: object) -> Services:
