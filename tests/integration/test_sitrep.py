@@ -222,8 +222,8 @@ def build_week(store: Store) -> None:
     w.commit()
 
 
-@pytest.fixture
-def week(db_url: str, tmp_path: Path) -> dict[str, str]:
+def known_week(db_url: str, tmp_path: Path) -> Path:
+    """The known week written into the database at `db_url`; the plans dir with its plan."""
     store = Store(db_url)
     try:
         build_week(store)
@@ -232,6 +232,12 @@ def week(db_url: str, tmp_path: Path) -> dict[str, str]:
     plans = tmp_path / "plans"
     plans.mkdir()
     (plans / "sitrep-fire.yaml").write_text(yaml.safe_dump(PLAN, allow_unicode=True))
+    return plans
+
+
+@pytest.fixture
+def week(db_url: str, tmp_path: Path) -> dict[str, str]:
+    plans = known_week(db_url, tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAN_")}
     env.update(PINGAN_DATABASE_URL=db_url, PINGAN_PLANS_DIR=str(plans), PINGAN_DATA_DIR=str(tmp_path / "var"),
                PINGAN_TIMEZONE="Asia/Shanghai")

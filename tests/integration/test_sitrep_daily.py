@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
@@ -29,7 +28,7 @@ from pingan.store.log import iter_log
 from pingan.store.repository import Store
 from pingan.store.sitreps import get_sitrep, list_sitreps
 from tests.integration.test_email_channel import Mailbox, smtp  # noqa: F401 - the fixture
-from tests.integration.test_sitrep import PLAN, build_week
+from tests.integration.test_sitrep import known_week
 from tests.integration.test_webhook_channel import SECRET, Receiver, receiver  # noqa: F401 - the fixture
 
 MAIL_TO = "leaders@district.example.org"
@@ -40,14 +39,7 @@ DAY_ID = "sitrep-day-2026-11-23"
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path, smtp: tuple[Mailbox, int], receiver: Receiver) -> Settings:  # noqa: F811
-    store = Store(db_url)
-    try:
-        build_week(store)
-    finally:
-        store.close()
-    plans = tmp_path / "plans"
-    plans.mkdir()
-    (plans / "sitrep-fire.yaml").write_text(yaml.safe_dump(PLAN, allow_unicode=True))
+    plans = known_week(db_url, tmp_path)
     return Settings(database_url=db_url, data_dir=tmp_path / "var", plans_dir=plans, timezone="Asia/Shanghai",
                     heartbeat_interval_s=0, sitrep_daily_at="08:00", sitrep_daily_to=f"{MAIL_TO}, {receiver.url}",
                     smtp_host="127.0.0.1", smtp_port=smtp[1], smtp_sender="pingan@district.example.org",
