@@ -32,7 +32,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from pingan import metrics
-from pingan.handlers.channels.base import ChannelAdapter
+from pingan.handlers.channels.base import ChannelAdapter, order_scope_of
 from pingan.handlers.incidents.broadcast import STEP_PREFIX, is_broadcast, is_public
 from pingan.schemas.delivery import SendOutcome, SendResult
 from pingan.schemas.notification import DeliveryState, Notification
@@ -51,19 +51,13 @@ THROTTLE_GIVE_UP_S = 300.0  # a message throttled this long goes back to the sch
 OPT_OUT_POLL_S = 0.2  # how stale the notifier's view of new unsubscriptions may be while a broadcast goes
 
 
-# Channels whose receivers are systems, not people: their messages keep order within one incident, and different
-# incidents' messages to one receiver go concurrently. A person reads an SMS, a call or an e-mail in the order it
-# came, so theirs keep one order; a webhook receiver gets each request's incident and key in its body and headers,
-# and holding incident B's webhook behind incident A's capped one receiver at about 20 requests a second (one
-# round trip at a time: bench/versus_alertmanager.py, issue 15), which Alertmanager, ordering nothing, does not.
-ORDERED_PER_INCIDENT = frozenset({"webhook"})
-
-
-def order_key(channel: str, n: Notification) -> tuple[str, ...]:
-    """The messages that must go one after the other, in order: a person's, or a system's about one incident."""
-    if channel in ORDERED_PER_INCIDENT:
-        return (channel, n.recipient.address, n.incident_id)
-    return (channel, n.recipient.address)
+def order_key(channel: ChannelAdapter | str, n: Notification) -> tuple[str, ...]:
+    """The messages that must go one after the other, in order: a recipient's, or for a channel whose order_scope
+    is "incident" (the webhook), a recipient's about one incident. `channel` is the chosen adapter, or why none."""
+    name = channel if isinstance(channel, str) else channel.name
+    if order_scope_of(channel) == "incident":
+        return (name, n.recipient.address, n.incident_id)
+    return (name, n.recipient.address)
 
 
 class TokenBucket:
@@ -147,8 +141,7 @@ class Dispatcher:
         groups: OrderedDict[tuple[str, str], list[Item]] = OrderedDict()
         for n in notes:
             chosen = channel_for(n, self.channels, _live_for(self.store, n, self.settings.live_participants))
-            name = chosen if isinstance(chosen, str) else chosen.name
-            groups.setdefault(order_key(name, n), []).append((n, chosen))
+            groups.setdefault(order_key(chosen, n), []).append((n, chosen))
         # Oldest first within a recipient: a retried message and the ones held back behind it may come back in
         # one batch in any order. The sort is stable, so one fan-out's messages (one created_at) keep theirs.
         return [sorted(items, key=lambda item: item[0].created_at) for items in groups.values()]

@@ -83,6 +83,7 @@ class WebhookChannel:
 
     name = "webhook"
     guarantee = "at_least_once"
+    order_scope = "incident"  # a system: one incident's webhooks in order, different incidents' at once
 
     def __init__(self, secret: str | None, timeout_s: float = 10, pool_size: int = 20,
                  url_secrets: dict[str, str] | None = None) -> None:

@@ -214,9 +214,13 @@ def test_webhooks_to_one_receiver_keep_order_per_incident_and_go_concurrently(st
 
 
 def test_order_keys() -> None:
-    """People's channels keep one order per address; a webhook one per address and incident."""
+    """People's channels keep one order per address; a webhook one per address and incident (its order_scope)."""
     sms = orders("INC-A", recipients=1, each=1)[0]
     other = sms.model_copy(update={"incident_id": "INC-B"})
-    assert order_key("twilio_sms", sms) == order_key("twilio_sms", other)
-    assert order_key("email", sms) == order_key("email", other)
-    assert order_key("webhook", sms) != order_key("webhook", other)
+    twilio_sms = TwilioSmsChannel("AC" + "0" * 32, "token", "+12025550100", api_base_url="http://127.0.0.1:9")
+    email = "email: no channel configured"  # no channel chosen: kept per recipient too
+    webhook = WebhookChannel("whsec-order-0123456789")
+    assert order_key(twilio_sms, sms) == order_key(twilio_sms, other)
+    assert order_key(email, sms) == order_key(email, other)
+    assert order_key(webhook, sms) != order_key(webhook, other)
+    webhook.close()
