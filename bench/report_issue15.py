@@ -43,40 +43,35 @@ def targets_section(results: dict[str, Figures | None]) -> str:
     """Issue 15's table of targets, with this run's figure on each database."""
     rows: list[list[str]] = []
 
-    def both(name: str, fn: Any, fmt: Any, target: str, ok: Any) -> None:
+    def both(label: str, name: str, fn: Any, fmt: Any, target: str, ok: Any) -> None:
         values = [fn(results.get(name)), fn(results.get(f"{name}_pg"))]
         shown = [fmt(v) if v is not None else "n/a" for v in values]
         rows.append([label, shown[0], shown[1], target, _met(ok(values[0]) if values[0] is not None else None)])
 
-    label = "worker CPU per grade III fire incident (burst)"
-    both("pipeline", _cpu_burst, lambda v: f"{v:.1f} ms", "≤ 5 ms on SQLite", lambda v: v <= 5)
-    label = "worker CPU per incident, steady run"
-    both("pipeline", lambda f: ((f or {}).get("steady") or {}).get("cpu_worker_ms_per_incident"),
+    both("worker CPU per grade III fire incident (burst)",
+         "pipeline", _cpu_burst, lambda v: f"{v:.1f} ms", "≤ 5 ms on SQLite", lambda v: v <= 5)
+    both("worker CPU per incident, steady run",
+         "pipeline", lambda f: ((f or {}).get("steady") or {}).get("cpu_worker_ms_per_incident"),
          lambda v: f"{v:.1f} ms", "(≤ 5 ms)", lambda v: v <= 5)
-    label = "steady incidents/s: intake → notified p50 / p99"
-    both("pipeline", lambda f: (f or {}).get("steady"),
+    both("steady incidents/s: intake → notified p50 / p99", "pipeline", lambda f: (f or {}).get("steady"),
          lambda s: f"{s['rate']:g}/s: {_n(s['p50_ms'])} / {_n(s['p99_ms'])} ms", "≤ 60 / 200 ms at 50/s",
          lambda s: s["p50_ms"] <= 60 and s["p99_ms"] <= 200)
-    label = "pipeline incidents/s ÷ faust one-hop forward"
-    both("pipeline", _ratio_forward, lambda v: f"{v:.3f}", "≥ 0.30", lambda v: v >= 0.30)
-    label = "one Alertmanager alert → one webhook, steady, p50 / p99"
-    both("versus", lambda f: _phase(f, "pingan", False),
+    both("pipeline incidents/s ÷ faust one-hop forward",
+         "pipeline", _ratio_forward, lambda v: f"{v:.3f}", "≥ 0.30", lambda v: v >= 0.30)
+    both("one Alertmanager alert → one webhook, steady, p50 / p99", "versus", lambda f: _phase(f, "pingan", False),
          lambda r: f"{r['phase']}: {_n(r['p50_ms'], 1)} / {_n(r['p99_ms'], 1)} ms",
          "≤ 30 / 100 ms at 100/s", lambda r: r["rate"] >= 100 and r["p50_ms"] <= 30 and r["p99_ms"] <= 100)
-    label = "Alertmanager itself, same phase"
-    both("versus", lambda f: _phase(f, "alertmanager", False),
+    both("Alertmanager itself, same phase", "versus", lambda f: _phase(f, "alertmanager", False),
          lambda r: f"{_n(r['p50_ms'], 1)} / {_n(r['p99_ms'], 1)} ms", "(the peer)", lambda r: None)
-    label = "alert burst → the last webhook"
-    both("versus", lambda f: _phase(f, "pingan", True),
+    both("alert burst → the last webhook", "versus", lambda f: _phase(f, "pingan", True),
          lambda r: f"{r['alerts']:,} alerts: {r['to_last_webhook_s']:.2f} s (Alertmanager "
                    f"{_phase(results.get('versus'), 'alertmanager', True)['to_last_webhook_s']:.2f} s)"
          if _phase(results.get("versus"), "alertmanager", True) else f"{r['to_last_webhook_s']:.2f} s",
          "≤ 10 s for 2,000", lambda r: r["alerts"] >= 2000 and r["to_last_webhook_s"] <= 10 and r["duplicates"] == 0)
-    label = "SMS to as many recipients, provider delay 250 ms: handed over"
-    both("notifier", lambda f: f, lambda f: f"{f['n']:,} in {f['elapsed_s']:.2f} s, {f['twice']} twice",
+    both("SMS to as many recipients, provider delay 250 ms: handed over",
+         "notifier", lambda f: f, lambda f: f"{f['n']:,} in {f['elapsed_s']:.2f} s, {f['twice']} twice",
          "1,000 in ≤ 10 s, none twice", lambda f: f["n"] >= 1000 and f["elapsed_s"] <= 10 and f["twice"] == 0)
-    label = "hotline surge: signed SMS accepted, then drained"
-    both("surge", lambda f: f,
+    both("hotline surge: signed SMS accepted, then drained", "surge", lambda f: f,
          lambda f: f"{f['ok']:,} of {f['target']['reports']:,} in {f['target']['seconds']:g} s; "
                    f"{f['ok'] - f['triaged']} not triaged; drained {f['drain_s']:.1f} s after",
          "50,000 in 60 s, none lost, drained ≤ 30 s after",
